@@ -1,0 +1,80 @@
+"""How the source finds its Stripe credentials: dlt config/secrets first, then STRIPE_API_KEY."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from dlt.common.configuration.specs import CredentialsConfiguration, configspec
+from dlt.common.typing import TSecretStrValue
+
+from .errors import InvalidInput, MissingCredentials
+
+API_KEY_ENV = "STRIPE_API_KEY"
+KEY_PREFIXES = ("sk_test_", "sk_live_", "rk_test_", "rk_live_")
+
+
+@configspec
+class StripeCredentials(CredentialsConfiguration):
+    """`[sources.stripe.credentials]` in `.dlt/secrets.toml`, written by `stripe-pipeline connect`."""
+
+    api_key: TSecretStrValue = None  # secret/restricted key, or an OAuth access token
+    stripe_account: str | None = None  # acct_...: read this connected account (Stripe-Account header)
+    refresh_token: TSecretStrValue | None = None  # OAuth: renews api_key when Stripe rejects it
+    client_secret: TSecretStrValue | None = None  # OAuth: the platform's secret key, for refresh
+    client_id: str | None = None  # OAuth: the platform's ca_... id, for disconnect
+
+    def parse_native_representation(self, native_value: Any) -> None:
+        if isinstance(native_value, str):  # SOURCES__STRIPE__CREDENTIALS="sk_test_..."
+            self.api_key = native_value
+        else:
+            super().parse_native_representation(native_value)
+
+    @property
+    def livemode(self) -> bool:
+        return "_live_" in (self.api_key or "")[:8]
+
+    @property
+    def key_type(self) -> str:
+        return "restricted" if str(self.api_key or "").startswith("rk_") else "secret"
+
+
+def resolve_credentials(credentials: StripeCredentials | str | None) -> StripeCredentials:
+    """Fill in from STRIPE_API_KEY when dlt found nothing, and check the key's shape.
+
+    The shape check runs before any request, so a pasted publishable key (pk_) or a typo fails
+    with a clear message instead of a 401.
+    """
+    if isinstance(credentials, str):
+        credentials = StripeCredentials(api_key=credentials)
+    if credentials is None or not credentials.api_key:
+        env_key = os.environ.get(API_KEY_ENV, "").strip()
+        if not env_key:
+            raise MissingCredentials()
+        credentials = credentials or StripeCredentials()
+        credentials.api_key = env_key
+    key = str(credentials.api_key)
+    if key.startswith("pk_"):
+        raise InvalidInput(
+            "The Stripe key is a publishable key (pk_...): use a secret (sk_) or restricted (rk_) key, "
+            "then run `stripe-pipeline connect`"
+        )
+    if not key.startswith(KEY_PREFIXES):
+        raise InvalidInput(
+            "The Stripe key does not look like a Stripe API key (expected sk_test_, sk_live_, rk_test_ "
+            "or rk_live_): run `stripe-pipeline connect` to store a valid one"
+        )
+    if credentials.stripe_account and not credentials.stripe_account.startswith("acct_"):
+        raise InvalidInput(
+            f"stripe_account must be a Stripe account id (acct_...), got '{credentials.stripe_account}'"
+        )
+    return credentials
+
+
+def mask(secret: str | None) -> str:
+    """Stripe's own way of showing a key: prefix and last four characters."""
+    if not secret:
+        return "(none)"
+    secret = str(secret)
+    prefix = secret[: secret.find("_", 3) + 1] if secret.count("_") >= 2 else ""
+    return f"{prefix}****{secret[-4:]}"

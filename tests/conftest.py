@@ -1,0 +1,49 @@
+"""Shared fixtures: a running Stripe emulator and an isolated dlt project per test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from dlt.common.configuration.container import Container
+from dlt.common.configuration.specs import PluggableRunContext
+from dlt.common.pipeline import PipelineContext
+from stripe_emulator import Emulator
+
+# Never read a developer's real key or dlt settings from the environment.
+for _name in list(os.environ):
+    if _name == "STRIPE_API_KEY" or _name.startswith(("SOURCES__", "DESTINATION__")):
+        del os.environ[_name]
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[Emulator]:
+    """A shared read-only world; tests that change data start their own (`fresh_emulator`)."""
+    with Emulator(seed=7, scale=1000) as emu:
+        yield emu
+
+
+@pytest.fixture
+def fresh_emulator() -> Iterator[Emulator]:
+    with Emulator(seed=11, scale=600) as emu:
+        yield emu
+
+
+@pytest.fixture(autouse=True)
+def dlt_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Run every test in its own dlt project dir: .dlt/, pipelines and DuckDB files under tmp_path."""
+    project = tmp_path / "project"
+    (project / ".dlt").mkdir(parents=True)
+    (tmp_path / "local").mkdir()
+    monkeypatch.setenv("DLT_PROJECT_DIR", str(project))
+    monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DLT_LOCAL_DIR", str(tmp_path / "local"))
+    monkeypatch.setenv("RUNTIME__DLTHUB_TELEMETRY", "false")
+    monkeypatch.chdir(project)
+    Container()[PluggableRunContext].reload()
+    yield project
+    if Container()[PipelineContext].is_active():
+        Container()[PipelineContext].deactivate()
+    Container()[PluggableRunContext].reload()
