@@ -1,0 +1,209 @@
+"""`stripe-pipeline connect` and `disconnect`: the connection step at a terminal or in automation.
+
+Keys are read from a hidden prompt, stdin (`--api-key-stdin`) or STRIPE_API_KEY, and are never
+echoed: messages show them masked. Handlers return the process exit code from `errors.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import shlex
+import sys
+import webbrowser
+from typing import Any
+
+from stripe_source.client import DEFAULT_API_BASE, DEFAULT_CONNECT_BASE
+from stripe_source.connection import (
+    SCOPES,
+    credentials_env,
+    deauthorize,
+    load_credentials,
+    remove_credentials,
+    run_oauth_flow,
+    save_credentials,
+    secrets_path,
+    validate,
+)
+from stripe_source.credentials import API_KEY_ENV, StripeCredentials
+from stripe_source.errors import CONNECT_COMMAND, EXIT_OK, InvalidInput, StripeSourceError
+
+API_BASE_ENV = "STRIPE_API_BASE"
+CONNECT_BASE_ENV = "STRIPE_CONNECT_BASE"
+
+
+def add_commands(subparsers: Any) -> None:
+    """Add `connect` and `disconnect` to the CLI's argparse subparsers; `args.handler(args)` runs them."""
+    connect = subparsers.add_parser(
+        "connect",
+        help="add Stripe as a data source: validate a key or authorize with Connect OAuth, then store it",
+        description="Validate Stripe credentials and store them in .dlt/secrets.toml (or print them as env vars).",
+    )
+    key = connect.add_argument_group("API key (default)")
+    key.add_argument(
+        "--api-key-stdin",
+        action="store_true",
+        help=f"read the key from stdin instead of a hidden prompt (or set {API_KEY_ENV})",
+    )
+    key.add_argument("--account", metavar="acct_...", help="read this connected account with the platform key")
+    oauth = connect.add_argument_group("Connect OAuth (\"Connect with Stripe\")")
+    oauth.add_argument("--oauth", action="store_true", help="authorize in the browser instead of pasting a key")
+    oauth.add_argument("--client-id", metavar="ca_...", help="the platform's Connect client_id")
+    oauth.add_argument("--scope", choices=SCOPES, default="read_only", help="access to request (default read_only)")
+    oauth.add_argument("--no-browser", action="store_true", help="only print the authorize URL")
+    oauth.add_argument(
+        "--timeout", type=float, default=300.0, metavar="SECONDS", help="wait this long for the browser"
+    )
+    connect.add_argument("--print-env", action="store_true", help="print env vars instead of writing secrets.toml")
+    connect.add_argument(
+        "--check", action="store_true", help="re-validate the stored credentials; non-zero if they fail"
+    )
+    _add_base_options(connect)
+    connect.set_defaults(handler=connect_command)
+
+    disconnect = subparsers.add_parser(
+        "disconnect",
+        help="deauthorize a Connect OAuth connection and remove the stored credentials",
+    )
+    _add_base_options(disconnect)
+    disconnect.set_defaults(handler=disconnect_command)
+
+
+def _add_base_options(parser: argparse.ArgumentParser) -> None:
+    # SUPPRESS: when the main CLI defines the same options before the subcommand, keep its value.
+    parser.add_argument("--api-base", default=argparse.SUPPRESS, metavar="URL", help="Stripe API base URL")
+    parser.add_argument(
+        "--connect-base", default=argparse.SUPPRESS, metavar="URL", help="Stripe Connect (OAuth) base URL"
+    )
+
+
+def connect_command(args: argparse.Namespace) -> int:
+    try:
+        api_base, connect_base = _bases(args)
+        if args.check:
+            credentials = load_credentials()
+            report = validate(credentials, api_base, connect_base=connect_base)
+            _print_report(report.lines(), sys.stdout)
+            return EXIT_OK
+        credentials = _obtain_credentials(args, connect_base)
+        report = validate(credentials, api_base, connect_base=connect_base)
+        if args.print_env:
+            # The report goes to stderr so `eval "$(stripe-pipeline connect --print-env)"` works.
+            _print_report(report.lines(), sys.stderr)
+            for name, value in credentials_env(credentials).items():
+                print(f"export {name}={shlex.quote(value)}")
+            return EXIT_OK
+        path = save_credentials(credentials)
+        _print_report(report.lines(), sys.stdout)
+        print(f"Saved to {_shown(path)} [sources.stripe.credentials]; `stripe-pipeline run` will use it.")
+        return EXIT_OK
+    except StripeSourceError as exc:
+        return _fail(exc)
+
+
+def disconnect_command(args: argparse.Namespace) -> int:
+    try:
+        _, connect_base = _bases(args)
+        path = secrets_path()
+        try:
+            credentials = load_credentials()
+        except InvalidInput:
+            credentials = None
+        if credentials is not None and credentials.refresh_token and credentials.client_id:
+            account = deauthorize(credentials, connect_base=connect_base)
+            print(f"Deauthorized {account} from the platform.")
+        removed = remove_credentials()
+        if removed:
+            print(f"Removed the Stripe credentials from {_shown(path)}.")
+        elif credentials is None:
+            print("No stored Stripe credentials: nothing to disconnect.")
+        else:
+            print(
+                "The Stripe credentials come from environment variables, not secrets.toml: unset "
+                f"{API_KEY_ENV} / SOURCES__STRIPE__CREDENTIALS__* to finish disconnecting."
+            )
+        return EXIT_OK
+    except StripeSourceError as exc:
+        return _fail(exc)
+
+
+def _obtain_credentials(args: argparse.Namespace, connect_base: str) -> StripeCredentials:
+    if args.oauth:
+        if not args.client_id:
+            raise InvalidInput(
+                f"--oauth needs the platform's Connect id: `{CONNECT_COMMAND} --oauth --client-id ca_...`"
+            )
+        if args.account:
+            raise InvalidInput(
+                "--account is for API keys; with --oauth the connected account is the one that consents"
+            )
+        platform_key = _read_key(args, "Platform secret key (input hidden): ")
+
+        def announce(url: str) -> None:
+            print("Open this URL to connect your Stripe account:", file=sys.stderr)
+            print(f"  {url}", file=sys.stderr)
+
+        return run_oauth_flow(
+            args.client_id,
+            platform_key,
+            scope=args.scope,
+            connect_base=connect_base,
+            open_browser=None if args.no_browser else webbrowser.open,
+            announce=announce,
+            timeout=args.timeout,
+        )
+    return StripeCredentials(
+        api_key=_read_key(args, "Stripe secret or restricted key (input hidden): "),
+        stripe_account=args.account,
+    )
+
+
+def _read_key(args: argparse.Namespace, prompt: str) -> str:
+    if args.api_key_stdin:
+        key = sys.stdin.readline().strip()
+    elif os.environ.get(API_KEY_ENV, "").strip():
+        key = os.environ[API_KEY_ENV].strip()
+    elif sys.stdin.isatty():
+        key = getpass.getpass(prompt).strip()
+    else:
+        key = ""
+    if not key:
+        raise InvalidInput(
+            f"No Stripe key given: run `{CONNECT_COMMAND}` at a terminal, pipe it with --api-key-stdin, "
+            f"or set {API_KEY_ENV}"
+        )
+    return key
+
+
+def _bases(args: argparse.Namespace) -> tuple[str, str]:
+    return (
+        _base(getattr(args, "api_base", None), "api_base", API_BASE_ENV, DEFAULT_API_BASE),
+        _base(getattr(args, "connect_base", None), "connect_base", CONNECT_BASE_ENV, DEFAULT_CONNECT_BASE),
+    )
+
+
+def _base(flag: str | None, config_key: str, env: str, default: str) -> str:
+    """--flag, then dlt config `sources.stripe.<key>`, then the env var, then Stripe's own host."""
+    if flag:
+        return flag
+    import dlt
+
+    return dlt.config.get(f"sources.stripe.{config_key}") or os.environ.get(env) or default
+
+
+def _print_report(lines: list[str], stream: Any) -> None:
+    for line in lines:
+        print(line, file=stream)
+
+
+def _shown(path: os.PathLike[str]) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
+
+
+def _fail(exc: StripeSourceError) -> int:
+    print(f"Error: {exc}", file=sys.stderr)
+    return exc.exit_code
