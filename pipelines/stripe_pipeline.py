@@ -1,0 +1,217 @@
+"""`stripe-pipeline`: connect a Stripe account, then load it into DuckDB or any dlt destination.
+
+    stripe-pipeline connect                 # once: store and validate credentials
+    stripe-pipeline run                     # every time: load what changed
+    stripe-pipeline demo                    # try it on the local emulator, no Stripe account needed
+
+Exit codes (for orchestrators): 0 loaded, 1 a load job failed, 2 bad input, 3 re-authenticate
+(credentials revoked, expired or invalid), 4 a permission is missing, 5 Stripe unavailable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import dlt
+from dlt.common.configuration.exceptions import ConfigurationException
+
+from stripe_source import stripe_source
+from stripe_source.errors import EXIT_LOAD_FAILED, EXIT_OK, StripeSourceError
+
+PIPELINE_NAME = "stripe"
+DEFAULT_DATASET = "stripe"
+DEFAULT_DUCKDB_PATH = "stripe.duckdb"
+
+
+def build_pipeline(
+    destination: str = "duckdb",
+    dataset: str = DEFAULT_DATASET,
+    duckdb_path: str | None = None,
+    pipeline_name: str = PIPELINE_NAME,
+    pipelines_dir: str | None = None,
+) -> dlt.Pipeline:
+    """A pipeline writing parquet load files when the destination takes them (DuckDB loads them far faster)."""
+    if destination == "duckdb":
+        target: Any = dlt.destinations.duckdb(
+            duckdb_path or DEFAULT_DUCKDB_PATH, preferred_loader_file_format="parquet"
+        )
+    else:
+        target = destination
+    return dlt.pipeline(
+        pipeline_name=pipeline_name,
+        destination=target,
+        dataset_name=dataset,
+        pipelines_dir=pipelines_dir,
+        progress="log",
+    )
+
+
+def load(pipeline: dlt.Pipeline, source: Any, workers: int | None = None) -> dict[str, int]:
+    """Extract, normalize and load; returns the rows loaded per table. Raises if any job failed."""
+    # One extract thread per resource: each waits on its own pages while the others fetch.
+    extract_workers = workers or max(5, len(source.selected_resources) + 1)
+    pipeline.extract(source, workers=extract_workers)
+    normalize_info = pipeline.normalize()
+    load_info = pipeline.load()
+    load_info.raise_on_failed_jobs()
+    counts = normalize_info.row_counts if normalize_info else {}
+    return {table: n for table, n in counts.items() if not table.startswith("_dlt")}
+
+
+def table_totals(pipeline: dlt.Pipeline) -> dict[str, int]:
+    """Rows per data table now in the destination."""
+    schema = pipeline.default_schema
+    tables = [t for t in schema.data_table_names() if not t.startswith("_dlt")]
+    totals: dict[str, int] = {}
+    with pipeline.sql_client() as client:
+        for table in sorted(tables):
+            try:
+                rows = client.execute_sql(f"SELECT count(*) FROM {client.make_qualified_table_name(table)}")
+            except Exception:  # a table declared in the schema but not created (no rows yet)
+                continue
+            totals[table] = rows[0][0]
+    return totals
+
+
+def print_summary(loaded: dict[str, int], totals: dict[str, int], seconds: float) -> None:
+    width = max([len(t) for t in totals] + [5])
+    print(f"\n{'table'.ljust(width)}  {'loaded':>9}  {'in warehouse':>12}")
+    for table in sorted(totals):
+        print(f"{table.ljust(width)}  {loaded.get(table, 0):>9,}  {totals[table]:>12,}")
+    print(f"\n{sum(loaded.values()):,} rows loaded in {seconds:.1f}s")
+
+
+# --- commands
+def cmd_run(args: argparse.Namespace) -> int:
+    source = stripe_source(
+        resources=args.resources,
+        start_date=args.start_date,
+        end_date=args.end_date,
+        api_base=args.api_base,
+        full_refresh=args.full_refresh,
+        **_tuning(args),
+    )
+    pipeline = build_pipeline(args.destination, args.dataset, args.duckdb_path, args.pipeline_name)
+    started = time.perf_counter()
+    loaded = load(pipeline, source)
+    print_summary(loaded, table_totals(pipeline), time.perf_counter() - started)
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from stripe_emulator import Emulator  # the demo's stand-in for Stripe; the source never imports it
+
+    print(f"Starting the local Stripe emulator (seed {args.seed}, ~{args.scale:,} objects)...")
+    with Emulator(seed=args.seed, scale=args.scale) as emu:
+        print(f"Emulator ready at {emu.api_base} (account {emu.account_id})")
+        source = stripe_source(credentials=emu.api_key, api_base=emu.api_base, full_refresh=True)
+        pipeline = build_pipeline("duckdb", args.dataset, args.duckdb_path, "stripe_demo")
+        started = time.perf_counter()
+        loaded = load(pipeline, source)
+        print_summary(loaded, table_totals(pipeline), time.perf_counter() - started)
+    path = Path(args.duckdb_path).resolve()
+    query = (
+        "SELECT date_trunc('month', created) AS month, status, count(*) AS invoices, "
+        "sum(amount_paid) / 100 AS paid FROM stripe.invoices GROUP BY ALL ORDER BY month DESC, status LIMIT 8"
+    )
+    print(f"\nLoaded into {path}. Try:\n  duckdb {path} \"{query}\"\n")
+    import duckdb
+
+    with duckdb.connect(str(path), read_only=True) as con:
+        print(con.sql(query))
+    return EXIT_OK
+
+
+def _tuning(args: argparse.Namespace) -> dict[str, Any]:
+    tuning = {
+        "lookback_seconds": args.lookback_seconds,
+        "max_requests_per_second": args.max_rps,
+        "max_requests_per_endpoint": args.max_rps_per_endpoint,
+        "workers": args.workers,
+    }
+    return {name: value for name, value in tuning.items() if value is not None}
+
+
+# --- the command line
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="stripe-pipeline", description=__doc__.split("\n\n")[0])
+    sub = root.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="load Stripe into DuckDB (or any dlt destination)")
+    run.add_argument("--resources", help="comma-separated tables to load (default: all)")
+    run.add_argument("--start-date", help="only objects created on/after this date (ISO 8601)")
+    run.add_argument("--end-date", help="only objects created before this date (a stateless backfill window)")
+    run.add_argument("--destination", default="duckdb", help="any dlt destination (default: duckdb)")
+    run.add_argument("--dataset", default=DEFAULT_DATASET, help="dataset/schema name (default: stripe)")
+    run.add_argument("--duckdb-path", default=DEFAULT_DUCKDB_PATH, help="DuckDB file (default: ./stripe.duckdb)")
+    run.add_argument("--api-base", help="Stripe API base URL, e.g. the emulator's (default: api.stripe.com)")
+    run.add_argument("--pipeline-name", default=PIPELINE_NAME, help="dlt pipeline name (state and working dir)")
+    run.add_argument("--full-refresh", action="store_true", help="ignore cursors and read everything again")
+    run.add_argument("--lookback-seconds", type=int, help="re-read this far behind the last cursor (default 300)")
+    run.add_argument("--max-rps", type=float, help="requests per second overall (default: 100 live, 25 test)")
+    run.add_argument("--max-rps-per-endpoint", type=float, help="requests per second per endpoint (default 25)")
+    run.add_argument("--workers", type=int, help="concurrent requests at most (default 48)")
+    run.set_defaults(handler=cmd_run)
+
+    demo = sub.add_parser("demo", help="load a seeded local Stripe emulator into DuckDB")
+    demo.add_argument("--scale", type=int, default=5000, help="objects in the emulated account")
+    demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--duckdb-path", default="stripe_demo.duckdb")
+    demo.add_argument("--dataset", default=DEFAULT_DATASET)
+    demo.set_defaults(handler=cmd_demo)
+
+    try:
+        from pipelines.connect_cli import add_commands
+    except ImportError:  # the connection step is optional for embedding the loader alone
+        pass
+    else:
+        add_commands(sub)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print("Interrupted: nothing from this run was loaded past the last completed step.", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one line for the user, the traceback only with DEBUG
+        error = user_error(exc)
+        if error is None:
+            raise
+        message, code = error
+        print(f"Error: {message}", file=sys.stderr)
+        if os.environ.get("STRIPE_PIPELINE_DEBUG"):
+            raise
+        return code
+
+
+def user_error(exc: BaseException) -> tuple[str, int] | None:
+    """Our error inside dlt's wrappers (a source or step failure), as (message, exit code)."""
+    seen = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, StripeSourceError):
+            return str(current), current.exit_code
+        current = current.__cause__ or current.__context__
+    if isinstance(exc, ConfigurationException):
+        return str(exc).splitlines()[0], 2
+    from dlt.pipeline.exceptions import PipelineStepFailed
+
+    if isinstance(exc, PipelineStepFailed):
+        return f"the {exc.step} step failed: {str(exc.exception).splitlines()[0]}", EXIT_LOAD_FAILED
+    return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

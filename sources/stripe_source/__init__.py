@@ -1,0 +1,255 @@
+"""A dlt source for Stripe: payments, invoices, billing and everything they reference.
+
+    pipeline = dlt.pipeline("stripe", destination="duckdb", dataset_name="stripe")
+    pipeline.run(stripe_source(start_date="2024-01-01"))
+
+Resources are built from the catalog (`catalog.py`); the engine is `sync.py`, the sync model
+`incremental.py`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import dlt
+import stripe
+from dlt.extract.resource import DltResource
+
+from .catalog import BY_TABLE, CATALOG, StripeObject
+from .client import API_VERSION, DEFAULT_API_BASE, DEFAULT_CONNECT_BASE, RateLimits, StripeApi
+from .credentials import StripeCredentials, resolve_credentials
+from .errors import PermissionMissing
+from .incremental import ChangeFeed, ObjectChanges, RunBounds, is_complete, is_gap, tombstones
+from .options import DateLike, check_window, parse_date, select_tables
+from .sync import Batch, ObjectReader, Window, read_singleton
+
+__all__ = ["stripe_source", "StripeCredentials", "CATALOG", "API_VERSION"]
+
+logger = logging.getLogger(__name__)
+
+API_BASE_ENV = "STRIPE_API_BASE"
+CONNECT_BASE_ENV = "STRIPE_CONNECT_BASE"
+
+
+@dlt.source(name="stripe", section="stripe", parallelized=True)
+def stripe_source(
+    credentials: StripeCredentials | None = dlt.secrets.value,
+    resources: Sequence[str] | str | None = None,
+    start_date: DateLike = None,
+    end_date: DateLike = None,
+    api_base: str | None = None,
+    connect_base: str | None = None,
+    lookback_seconds: int = 300,
+    full_refresh: bool = False,
+    max_requests_per_second: float | None = None,
+    max_requests_per_endpoint: float | None = None,
+    workers: int = 48,
+) -> Iterator[DltResource]:
+    """Stripe objects as tables, loaded completely the first time and incrementally after.
+
+    Args:
+        credentials: key (sk_/rk_ or OAuth access token) and optional connected account; read from
+            `[sources.stripe.credentials]`, SOURCES__STRIPE__CREDENTIALS__API_KEY or STRIPE_API_KEY.
+        resources: table names to load (default: all). Sub-list tables load with their parent.
+        start_date / end_date: bound `created` (ISO 8601 strings, dates, datetimes or Unix seconds).
+            An end_date makes the run a stateless backfill window.
+        api_base: Stripe's API base URL (or STRIPE_API_BASE); the emulator's for local runs.
+        lookback_seconds: re-read objects and events this far behind the last cursor.
+        full_refresh: ignore cursors and read everything again.
+        max_requests_per_second / max_requests_per_endpoint: pacing (default from the key's mode:
+            live 100 and 25, test 25 and 25); raise them for accounts with raised limits.
+        workers: concurrent requests at most.
+    """
+    # Everything the user gave is checked before the first request.
+    start, end = parse_date(start_date, "start_date"), parse_date(end_date, "end_date")
+    check_window(start, end)
+    selection = select_tables(resources)
+    creds = resolve_credentials(credentials)
+    api_base = (api_base or os.environ.get(API_BASE_ENV) or DEFAULT_API_BASE).rstrip("/")
+    connect_base = connect_base or os.environ.get(CONNECT_BASE_ENV) or DEFAULT_CONNECT_BASE
+
+    limits = RateLimits.for_mode(creds.livemode)
+    limits.global_rps = max_requests_per_second or limits.global_rps
+    limits.endpoint_rps = max_requests_per_endpoint or limits.endpoint_rps
+    api = StripeApi(creds, api_base, connect_base=connect_base, limits=limits, pool_size=workers)
+
+    account_id = _connect(api, creds, selection)
+    bounds = RunBounds(
+        now=api.server_time or int(time.time()),
+        start=start,
+        end=end,
+        lookback=lookback_seconds,
+        full_refresh=full_refresh,
+    )
+    executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stripe")
+    run = _Run(api, executor, account_id, bounds, selection)
+    for root, tables in selection.items():
+        yield run.resource(BY_TABLE[root], tables)
+
+
+def _connect(api: StripeApi, creds: StripeCredentials, selection: dict[str, frozenset[str]]) -> str | None:
+    """Validate the credentials with one cheap read; for restricted keys check every permission.
+
+    Raises before anything is extracted, so a revoked key or a missing permission loads nothing.
+    """
+    account_id = creds.stripe_account
+    try:
+        account_id = api.get("/v1/account")["id"]
+    except stripe.PermissionError:
+        pass  # a restricted key without account access: still valid, data rows name no account
+    if creds.key_type == "restricted":
+        missing = {}
+        for root in selection:
+            entry = BY_TABLE[root]
+            try:
+                api.get(entry.path or "", {"limit": 1} if not entry.singleton else None)
+            except stripe.PermissionError:
+                missing[root] = entry.permission
+        if missing:
+            raise PermissionMissing(missing, account_id)
+    return account_id
+
+
+class _Run:
+    """One extraction: shared client, thread pool, events feed and bounds for all resources."""
+
+    def __init__(
+        self,
+        api: StripeApi,
+        executor: ThreadPoolExecutor,
+        account_id: str | None,
+        bounds: RunBounds,
+        selection: dict[str, frozenset[str]],
+    ) -> None:
+        self.api = api
+        self.executor = executor
+        self.account_id = account_id or ""
+        self.bounds = bounds
+        self.selection = selection
+        self._hints: dict[str, Any] = {}
+        self._feed: ChangeFeed | None = None
+        self._feed_lock = threading.Lock()
+
+    def reader(self, tables: frozenset[str] | None = None, skip_ids: frozenset[str] = frozenset()) -> ObjectReader:
+        return ObjectReader(self.api, self.executor, self.account_id, wanted_tables=tables, skip_ids=skip_ids)
+
+    def resource(self, entry: StripeObject, tables: frozenset[str]) -> DltResource:
+        def read() -> Iterator[Any]:
+            for batch in self._batches(entry, tables):
+                yield dlt.mark.with_hints(batch.rows, self._hints[batch.table], create_table_variant=True)
+
+        return dlt.resource(read, name=entry.table, table_name=entry.table, parallelized=True)
+
+    # --- what one resource reads this run
+    def _batches(self, entry: StripeObject, tables: frozenset[str]) -> Iterator[Batch]:
+        if entry.singleton:
+            self._set_hints(entry, "merge")
+            yield read_singleton(self.api, entry, self.account_id)
+            return
+        state = dlt.current.resource_state(entry.table)
+        cursor = None if self.bounds.full_refresh else state.get("created_cursor")
+        tracks_changes = entry.mutable and bool(entry.events)
+        events_cursor = state.get("events_cursor") if cursor is not None else None
+        if tracks_changes and cursor is not None:
+            if events_cursor is None or is_gap(events_cursor, self.bounds):
+                logger.warning(
+                    "%s: the last sync is older than the 30 days Stripe keeps events; "
+                    "reading all %s again so no update or delete is missed",
+                    entry.table,
+                    entry.table,
+                )
+                cursor = None
+        whole = cursor is None and self.bounds.start is None and self.bounds.end is None
+        self._set_hints(entry, "replace" if whole and entry.table != "events" else "merge")
+
+        known = set(state.get("known_fields", ()))
+        skip: frozenset[str] = frozenset()
+        if cursor is not None and tracks_changes:
+            changes = self._feed_from(events_cursor - self.bounds.lookback).changes_for(
+                entry.table, events_cursor - self.bounds.lookback
+            )
+            skip = changes.ids
+            yield from tombstones(entry, changes.deleted, self.account_id)
+            yield from self.reader(tables).complete(entry, self._current(entry, changes, known))
+
+        start = self.bounds.start
+        if cursor is not None:
+            start = max(cursor - self.bounds.lookback, start or 0)
+        window = Window(start, self.bounds.list_end)
+        if entry.table == "events" and cursor is not None:
+            events = self._feed_from(start).events(start)
+            yield Batch("events", [dict(e, stripe_account_id=self.account_id) for e in events])
+        else:
+            for batch in self.reader(tables, skip_ids=skip).read(entry, window):
+                if batch.table == entry.table:
+                    known.update(batch.rows[0].keys())
+                yield batch
+        if self.bounds.stateful:
+            state["created_cursor"] = self.bounds.list_end
+            state["known_fields"] = sorted(known - {"stripe_account_id"})
+            if tracks_changes:
+                state["events_cursor"] = self.bounds.now
+
+    def _current(self, entry: StripeObject, changes: ObjectChanges, known: set[str]) -> list[dict]:
+        """The newest state of changed objects: the event snapshot, or a re-fetch if it is partial."""
+        objects = []
+        for object_id, snapshot in changes.updated.items():
+            if is_complete(snapshot, known, changes.api_versions.get(object_id), entry):
+                objects.append(dict(snapshot))
+            else:
+                objects.append(self.api.get(f"{entry.path}/{object_id}", endpoint=f"{entry.path}/{{id}}"))
+        return objects
+
+    def _feed_from(self, since: int) -> ChangeFeed:
+        """The run's shared events feed, starting at the oldest cursor any selected resource needs."""
+        with self._feed_lock:
+            if self._feed is None:
+                self._feed = ChangeFeed(self.reader(), self.bounds, min(since, self._oldest_events_cursor()))
+            return self._feed
+
+    def _oldest_events_cursor(self) -> int:
+        resources = dlt.current.source_state().get("resources", {})
+        cursors = []
+        for root in self.selection:
+            state = resources.get(root, {})
+            cursor = state.get("events_cursor" if root != "events" else "created_cursor")
+            if cursor is not None and not is_gap(cursor, self.bounds):
+                cursors.append(cursor - self.bounds.lookback)
+        return min(cursors, default=self.bounds.now)
+
+    def _set_hints(self, entry: StripeObject, mode: str) -> None:
+        for table in (entry.table, *(sub.table for sub in entry.sub_lists)):
+            self._hints[table] = table_hints(BY_TABLE[table], mode)
+
+
+def table_hints(entry: StripeObject, mode: str) -> Any:
+    """dlt hints of one table: key, merge rules, timestamp columns, hard deletes."""
+    columns: dict[str, dict[str, Any]] = {name: {"data_type": "timestamp"} for name in entry.timestamps}
+    columns["stripe_account_id"] = {"data_type": "text"}
+    columns["metadata"] = {"data_type": "json"}  # free-form keys: one column, not one per key
+    if entry.table == "events":
+        columns["data"] = {"data_type": "json"}  # any object type: as Stripe sent it, not flattened
+    merge_key = None
+    if entry.table == "events":
+        disposition: Any = {"disposition": "merge", "strategy": "insert-only"}  # append-only log
+    elif mode == "replace":
+        disposition = "replace"
+    else:
+        disposition = {"disposition": "merge", "strategy": "delete-insert"}
+        columns["deleted"] = {"data_type": "bool", "hard_delete": True}
+        if entry.parent:
+            # Re-reading a parent replaces all of its items (draft line ids change on finalize).
+            merge_key = next(s.parent_column for s in BY_TABLE[entry.parent].sub_lists if s.table == entry.table)
+    return dlt.mark.make_hints(
+        table_name=entry.table,
+        primary_key="id",
+        merge_key=merge_key,
+        write_disposition=disposition,
+        columns=columns,
+    )

@@ -1,0 +1,140 @@
+"""What each run reads: cursors on `created`, the events feed for updates and deletes, gaps.
+
+The sync model (the README repeats it for users):
+- First run, or `full_refresh`: every object is listed (within `start_date`/`end_date`).
+- Later runs list only objects created since the last run's cursor, minus `lookback_seconds`.
+- Objects that change after creation are brought up to date from `/v1/events` since the last
+  run: the newest event per object wins; its snapshot is used when it is complete, otherwise the
+  object is fetched again (one request). Truncated sub-lists are always paged to the end.
+- `*.deleted` events delete the row and its sub-list rows (dlt's hard-delete hint on `deleted`).
+- Stripe keeps events 30 days. A cursor older than that is a gap: the run says so and reads the
+  mutable objects fully again, replacing their tables, so the warehouse ends equal to Stripe.
+
+Cursors live in dlt's state (destination-backed), so they survive a lost working directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .catalog import BY_TABLE, StripeObject, object_for_event
+from .client import API_VERSION
+from .sync import Batch, ObjectReader, Window
+
+logger = logging.getLogger(__name__)
+
+EVENTS_RETENTION_SECONDS = 30 * 86400
+
+
+@dataclass(frozen=True)
+class RunBounds:
+    """What the user asked for this run, fixed before the first request."""
+
+    now: int  # Stripe's clock at the start of the run
+    start: int | None
+    end: int | None  # explicit end_date: a stateless window, cursors are left alone
+    lookback: int
+    full_refresh: bool
+
+    @property
+    def list_end(self) -> int:
+        # Exclusive bound: objects created from `now` on belong to the next run (via lookback).
+        return self.end if self.end is not None else self.now + 1
+
+    @property
+    def stateful(self) -> bool:
+        return self.end is None
+
+
+@dataclass
+class ObjectChanges:
+    """The newest state events report for objects of one table since the last run."""
+
+    updated: dict[str, dict] = field(default_factory=dict)  # id -> snapshot
+    deleted: dict[str, dict] = field(default_factory=dict)  # id -> snapshot at deletion
+    api_versions: dict[str, str | None] = field(default_factory=dict)
+
+    @property
+    def ids(self) -> frozenset[str]:
+        return frozenset(self.updated) | frozenset(self.deleted)
+
+
+class ChangeFeed:
+    """Events since the oldest cursor of this run's resources, read once and shared by all of them."""
+
+    def __init__(self, reader: ObjectReader, bounds: RunBounds, since: int) -> None:
+        self.reader = reader
+        self.bounds = bounds
+        self.since = since
+        self._lock = threading.Lock()
+        self._events: list[dict] | None = None
+
+    def events(self, since: int) -> list[dict]:
+        """Events created at or after `since` (oldest first); fetched once, on first use."""
+        if since < self.since:
+            raise ValueError(f"the feed starts at {self.since}, not {since}")
+        with self._lock:
+            if self._events is None:
+                events: list[dict] = []
+                for batch in self.reader.read(BY_TABLE["events"], Window(self.since, self.bounds.now + 1)):
+                    events.extend(batch.rows)
+                events.sort(key=lambda e: (e["created"], e["id"]))
+                self._events = events
+        return [event for event in self._events if event["created"] >= since]
+
+    def changes_for(self, table: str, since: int) -> ObjectChanges:
+        return _group_changes(self.events(since)).get(table, ObjectChanges())
+
+
+def is_gap(events_cursor: int, bounds: RunBounds) -> bool:
+    """Whether events we would need have already expired at Stripe."""
+    return events_cursor - bounds.lookback < bounds.now - EVENTS_RETENTION_SECONDS
+
+
+def _group_changes(events: list[dict]) -> dict[str, ObjectChanges]:
+    by_table: dict[str, ObjectChanges] = {}
+    for event in events:  # oldest first, so the newest event per object wins
+        entry = object_for_event(event)
+        if entry is None:
+            continue
+        changes = by_table.setdefault(entry.table, ObjectChanges())
+        snapshot = event["data"]["object"]
+        object_id = snapshot["id"]
+        if event["type"].endswith(".deleted") and entry.deletable:
+            changes.updated.pop(object_id, None)
+            changes.deleted[object_id] = snapshot
+        else:
+            changes.deleted.pop(object_id, None)
+            changes.updated[object_id] = snapshot
+            changes.api_versions[object_id] = event.get("api_version")
+    return by_table
+
+
+def is_complete(snapshot: dict, known_fields: set[str], api_version: str | None, entry: StripeObject) -> bool:
+    """A snapshot can replace the row only if it has every field the list endpoint returns.
+
+    Events are rendered in the account's API version, which may not be ours; and a snapshot that
+    lacks a field would overwrite good data with null.
+    """
+    if api_version and api_version != API_VERSION:
+        return False
+    sub_fields = {sub.field for sub in entry.sub_lists}
+    return (known_fields - sub_fields) <= snapshot.keys()
+
+
+def tombstones(entry: StripeObject, deleted_ids: Any, account_id: str | None) -> Iterator[Batch]:
+    """Rows that make dlt delete an object and, through the merge key, all of its sub-list rows."""
+    ids = sorted(deleted_ids)
+    if not ids:
+        return
+    yield Batch(entry.table, [{"id": i, "deleted": True, "stripe_account_id": account_id} for i in ids])
+    for sub in entry.sub_lists:
+        rows = [
+            {"id": f"{i}:deleted", sub.parent_column: i, "deleted": True, "stripe_account_id": account_id}
+            for i in ids
+        ]
+        yield Batch(sub.table, rows)

@@ -1,0 +1,203 @@
+"""Complete loads: every table in DuckDB equals what the emulated Stripe account holds."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from stripe_source.catalog import BY_TABLE, CATALOG
+from tests.helpers import EMULATOR_RESOURCE, assert_no_duplicates, ids, rows, run_pipeline, tables
+
+# A few fields per table that must come through unchanged (beyond the id).
+KEY_FIELDS = {
+    "charges": ("amount", "currency", "status", "customer", "balance_transaction"),
+    "payment_intents": ("amount", "currency", "status"),
+    "refunds": ("amount", "charge", "status"),
+    "disputes": ("amount", "charge", "status"),
+    "balance_transactions": ("amount", "fee", "net", "type"),
+    "payouts": ("amount", "status"),
+    "transfers": ("amount", "destination"),
+    "invoices": ("customer", "status", "total", "amount_paid", "amount_due"),
+    "invoice_line_items": ("invoice", "amount", "currency"),
+    "invoice_items": ("customer", "amount", "invoice"),
+    "credit_notes": ("invoice", "amount"),
+    "customers": ("email", "name"),
+    "subscriptions": ("customer", "status"),
+    "subscription_items": ("subscription", "quantity"),
+    "products": ("name", "active"),
+    "prices": ("product", "unit_amount", "type"),
+    "plans": ("product", "amount", "interval"),
+    "coupons": ("percent_off", "duration"),
+    "promotion_codes": ("code",),
+    "tax_rates": ("percentage", "jurisdiction"),
+    "events": ("type",),
+}
+
+
+@pytest.fixture
+def full_load(emulator, monkeypatch, tmp_path) -> Path:
+    db = tmp_path / "stripe.duckdb"
+    assert run_pipeline(emulator, monkeypatch, db) == 0
+    return db
+
+
+def test_every_table_equals_the_emulator(emulator, full_load):
+    loaded = tables(full_load)
+    for entry in CATALOG:
+        if entry.singleton:
+            continue
+        expected = {obj["id"]: obj for obj in emulator.objects(EMULATOR_RESOURCE[entry.table])}
+        assert expected, f"the emulator world has no {entry.table}"
+        assert entry.table in loaded, f"{entry.table} was not loaded"
+        got = ids(full_load, entry.table)
+        assert_no_duplicates(got)
+        assert set(got) == set(expected), f"{entry.table}: ids differ"
+        fields = [f for f in KEY_FIELDS.get(entry.table, ()) if any(f in o for o in expected.values())]
+        if not fields:
+            continue
+        present = {r[0] for r in rows(full_load, f"DESCRIBE stripe.{entry.table}")}
+        fields = [f for f in fields if f in present]
+        got_rows = rows(full_load, f"SELECT id, {', '.join(fields)} FROM stripe.{entry.table}")
+        for row in got_rows:
+            obj = expected[row[0]]
+            for name, value in zip(fields, row[1:], strict=True):
+                want = obj.get(name)
+                if isinstance(want, dict):  # an expanded object would be loaded as its id
+                    want = want.get("id")
+                assert value == want, f"{entry.table}.{name} of {row[0]}: {value!r} != {want!r}"
+
+
+def test_every_row_carries_livemode_and_account(emulator, full_load):
+    for entry in CATALOG:
+        if entry.table in ("events",):
+            continue
+        account_ids = rows(full_load, f"SELECT DISTINCT stripe_account_id FROM stripe.{entry.table}")
+        assert account_ids == [(emulator.account_id,)], entry.table
+    livemode = rows(full_load, "SELECT DISTINCT livemode FROM stripe.charges")
+    assert livemode == [(False,)]
+    account = rows(full_load, "SELECT id FROM stripe.account")
+    assert account == [(emulator.account_id,)]
+
+
+def test_all_invoice_lines_not_just_the_embedded_ten(emulator, full_load):
+    expected = Counter(line["invoice"] for line in emulator.objects("invoice_line_items"))
+    assert max(expected.values()) > 10, "the world must have invoices with more than 10 lines"
+    got = dict(rows(full_load, "SELECT invoice, count(*) FROM stripe.invoice_line_items GROUP BY invoice"))
+    assert got == dict(expected)
+    # and lines are not duplicated as a dlt child table of invoices
+    assert not any(t.startswith("invoices__lines") for t in tables(full_load))
+
+
+def test_credit_note_lines_and_subscription_items_complete(emulator, full_load):
+    for table, parent_column in (("credit_note_line_items", "credit_note"), ("subscription_items", "subscription")):
+        got = set(ids(full_load, table))
+        assert got == {o["id"] for o in emulator.objects(EMULATOR_RESOURCE[table])}
+        orphans = rows(full_load, f"SELECT count(*) FROM stripe.{table} WHERE {parent_column} IS NULL")
+        assert orphans == [(0,)]
+
+
+def test_canceled_subscriptions_are_loaded(emulator, full_load):
+    statuses = dict(rows(full_load, "SELECT status, count(*) FROM stripe.subscriptions GROUP BY status"))
+    expected = Counter(s["status"] for s in emulator.objects("subscriptions"))
+    assert statuses.get("canceled", 0) > 0
+    assert statuses == dict(expected)
+
+
+def test_timestamps_are_typed_and_money_stays_in_minor_units(full_load):
+    columns = dict(rows(full_load, "SELECT column_name, data_type FROM information_schema.columns "
+                                   "WHERE table_schema = 'stripe' AND table_name = 'invoices'"))
+    assert columns["created"] == "TIMESTAMP WITH TIME ZONE"
+    assert columns["period_start"] == "TIMESTAMP WITH TIME ZONE"
+    assert columns["amount_due"] == "BIGINT"
+    assert columns["currency"] == "VARCHAR"
+    line_columns = dict(rows(full_load, "SELECT column_name, data_type FROM information_schema.columns "
+                                        "WHERE table_schema = 'stripe' AND table_name = 'invoice_line_items'"))
+    assert line_columns["period__start"] == "TIMESTAMP WITH TIME ZONE"
+
+
+def test_start_and_end_date_bound_created_exactly(emulator, monkeypatch, tmp_path):
+    charges = emulator.objects("charges")
+    created = sorted(c["created"] for c in charges)
+    start, end = created[len(created) // 4], created[len(created) // 2]
+    db = tmp_path / "window.duckdb"
+    code = run_pipeline(emulator, monkeypatch, db, "--resources", "charges,invoices,invoice_line_items",
+                        "--start-date", str(start), "--end-date", _iso(end))
+    assert code == 0
+    expected = {c["id"] for c in charges if start <= c["created"] < end}
+    assert set(ids(db, "charges")) == expected
+    invoices = {i["id"] for i in emulator.objects("invoices") if start <= i["created"] < end}
+    assert set(ids(db, "invoices")) == invoices
+    assert tables(db) & {entry.table for entry in CATALOG} == {"charges", "invoices", "invoice_line_items"}
+
+
+def test_the_same_full_load_twice_leaves_the_same_rows(emulator, monkeypatch, tmp_path):
+    db = tmp_path / "twice.duckdb"
+    args = ("--resources", "invoices,invoice_line_items,customers,events", "--full-refresh")
+    assert run_pipeline(emulator, monkeypatch, db, *args) == 0
+    first = {t: sorted(ids(db, t)) for t in ("invoices", "invoice_line_items", "customers", "events")}
+    assert run_pipeline(emulator, monkeypatch, db, *args) == 0
+    second = {t: sorted(ids(db, t)) for t in first}
+    assert first == second
+    for values in second.values():
+        assert_no_duplicates(values)
+
+
+def test_a_connected_account_lands_with_its_account_id(emulator, monkeypatch, tmp_path):
+    account = emulator.connected_account_ids[0]
+    monkeypatch.setenv("SOURCES__STRIPE__CREDENTIALS__STRIPE_ACCOUNT", account)
+    db = tmp_path / "connected.duckdb"
+    assert run_pipeline(emulator, monkeypatch, db, "--resources", "charges,customers") == 0
+    for table in ("charges", "customers"):
+        expected = {o["id"] for o in emulator.objects(table, account=account)}
+        assert set(ids(db, table)) == expected
+        assert expected.isdisjoint(o["id"] for o in emulator.objects(table))
+        assert rows(db, f"SELECT DISTINCT stripe_account_id FROM stripe.{table}") == [(account,)]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--start-date", "2024-02-01", "--end-date", "2024-01-01"), "end_date must be after start_date"),
+        (("--start-date", "last tuesday"), "start_date 'last tuesday' is not a date"),
+        (("--resources", "charges,invoicez"), "Unknown Stripe resource(s): invoicez"),
+    ],
+)
+def test_bad_input_fails_clearly_before_any_request(emulator, monkeypatch, tmp_path, capsys, args, message):
+    emulator.reset_stats()
+    db = tmp_path / "bad.duckdb"
+    assert run_pipeline(emulator, monkeypatch, db, *args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert emulator.stats()["requests_total"] == 0
+    assert not db.exists()
+
+
+def test_missing_key_says_how_to_connect(emulator, monkeypatch, tmp_path, capsys):
+    monkeypatch.delenv("STRIPE_API_KEY", raising=False)
+    from pipelines.stripe_pipeline import main
+
+    assert main(["run", "--api-base", emulator.api_base, "--duckdb-path", str(tmp_path / "x.duckdb")]) == 2
+    assert "stripe-pipeline connect" in capsys.readouterr().err
+
+
+def test_readme_documents_every_table_with_its_endpoint():
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    documented = dict(re.findall(r"^\| `(\w+)` \| `([^`]+)` \|", readme, flags=re.M))
+    expected = {}
+    for entry in CATALOG:
+        if entry.path:
+            expected[entry.table] = f"GET {entry.path}"
+        else:
+            parent = BY_TABLE[entry.parent]
+            sub = next(s for s in parent.sub_lists if s.table == entry.table)
+            expected[entry.table] = f"{parent.path} → {sub.path}"
+    assert documented == expected
+
+
+def _iso(ts: int) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat()
