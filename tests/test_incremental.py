@@ -1,0 +1,139 @@
+"""Incremental sync: the emulator's world changes between runs; DuckDB must follow it exactly."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from stripe_source.catalog import CATALOG
+from tests.helpers import EMULATOR_RESOURCE, assert_no_duplicates, ids, rows, run_pipeline
+
+LOOKBACK = 300  # the source's default
+
+
+def assert_warehouse_equals_emulator(emu, db: Path) -> None:
+    for entry in CATALOG:
+        if entry.singleton:
+            continue
+        expected = {o["id"]: o for o in emu.objects(EMULATOR_RESOURCE[entry.table])}
+        got = ids(db, entry.table)
+        assert_no_duplicates(got)
+        assert set(got) == set(expected), f"{entry.table}: {set(got) ^ set(expected)}"
+    customers = {o["id"]: o for o in emu.objects("customers")}
+    for cid, email, name in rows(db, "SELECT id, email, name FROM stripe.customers"):
+        assert (email, name) == (customers[cid].get("email"), customers[cid].get("name")), cid
+    invoices = {o["id"]: o for o in emu.objects("invoices")}
+    for iid, status, total, paid in rows(db, "SELECT id, status, total, amount_paid FROM stripe.invoices"):
+        inv = invoices[iid]
+        assert (status, total, paid) == (inv["status"], inv["total"], inv["amount_paid"]), iid
+    subscriptions = {o["id"]: o["status"] for o in emu.objects("subscriptions")}
+    assert dict(rows(db, "SELECT id, status FROM stripe.subscriptions")) == subscriptions
+    lines = Counter(line["invoice"] for line in emu.objects("invoice_line_items"))
+    got_lines = dict(rows(db, "SELECT invoice, count(*) FROM stripe.invoice_line_items GROUP BY invoice"))
+    assert got_lines == dict(lines)
+
+
+def _pick(emu, resource: str, **match) -> list[dict]:
+    return [o for o in emu.objects(resource) if all(o.get(k) == v for k, v in match.items())]
+
+
+def change_the_world(emu) -> set[str]:
+    """The issue's scenario. Returns ids of objects whose events snapshot cannot be used as is."""
+    customers = emu.objects("customers")
+    for _ in range(3):
+        emu.create("charges", customer=customers[0]["id"], amount=4200, currency="usd")
+    open_invoice = _pick(emu, "invoices", status="open")[0]
+    emu.pay_invoice(open_invoice["id"])
+    drafts = _pick(emu, "invoices", status="draft")
+    emu.add_invoice_lines(drafts[0]["id"], 12)  # pushes it past the 10 lines an event carries
+    active = _pick(emu, "subscriptions", status="active")[0]
+    emu.cancel_subscription(active["id"])
+    emu.update("customers", customers[1]["id"], email="new-address@example.com")
+    emu.delete("customers", customers[2]["id"])
+    emu.delete("invoices", drafts[1]["id"])
+    return {inv["id"] for inv in (open_invoice, drafts[0]) if _line_count(emu, inv["id"]) > 10}
+
+
+def _line_count(emu, invoice_id: str) -> int:
+    return sum(1 for line in emu.objects("invoice_line_items") if line["invoice"] == invoice_id)
+
+
+def test_second_run_follows_creates_updates_cancels_and_deletes(fresh_emulator, monkeypatch, tmp_path):
+    emu = fresh_emulator
+    db = tmp_path / "inc.duckdb"
+    run1_start = emu.now()
+    assert run_pipeline(emu, monkeypatch, db) == 0
+    events_before = {e["id"] for e in emu.objects("events")}
+
+    incomplete = change_the_world(emu)
+    emu.reset_stats()
+    assert run_pipeline(emu, monkeypatch, db) == 0
+    assert_warehouse_equals_emulator(emu, db)
+
+    # Cost: the events pages, one request per object whose snapshot is not enough, and a small
+    # constant per resource (its list of new objects, the connection check).
+    new_events = [e for e in emu.objects("events") if e["created"] >= run1_start - LOOKBACK]
+    resources = sum(1 for entry in CATALOG if entry.parent is None)
+    bound = math.ceil(len(new_events) / 100) + len(incomplete) + 2 * resources
+    made = emu.stats()["requests_total"]
+    assert made <= bound, f"{made} requests > {bound}: {emu.stats()['requests']}"
+
+    # the events table is an append-only log: everything from both runs, once
+    event_ids = ids(db, "events")
+    assert_no_duplicates(event_ids)
+    assert events_before <= set(event_ids)
+
+
+def test_an_event_missing_fields_never_nulls_them(fresh_emulator, monkeypatch, tmp_path):
+    emu = fresh_emulator
+    db = tmp_path / "partial.duckdb"
+    assert run_pipeline(emu, monkeypatch, db, "--resources", "customers") == 0
+    customer = emu.objects("customers")[0]
+    assert customer.get("name")
+    # An event whose snapshot lacks most fields (e.g. rendered by an older API version).
+    emu.emit_event("customer.updated", {"id": customer["id"], "object": "customer", "email": customer["email"]})
+    assert run_pipeline(emu, monkeypatch, db, "--resources", "customers") == 0
+    (name,) = rows(db, f"SELECT name FROM stripe.customers WHERE id = '{customer['id']}'")[0]
+    assert name == customer["name"]
+
+
+def test_a_gap_longer_than_the_events_retention_rereads_everything(fresh_emulator, monkeypatch, tmp_path, caplog):
+    emu = fresh_emulator
+    db = tmp_path / "gap.duckdb"
+    assert run_pipeline(emu, monkeypatch, db) == 0
+    change_the_world(emu)
+    emu.advance(days=31)  # the events of those changes have expired
+    assert not [e for e in emu.objects("events") if e["created"] < emu.now() - 30 * 86400]
+    with caplog.at_level("WARNING"):
+        assert run_pipeline(emu, monkeypatch, db) == 0
+    assert "30 days" in caplog.text
+    assert_warehouse_equals_emulator(emu, db)
+
+
+def test_an_object_created_at_the_cursor_boundary_loads_exactly_once(fresh_emulator, monkeypatch, tmp_path):
+    emu = fresh_emulator
+    db = tmp_path / "edge.duckdb"
+    boundary = emu.now()
+    assert run_pipeline(emu, monkeypatch, db, "--resources", "charges") == 0
+    late = emu.create("charges", created=boundary, amount=777, currency="usd",
+                      customer=emu.objects("customers")[0]["id"])
+    assert run_pipeline(emu, monkeypatch, db, "--resources", "charges") == 0
+    got = ids(db, "charges")
+    assert_no_duplicates(got)
+    assert got.count(late["id"]) == 1
+    assert set(got) == {c["id"] for c in emu.objects("charges")}
+
+
+@pytest.mark.parametrize("flag", ["--full-refresh"])
+def test_full_refresh_reads_everything_again(fresh_emulator, monkeypatch, tmp_path, flag):
+    emu = fresh_emulator
+    db = tmp_path / "refresh.duckdb"
+    assert run_pipeline(emu, monkeypatch, db, "--resources", "products,prices") == 0
+    emu.reset_stats()
+    assert run_pipeline(emu, monkeypatch, db, "--resources", "products,prices", flag) == 0
+    pages = emu.stats()["requests"]
+    assert pages.get("GET /v1/products", 0) >= math.ceil(len(emu.objects("products")) / 100)
+    assert set(ids(db, "products")) == {p["id"] for p in emu.objects("products")}
