@@ -8,7 +8,7 @@ and where to page them, and the restricted-key permission needed to read it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 # Unix-second fields Stripe uses across objects. dlt types them as UTC timestamps by name;
@@ -27,7 +27,7 @@ class SubList:
     field: str  # the parent's field holding {"object": "list", "data": [...], "has_more": ...}
     table: str  # the catalog table the items belong to
     path: str  # page endpoint; "{id}" is the parent's id
-    params: Mapping[str, str] = MappingProxyType({})  # extra params; "{id}" is the parent's id
+    params: Mapping[str, str] = field(default_factory=dict)  # extra params; "{id}" is the parent's id
     parent_column: str = ""  # column naming the parent on each item (added when Stripe omits it)
 
 
@@ -40,7 +40,7 @@ class StripeObject:
     mutable: bool = True  # changes after creation (then `events` keep it current)
     events: tuple[str, ...] = ()  # event types (prefixes) that announce changes to this object
     created_filter: bool = True  # the list endpoint accepts `created[gte|lt]`
-    list_params: Mapping[str, str] = MappingProxyType({})
+    list_params: Mapping[str, str] = field(default_factory=dict)
     sub_lists: tuple[SubList, ...] = ()
     parent: str | None = None  # table of the object embedding this one (sub-list items)
     timestamps: tuple[str, ...] = COMMON_TIMESTAMPS
