@@ -1,0 +1,266 @@
+"""Backfill throughput, side by side on one seeded world: our source vs a sequential SDK baseline.
+
+    .venv/bin/python benchmarks/bench_backfill.py                 # the issue's sizes (takes minutes)
+    .venv/bin/python benchmarks/bench_backfill.py --quick         # small world, to check it runs
+
+Scenarios (one run, printed as one table):
+1. real-world pace: ~300 ms per request (+ jitter) and Stripe's live limits (100 req/s overall,
+   25 per endpoint) enforced by the emulator, on a catalog-wide world and on a charges-only world;
+   ours vs the baseline (one request at a time, SDK objects + `to_dict()`, dlt's default path).
+2. CPU path: no latency, no limits: objects/s end to end into DuckDB, time per stage, peak RSS.
+3. incremental: requests and wall time of the run after K changes.
+
+"Ceiling" is the least time Stripe's limits allow for the requests the world needs (every list page
+at 100 objects plus every sub-list page): max(requests / global limit, max over endpoints of that
+endpoint's requests / its limit). "Share of ceiling" = that least time / the measured time.
+The emulator runs in its own process so it does not share our interpreter's GIL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import multiprocessing as mp
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "sources"), str(ROOT)]
+
+GLOBAL_RPS, ENDPOINT_RPS = 100.0, 25.0  # Stripe live mode
+
+
+# --- the emulator, in a child process
+def _serve(conn, options: dict) -> None:
+    from stripe_emulator import Emulator, RateLimits
+
+    limits = RateLimits(global_rps=GLOBAL_RPS, endpoint_rps=ENDPOINT_RPS) if options.pop("limits") else None
+    with Emulator(rate_limits=limits, **options) as emu:
+        conn.send({"api_base": emu.api_base, "api_key": emu.api_key, "world": world_needs(emu)})
+        while True:
+            command = conn.recv()
+            if command == "stop":
+                return
+            if command[0] == "change":
+                conn.send(make_changes(emu, command[1]))
+
+
+def world_needs(emu) -> dict:
+    """Objects per list endpoint and the minimal pages (requests) each endpoint needs."""
+    from stripe_source.catalog import CATALOG
+
+    objects, pages = {}, Counter()
+    for entry in CATALOG:
+        if entry.singleton:
+            continue
+        name = "invoiceitems" if entry.table == "invoice_items" else entry.table
+        count = len(emu.objects(name))
+        objects[entry.table] = count
+        if entry.path:
+            pages[entry.path] += max(1, math.ceil(count / 100))
+    for table, parent_path, sub_path, key in (
+        ("invoice_line_items", "/v1/invoices", "/v1/invoices/{id}/lines", "invoice"),
+        ("credit_note_line_items", "/v1/credit_notes", "/v1/credit_notes/{id}/lines", "credit_note"),
+        ("subscription_items", "/v1/subscriptions", "/v1/subscription_items", "subscription"),
+    ):
+        per_parent = Counter(item.get(key) for item in emu.objects(table))
+        pages[sub_path] += sum(math.ceil((n - 10) / 100) for n in per_parent.values() if n > 10)
+    return {"objects": objects, "pages": dict(pages)}
+
+
+def make_changes(emu, k: int) -> int:
+    customers = emu.objects("customers")
+    for i in range(k):
+        emu.update("customers", customers[i % len(customers)]["id"], email=f"changed-{i}@example.com")
+    return k
+
+
+@dataclass
+class Emulated:
+    options: dict
+    process: mp.Process = None
+    conn: object = None
+    info: dict = field(default_factory=dict)
+
+    def __enter__(self) -> Emulated:
+        parent, child = mp.Pipe()
+        self.process = mp.get_context("fork").Process(target=_serve, args=(child, dict(self.options)), daemon=True)
+        self.process.start()
+        self.conn = parent
+        self.info = parent.recv()
+        return self
+
+    def stats(self) -> dict:
+        return requests.get(self.info["api_base"] + "/_emulator/stats", timeout=10).json()
+
+    def reset_stats(self) -> None:
+        requests.post(self.info["api_base"] + "/_emulator/stats/reset", timeout=10)
+
+    def change(self, k: int) -> None:
+        self.conn.send(("change", k))
+        self.conn.recv()
+
+    def __exit__(self, *exc) -> None:
+        self.conn.send("stop")
+        self.process.join(10)
+
+
+def ceiling_seconds(pages: dict) -> float:
+    total = sum(pages.values())
+    return max(total / GLOBAL_RPS, max(pages.values()) / ENDPOINT_RPS)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --- the two loaders
+def run_ours(emu: Emulated, workdir: Path, limits: bool = True, name: str = "ours") -> dict:
+    import dlt
+
+    from pipelines.stripe_pipeline import build_pipeline, load
+    from stripe_source import stripe_source
+
+    tuning = {"max_requests_per_second": GLOBAL_RPS, "max_requests_per_endpoint": ENDPOINT_RPS}
+    if not limits:
+        tuning = {"max_requests_per_second": 1e6, "max_requests_per_endpoint": 1e6}
+    pipeline = build_pipeline("duckdb", "stripe", str(workdir / f"{name}.duckdb"), name, str(workdir / "dlt"))
+    pipeline.progress = None
+    started = time.perf_counter()
+    source = stripe_source(credentials=emu.info["api_key"], api_base=emu.info["api_base"], **tuning)
+    loaded = load(pipeline, source)
+    wall = time.perf_counter() - started
+    steps = {s.step: (s.finished_at - s.started_at).total_seconds() for s in pipeline.last_trace.steps}
+    dlt.current.pipeline().deactivate() if hasattr(dlt.current, "pipeline") else None
+    return {"wall": wall, "steps": steps, "loaded": loaded}
+
+
+def run_baseline(emu: Emulated, workdir: Path, budget: float) -> dict:
+    """The verified source's approach: one request at a time, SDK objects, `to_dict()`, dlt defaults."""
+    import dlt
+    import stripe
+
+    client = stripe.StripeClient(emu.info["api_key"], base_addresses={"api": emu.info["api_base"]})
+    services = ["charges", "customers", "invoices", "payment_intents", "subscriptions", "products",
+                "prices", "refunds", "balance_transactions", "events"]
+    deadline = time.perf_counter() + budget
+    fetched = Counter()
+
+    def resource_for(name: str):
+        def rows():
+            params = {"limit": 100, **({"status": "all"} if name == "subscriptions" else {})}
+            for obj in getattr(client.v1, name).list(params=params).auto_paging_iter():
+                if time.perf_counter() > deadline:
+                    return
+                fetched[name] += 1
+                yield obj.to_dict()
+        return dlt.resource(rows, name=name, write_disposition="append")
+
+    pipeline = dlt.pipeline("baseline", destination=dlt.destinations.duckdb(str(workdir / "baseline.duckdb")),
+                            dataset_name="stripe", pipelines_dir=str(workdir / "dlt"))
+    started = time.perf_counter()
+    for name in services:  # sequentially, like the verified source's resources
+        if time.perf_counter() > deadline:
+            break
+        pipeline.run(resource_for(name))
+    return {"wall": time.perf_counter() - started, "objects": sum(fetched.values())}
+
+
+# --- scenarios
+def backfill(label: str, options: dict, workdir: Path, baseline_budget: float, rows: list) -> None:
+    with Emulated({**options, "limits": True}) as emu:
+        needs = emu.info["world"]
+        objects = sum(needs["objects"].values())
+        ceiling = ceiling_seconds(needs["pages"])
+        emu.reset_stats()
+        ours = run_ours(emu, workdir)
+        stats = emu.stats()
+        extract = ours["steps"].get("extract", ours["wall"])
+        loaded = sum(v for k, v in ours["loaded"].items() if "__" not in k)
+        lost = objects - loaded
+        emu.reset_stats()
+        base = run_baseline(emu, workdir, baseline_budget) if baseline_budget else None
+    ours_rate = objects / ours["wall"]
+    rows.append([
+        f"{label}: ours", f"{objects:,}", f"{ours_rate:,.0f}", f"{ceiling / extract:.0%}",
+        f"{ceiling / ours['wall']:.0%}", str(stats.get("requests_total")), str(stats.get("rate_limited")),
+        f"{lost:+d}", f"{peak_rss_mb():,.0f}",
+    ])
+    if base:
+        base_rate = base["objects"] / base["wall"]
+        rows.append([f"{label}: baseline ({base['wall']:.0f}s budget)", f"{base['objects']:,}", f"{base_rate:,.0f}",
+                     "", "", "", "", "", ""])
+        rows.append([f"{label}: ratio ours/baseline", "", f"{ours_rate / base_rate:.1f}x", "", "", "", "", "", ""])
+    print(f"  {label}: ceiling {ceiling:.1f}s for {sum(needs['pages'].values()):,} pages; extract {extract:.1f}s, "
+          f"whole {ours['wall']:.1f}s; stages {ours['steps']}", flush=True)
+
+
+def cpu_path(scale: int, workdir: Path, rows: list) -> None:
+    with Emulated({"scale": scale, "limits": False}) as emu:
+        objects = sum(emu.info["world"]["objects"].values())
+        ours = run_ours(emu, workdir, limits=False, name="cpu")
+    steps = ours["steps"]
+    rows.append([
+        "cpu path (no latency, no limits)", f"{objects:,}", f"{objects / ours['wall']:,.0f}", "", "", "", "", "",
+        f"{peak_rss_mb():,.0f}",
+    ])
+    print("  cpu path stages: " + ", ".join(f"{k} {v:.1f}s ({objects / v:,.0f}/s)" for k, v in steps.items()))
+
+
+def incremental(scale: int, k: int, workdir: Path, rows: list) -> None:
+    with Emulated({"scale": scale, "limits": True, "latency_ms": 300, "jitter_ms": 50}) as emu:
+        run_ours(emu, workdir, name="incr")
+        emu.change(k)
+        emu.reset_stats()
+        ours = run_ours(emu, workdir, name="incr")
+        stats = emu.stats()
+    rows.append([f"incremental after {k} changes", "", "", "", "", str(stats.get("requests_total")),
+                 str(stats.get("rate_limited")), "", f"{ours['wall']:.1f}s wall"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small worlds: check the benchmark runs")
+    parser.add_argument("--scale", type=int, default=200_000)
+    parser.add_argument("--charges", type=int, default=100_000)
+    parser.add_argument("--cpu-scale", type=int, default=1_000_000)
+    parser.add_argument("--baseline-seconds", type=float, default=60.0)
+    parser.add_argument("--only", choices=["backfill", "charges", "cpu", "incremental"])
+    args = parser.parse_args()
+    if args.quick:
+        args.scale, args.charges, args.cpu_scale, args.baseline_seconds = 5_000, 5_000, 20_000, 10.0
+    os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
+    workdir = Path(tempfile.mkdtemp(prefix="stripe-bench-"))
+    latency = {"latency_ms": 300, "jitter_ms": 50}
+    rows: list[list[str]] = []
+    try:
+        if args.only in (None, "backfill"):
+            backfill("catalog world", {"scale": args.scale, **latency}, workdir, args.baseline_seconds, rows)
+        if args.only in (None, "charges"):
+            backfill("charges world", {"scale": args.charges, "counts": {"charges": args.charges}, **latency},
+                     workdir, args.baseline_seconds, rows)
+        if args.only in (None, "cpu"):
+            cpu_path(args.cpu_scale, workdir, rows)
+        if args.only in (None, "incremental"):
+            incremental(min(args.scale, 20_000), 50, workdir, rows)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    header = ["scenario", "objects", "objects/s", "extract/ceiling", "whole/ceiling", "requests", "429s",
+              "lost", "peak RSS MB"]
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    print()
+    for row in [header, *rows]:
+        print("  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(row, widths))))
+
+
+if __name__ == "__main__":
+    main()
