@@ -1,0 +1,384 @@
+"""Stripe pages as Arrow tables: dlt's relational normalization done once per page, in bulk.
+
+dlt's default path normalizes every object value by value (type inference, coercion, row ids,
+one dict per row) and that is the CPU bottleneck (~2-5k Stripe objects/s per core). dlt passes
+Arrow tables through normalize untouched, so here we do the same work the relational normalizer
+would do, but per page and per column:
+
+* dicts flatten into `a__b` columns, lists become nested tables `<table>__<field>` whose rows carry
+  `_dlt_parent_id`, `_dlt_list_idx`, `_dlt_id` (dlt's own deterministic nested hash) and, for merge
+  tables, `_dlt_root_id`; lists of scalars become a `value` column;
+* root rows get a random `_dlt_id` (a key hash for upsert/insert-only, as dlt does) and
+  `_dlt_load_id`;
+* columns typed `timestamp` by the hints become UTC `timestamp[us]`, `json` columns JSON text;
+* the nested tables are declared with `parent_table_name` and dlt's row/parent/root key hints,
+  so merge (delete-insert), hard deletes and replace treat them as dlt's own nested tables.
+
+Whenever a page holds something this fast path does not reproduce exactly (a list of lists, a field
+with mixed types, an ISO-date string dlt would detect as timestamp, an int too large for int64, a type that
+clashes with the schema so far), the page is handed to dlt's normalizer unchanged: always correct,
+only slower for that page.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import dlt
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+from dlt.common.normalizers.json.helpers import get_nested_row_hash, get_row_hash
+from dlt.common.normalizers.naming.snake_case import NamingConvention
+from dlt.common.normalizers.utils import generate_dlt_ids
+from dlt.common.schema import Schema
+from dlt.common.schema.detections import is_iso_timestamp
+
+__all__ = ["to_arrow_items", "ArrowRowsUnsupported"]
+
+C_DLT_ID = "_dlt_id"
+C_DLT_LOAD_ID = "_dlt_load_id"
+C_PARENT_ID = "_dlt_parent_id"
+C_LIST_IDX = "_dlt_list_idx"
+C_ROOT_ID = "_dlt_root_id"
+C_VALUE = "value"
+_DLT_COLUMNS = (C_DLT_ID, C_DLT_LOAD_ID, C_PARENT_ID, C_LIST_IDX, C_ROOT_ID)
+
+_NAMING = NamingConvention()  # dlt's default naming (snake_case), the one the relational normalizer uses
+_TS_US = pa.timestamp("us", tz="UTC")
+_ARROW_TO_DLT = {
+    pa.int64(): "bigint",
+    pa.float64(): "double",
+    pa.bool_(): "bool",
+    pa.string(): "text",
+    pa.large_string(): "text",
+}
+# merge strategies for which dlt propagates the root row id and hashes the key into `_dlt_id`
+_ROOT_KEY_STRATEGIES = ("delete-insert", "upsert", "insert-only", "cdc")
+_KEY_HASH_STRATEGIES = ("upsert", "insert-only", "cdc")
+
+# the nested-table column hints dlt's relational normalizer attaches (see its `extend_schema`)
+_NESTED_COLUMNS: list[dict[str, Any]] = [
+    {"name": C_DLT_ID, "data_type": "text", "nullable": False, "unique": True, "row_key": True},
+    {"name": C_PARENT_ID, "data_type": "text", "nullable": False, "parent_key": True},
+    {"name": C_LIST_IDX, "data_type": "bigint", "nullable": False},
+]
+_ROOT_ID_COLUMN: dict[str, Any] = {"name": C_ROOT_ID, "data_type": "text", "nullable": False, "root_key": True}
+_ROOT_DLT_COLUMNS: dict[str, dict[str, Any]] = {
+    C_DLT_ID: {"name": C_DLT_ID, "data_type": "text", "nullable": False, "unique": True, "row_key": True},
+    C_DLT_LOAD_ID: {"name": C_DLT_LOAD_ID, "data_type": "text", "nullable": False},
+}
+
+
+class ArrowRowsUnsupported(Exception):
+    """This page needs dlt's own normalizer (see the module docstring)."""
+
+
+# key -> normalized identifier, (prefix, key) -> joined column path; shared, append-only caches
+_ident_cache: dict[str, str] = {}
+_path_cache: dict[tuple[str, str], str] = {}
+_hint_cache: dict[tuple[bool, str, str, str], Any] = {}
+_hint_lock = threading.Lock()
+_root_hint_cache: dict[int, tuple[Any, Any]] = {}  # id(caller hints) -> (caller hints, extended)
+_left_to_dlt: dict[int, tuple[Any, set[str]]] = {}  # id(live schema) -> (schema, tables on dlt's path)
+
+
+def _ident(key: str) -> str:
+    name = _ident_cache.get(key)
+    if name is None:
+        name = _NAMING.normalize_identifier(key) if key and not key.isspace() else "_empty"
+        _ident_cache[key] = name
+    return name
+
+
+def _path(prefix: str, key: str) -> str:
+    name = _path_cache.get((prefix, key))
+    if name is None:
+        name = _NAMING.shorten_fragments(prefix, _ident(key)) if prefix else _ident(key)
+        _path_cache[(prefix, key)] = name
+    return name
+
+
+class _Tables:
+    """The rows of one page per (nested) table, flattened the way dlt's relational normalizer does."""
+
+    __slots__ = ("rows", "links", "parents", "json_columns")
+
+    def __init__(self, json_columns: Mapping[str, frozenset[str]]) -> None:
+        self.rows: dict[str, list[dict[str, Any]]] = {}
+        # per nested table: (parent row index in its table, list index, root row index)
+        self.links: dict[str, list[tuple[str, int, int, int]]] = {}
+        self.parents: dict[str, str] = {}
+        self.json_columns = json_columns
+
+    def add(self, table: str, obj: dict[str, Any], parent: str | None, parent_idx: int, list_idx: int,
+            root_idx: int) -> None:
+        rows = self.rows.setdefault(table, [])
+        row_idx = len(rows)
+        if parent is None:
+            root_idx = row_idx
+        else:
+            self.links.setdefault(table, []).append((parent, parent_idx, list_idx, root_idx))
+        flat: dict[str, Any] = {}
+        rows.append(flat)
+        json_cols = self.json_columns.get(table, frozenset())
+        lists: list[tuple[str, list]] = []
+        self._flatten(obj, "", flat, lists, json_cols)
+        for name, items in lists:
+            child = _NAMING.shorten_fragments(table, name)
+            self.parents[child] = table
+            for i, item in enumerate(items):
+                kind = type(item)
+                if kind is dict:
+                    self.add(child, item, table, row_idx, i, root_idx)
+                elif kind is list:  # dlt's {"list": [...]} wrapper rows: rare, left to dlt
+                    raise ArrowRowsUnsupported("list of lists")
+                else:
+                    self.add(child, {C_VALUE: item}, table, row_idx, i, root_idx)
+
+    @staticmethod
+    def _flatten(obj: dict[str, Any], prefix: str, flat: dict[str, Any], lists: list, json_cols: frozenset) -> None:
+        for key, value in obj.items():
+            name = _path(prefix, key)
+            kind = type(value)
+            if kind is dict and name not in json_cols:
+                _Tables._flatten(value, name, flat, lists, json_cols)
+            elif kind is list and name not in json_cols:
+                lists.append((name, value))
+            else:
+                flat[name] = value
+
+
+def _column(values: list[Any], target: str | None, detect: bool) -> tuple[pa.Array | None, str | None]:
+    """One Arrow column for `values`, typed as dlt would type them; None if all values are null."""
+    if target == "json":
+        values = [v if v is None or type(v) is str else orjson.dumps(v).decode() for v in values]
+    try:
+        arr = pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:  # mixed types, huge ints
+        raise ArrowRowsUnsupported(str(exc)) from exc
+    if arr.null_count == len(arr):
+        return None, None
+    inferred = _ARROW_TO_DLT.get(arr.type)
+    if inferred is None:
+        raise ArrowRowsUnsupported(f"arrow type {arr.type}")
+    if inferred == "double" or (inferred == "bigint" and target == "double"):
+        # dlt types a column by its first value: an int first and a float later is not a double
+        first = next(v for v in values if v is not None)
+        if type(first) is int and target != "double" and any(type(v) is float for v in values):
+            raise ArrowRowsUnsupported("int then float")
+        if inferred == "bigint":
+            arr = arr.cast(pa.float64())
+            inferred = "double"
+    if target == "timestamp" and inferred in ("bigint", "double"):
+        micros = pc.multiply(arr, 1_000_000) if inferred == "bigint" else pc.round(pc.multiply(arr, 1e6))
+        return micros.cast(pa.int64()).cast(_TS_US), "timestamp"
+    if target == "json" and inferred == "text":
+        return arr, "json"
+    if target is not None and target != inferred:
+        raise ArrowRowsUnsupported(f"{inferred} values for a {target} column")
+    if detect and inferred == "text":
+        first = next(v for v in values if v is not None)
+        if is_iso_timestamp(str, first):  # dlt's default detection would make it a timestamp
+            raise ArrowRowsUnsupported("iso timestamp string")
+    return arr, inferred
+
+
+def _known_types(table: str) -> dict[str, str]:
+    """Column types the pipeline schema already holds for `table` (from earlier pages and runs)."""
+    schema = _source_schema()
+    if schema is None:
+        return {}
+    columns = schema.tables.get(table, {}).get("columns", {})
+    return {name: col["data_type"] for name, col in columns.items() if col.get("data_type")}
+
+
+def _load_id() -> str | None:
+    try:
+        return dlt.current.load_package_state()["load_id"]
+    except Exception:
+        return None
+
+
+def _strategy(hints: Mapping[str, Any]) -> str | None:
+    disposition = hints.get("write_disposition")
+    if isinstance(disposition, dict) and disposition.get("disposition") == "merge":
+        return disposition.get("strategy", "delete-insert")
+    return "delete-insert" if disposition == "merge" else None
+
+
+def _source_schema() -> Schema | None:
+    try:
+        return dlt.current.source_schema()
+    except Exception:  # outside an extract (e.g. called directly)
+        return None
+
+
+def _nested_hints(table: str, parent: str, with_root_id: bool, disposition: Any) -> Any:
+    """Hints that make `table` a dlt nested table of `parent` (dlt's documented `parent_table_name`).
+
+    The root's write disposition is repeated: a table variant starts from the resource's own hints
+    (default "append"), and a nested table's own disposition would win over its root's at load.
+    """
+    key = (with_root_id, table, parent, repr(disposition))
+    hints = _hint_cache.get(key)
+    if hints is None:
+        columns = [dict(c) for c in _NESTED_COLUMNS] + ([dict(_ROOT_ID_COLUMN)] if with_root_id else [])
+        hints = dlt.mark.make_hints(
+            table_name=table, parent_table_name=parent, columns=columns, write_disposition=disposition
+        )
+        with _hint_lock:
+            _hint_cache[key] = hints
+    return hints
+
+
+def _patch_extract_metrics() -> None:
+    """Work around a dlt 1.31 bug: items yielded to a nested table (`parent_table_name`) fail extract.
+
+    `Extract._compute_metrics` groups extracted files by `schema.get_table(name)["resource"]`, which
+    only root tables have (dlt refuses it on nested ones), so it raises KeyError. We let the lookup
+    fall back to the nearest ancestor table (nested names extend their parent's with `__`).
+    Nothing changes for tables that have the property.
+    """
+    from dlt.extract import extract as extract_module
+
+    original = extract_module.aggregate_job_metrics
+    if getattr(original, "_stripe_nested_fallback", False):
+        return
+
+    def aggregate_job_metrics(metrics: Any, key_f: Any) -> Any:
+        def key(name: Any) -> Any:
+            try:
+                return key_f(name)
+            except KeyError:
+                if not isinstance(name, str):
+                    raise
+                parts = name.split("__")
+                for cut in range(len(parts) - 1, 0, -1):
+                    try:
+                        return key_f("__".join(parts[:cut]))
+                    except KeyError:
+                        continue
+                raise
+
+        return original(metrics, key)
+
+    aggregate_job_metrics._stripe_nested_fallback = True  # type: ignore[attr-defined]
+    extract_module.aggregate_job_metrics = aggregate_job_metrics  # type: ignore[assignment]
+
+
+_patch_extract_metrics()
+
+
+def _root_hints(hints: Any) -> Any:
+    """The caller's hints plus dlt's row-key columns (merge SQL finds `_dlt_id` by `row_key`)."""
+    columns = hints.get("original_columns") or hints.get("columns") or {}
+    if isinstance(columns, Mapping):
+        columns = list(columns.values())
+    if any(col.get("name") == C_DLT_ID for col in columns):
+        return hints
+    key = id(hints)
+    cached = _root_hint_cache.get(key)
+    if cached is not None and cached[0] is hints:
+        return cached[1]
+    extended = dict(hints)
+    # dlt applies variant hints from `original_columns` (see DltResourceHints.merge_hints)
+    extended.pop("columns", None)
+    extended["original_columns"] = [*columns, *(dict(c) for c in _ROOT_DLT_COLUMNS.values())]
+    _root_hint_cache[key] = (hints, extended)
+    return extended
+
+
+def build_arrow_tables(table: str, rows: list[dict[str, Any]], hints: Mapping[str, Any],
+                       load_id: str | None = None) -> list[tuple[str, str | None, pa.Table]]:
+    """Flatten one page of `table` into (table, parent table, Arrow table): root first, then nested.
+
+    Raises ArrowRowsUnsupported if the page needs dlt's normalizer.
+    """
+    hinted = {name: col.get("data_type") for name, col in (hints.get("columns") or {}).items()}
+    json_columns = {table: frozenset(n for n, t in hinted.items() if t == "json")}
+    known: dict[str, dict[str, str]] = {table: _known_types(table)}
+    for name, data_type in known[table].items():
+        if data_type == "json":
+            json_columns[table] |= {name}
+    tables = _Tables(json_columns)
+    for obj in rows:
+        tables.add(table, obj, None, 0, 0, 0)
+
+    strategy = _strategy(hints)
+    root_ids: list[str]
+    n_root = len(tables.rows.get(table, ()))
+    if strategy in _KEY_HASH_STRATEGIES:
+        pk = hints.get("primary_key")
+        keys = [pk] if isinstance(pk, str) else list(pk or ())
+        root_ids = [get_row_hash({k: row.get(k) for k in keys}, subset=keys) for row in tables.rows[table]]
+    else:
+        root_ids = generate_dlt_ids(n_root)
+    ids: dict[str, list[str]] = {table: root_ids}
+    with_root_id = strategy in _ROOT_KEY_STRATEGIES
+
+    out: list[tuple[str, str | None, pa.Table]] = []
+    for name, flat_rows in tables.rows.items():
+        if name != table:
+            known[name] = _known_types(name)
+        targets = {**known[name], **hinted} if name == table else known[name]
+        columns: dict[str, None] = {}
+        for row in flat_rows:
+            columns.update(dict.fromkeys(row))
+        arrays: dict[str, pa.Array] = {}
+        for col in columns:
+            arr, _ = _column([row.get(col) for row in flat_rows], targets.get(col), col not in targets)
+            if arr is not None:
+                arrays[col] = arr
+        if name == table:
+            arrays[C_DLT_ID] = pa.array(root_ids, pa.string())
+            if load_id is not None:
+                arrays[C_DLT_LOAD_ID] = pa.array([load_id] * n_root, pa.string())
+        else:
+            links = tables.links[name]
+            row_ids = [
+                get_nested_row_hash(ids[parent][parent_idx], name, list_idx)
+                for parent, parent_idx, list_idx, _ in links
+            ]
+            ids[name] = row_ids
+            arrays[C_DLT_ID] = pa.array(row_ids, pa.string())
+            arrays[C_PARENT_ID] = pa.array([ids[p][i] for p, i, _, _ in links], pa.string())
+            arrays[C_LIST_IDX] = pa.array([idx for _, _, idx, _ in links], pa.int64())
+            if with_root_id:
+                arrays[C_ROOT_ID] = pa.array([root_ids[r] for _, _, _, r in links], pa.string())
+        out.append((name, tables.parents.get(name), pa.table(arrays)))
+    return out
+
+
+def to_arrow_items(table: str, rows: list[dict[str, Any]], hints: Any) -> list[Any]:
+    """Items for a resource to yield for one page of `table`, in place of `with_hints(rows, hints)`.
+
+    `hints` are the table's dlt hints (`dlt.mark.make_hints(...)`). Returns Arrow tables marked with
+    hints (root table first, then its nested tables), or, for a page the fast path cannot
+    reproduce exactly, the rows themselves for dlt's normalizer. Call it inside the resource (it
+    reads the current load id and the pipeline schema) and yield every returned item.
+    """
+    if not rows:
+        return []
+    schema = _source_schema()
+    sticky = _left_to_dlt.setdefault(id(schema), (schema, set()))[1] if schema is not None else set()
+    if table in sticky:
+        return [dlt.mark.with_hints(rows, hints, create_table_variant=True)]
+    try:
+        arrow_tables = build_arrow_tables(table, rows, hints, _load_id())
+    except ArrowRowsUnsupported:
+        # dlt infers the types of this page only at normalize, so the schema cannot tell later
+        # pages of this extract what it chose: keep the table on dlt's path until the next run
+        sticky.add(table)
+        return [dlt.mark.with_hints(rows, hints, create_table_variant=True)]
+    with_root_id = _strategy(hints) in _ROOT_KEY_STRATEGIES
+    items = []
+    for name, parent, arrow_table in arrow_tables:
+        if parent is None:
+            items.append(dlt.mark.with_hints(arrow_table, _root_hints(hints), create_table_variant=True))
+        else:
+            nested = _nested_hints(name, parent, with_root_id, hints.get("write_disposition"))
+            items.append(dlt.mark.with_hints(arrow_table, nested, create_table_variant=True))
+    return items
