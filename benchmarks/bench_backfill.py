@@ -67,7 +67,7 @@ def world_needs(emu) -> dict:
         objects[entry.table] = count
         if entry.path:
             pages[entry.path] += max(1, math.ceil(count / 100))
-    for table, parent_path, sub_path, key in (
+    for table, _parent_path, sub_path, key in (
         ("invoice_line_items", "/v1/invoices", "/v1/invoices/{id}/lines", "invoice"),
         ("credit_note_line_items", "/v1/credit_notes", "/v1/credit_notes/{id}/lines", "credit_note"),
         ("subscription_items", "/v1/subscriptions", "/v1/subscription_items", "subscription"),
@@ -259,7 +259,8 @@ def main() -> None:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     print()
     for row in [header, *rows]:
-        print("  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(row, widths))))
+        cells = zip(row, widths, strict=True)
+        print("  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(cells)))
 
 
 if __name__ == "__main__":

@@ -53,6 +53,21 @@ def build_pipeline(
     )
 
 
+def forget_state_of_a_lost_destination(pipeline: dlt.Pipeline) -> dlt.Pipeline:
+    """Start from scratch when the destination no longer holds our dataset.
+
+    Cursors live in the local working dir as well as in the destination. If the DuckDB file was
+    deleted (or --duckdb-path points somewhere new), trusting the local cursors would load only
+    recent changes into an empty warehouse; a full load is what anyone would expect.
+    """
+    if pipeline.first_run:
+        return pipeline
+    with pipeline.sql_client() as client:
+        if client.has_dataset():
+            return pipeline
+    return pipeline.drop()
+
+
 def load(pipeline: dlt.Pipeline, source: Any, workers: int | None = None) -> dict[str, int]:
     """Extract, normalize and load; returns the rows loaded per table. Raises if any job failed."""
     # One extract thread per resource: each waits on its own pages while the others fetch.
@@ -99,6 +114,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         **_tuning(args),
     )
     pipeline = build_pipeline(args.destination, args.dataset, args.duckdb_path, args.pipeline_name)
+    pipeline = forget_state_of_a_lost_destination(pipeline)
     started = time.perf_counter()
     loaded = load(pipeline, source)
     print_summary(loaded, table_totals(pipeline), time.perf_counter() - started)

@@ -10,6 +10,7 @@ import pytest
 from dlt.common.configuration.container import Container
 from dlt.common.configuration.specs import PluggableRunContext
 from dlt.common.pipeline import PipelineContext
+
 from stripe_emulator import Emulator
 
 # Never read a developer's real key or dlt settings from the environment.
@@ -41,6 +42,10 @@ def dlt_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("DLT_LOCAL_DIR", str(tmp_path / "local"))
     monkeypatch.setenv("RUNTIME__DLTHUB_TELEMETRY", "false")
+    # The emulator enforces no limits unless a test asks; pacing at test mode's 25 req/s would only
+    # slow the suite down (pacing has its own tests).
+    monkeypatch.setenv("SOURCES__STRIPE__MAX_REQUESTS_PER_SECOND", "5000")
+    monkeypatch.setenv("SOURCES__STRIPE__MAX_REQUESTS_PER_ENDPOINT", "5000")
     monkeypatch.chdir(project)
     Container()[PluggableRunContext].reload()
     yield project

@@ -266,7 +266,8 @@ class StripeApi:
 
 def _reason(exc: stripe.StripeError) -> str:
     """The short reason of an auth error without the (masked) key Stripe echoes in its message."""
-    code = getattr(exc, "code", None)
+    # The SDK leaves `code` unset on AuthenticationError; the parsed error body has it.
+    code = getattr(exc, "code", None) or getattr(getattr(exc, "error", None), "code", None)
     if code == "api_key_expired":
         return "the key or access token has expired"
     if code in ("invalid_api_key", None):

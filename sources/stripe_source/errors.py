@@ -45,7 +45,7 @@ class ReauthenticationRequired(StripeSourceError):
     def __init__(self, reason: str, account: str | None = None) -> None:
         where = f" for account {account}" if account else ""
         super().__init__(
-            f"Stripe rejected the stored credentials{where} ({reason}): "
+            f"Stripe rejected the credentials{where} ({reason}): "
             f"re-authenticate with `{CONNECT_COMMAND}`"
         )
         self.reason = reason
