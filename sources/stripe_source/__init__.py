@@ -21,6 +21,7 @@ import dlt
 import stripe
 from dlt.extract.resource import DltResource
 
+from .arrow_rows import ArrowBuffer
 from .catalog import BY_TABLE, CATALOG, StripeObject
 from .client import API_VERSION, DEFAULT_API_BASE, DEFAULT_CONNECT_BASE, RateLimits, StripeApi
 from .credentials import StripeCredentials, resolve_credentials
@@ -50,6 +51,7 @@ def stripe_source(
     max_requests_per_second: float | None = None,
     max_requests_per_endpoint: float | None = None,
     workers: int = 48,
+    arrow: bool = False,
 ) -> Iterator[DltResource]:
     """Stripe objects as tables, loaded completely the first time and incrementally after.
 
@@ -65,6 +67,7 @@ def stripe_source(
         max_requests_per_second / max_requests_per_endpoint: pacing (default from the key's mode:
             live 100 and 25, test 25 and 25); raise them for accounts with raised limits.
         workers: concurrent requests at most.
+        arrow: hand dlt Arrow tables flattened per page instead of dicts (same tables, less CPU).
     """
     # Everything the user gave is checked before the first request.
     start, end = parse_date(start_date, "start_date"), parse_date(end_date, "end_date")
@@ -88,7 +91,7 @@ def stripe_source(
         full_refresh=full_refresh,
     )
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stripe")
-    run = _Run(api, executor, account_id, bounds, selection)
+    run = _Run(api, executor, account_id, bounds, selection, arrow)
     for root, tables in selection.items():
         yield run.resource(BY_TABLE[root], tables)
 
@@ -126,7 +129,9 @@ class _Run:
         account_id: str | None,
         bounds: RunBounds,
         selection: dict[str, frozenset[str]],
+        arrow: bool = False,
     ) -> None:
+        self.arrow = arrow
         self.api = api
         self.executor = executor
         self.account_id = account_id or ""
@@ -141,6 +146,14 @@ class _Run:
 
     def resource(self, entry: StripeObject, tables: frozenset[str]) -> DltResource:
         def read() -> Iterator[Any]:
+            if self.arrow:
+                # Pages become Arrow tables flattened the way dlt's normalizer would (arrow_rows.py):
+                # normalize then just passes them through, the stage that otherwise costs the most CPU.
+                buffer = ArrowBuffer()
+                for batch in self._batches(entry, tables):
+                    yield from buffer.add(batch.table, batch.rows, self._hints[batch.table])
+                yield from buffer.flush()
+                return
             for batch in self._batches(entry, tables):
                 yield dlt.mark.with_hints(batch.rows, self._hints[batch.table], create_table_variant=True)
 
