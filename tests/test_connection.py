@@ -1,0 +1,331 @@
+"""The connection step against the emulator: keys, Connect OAuth, storage, re-authentication.
+
+Every test that handles a key checks the key never shows up in stdout, stderr or the log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import os
+import stat
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import requests
+import tomlkit
+
+from pipelines import connect_cli
+from stripe_source.client import StripeApi
+from stripe_source.connection import (
+    CallbackServer,
+    OAuthFailed,
+    authorize_url,
+    exchange_code,
+    load_credentials,
+    refresh_access_token,
+    remove_credentials,
+    run_oauth_flow,
+    save_credentials,
+    validate,
+)
+from stripe_source.credentials import StripeCredentials
+from stripe_source.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_REAUTHENTICATE, ReauthenticationRequired
+
+# --- helpers
+
+
+def cli(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="stripe-pipeline")
+    connect_cli.add_commands(parser.add_subparsers(required=True))
+    args = parser.parse_args(list(argv))
+    return args.handler(args)
+
+
+def connect_with_key(emu, key: str, *extra: str, monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(key + "\n"))
+    return cli("connect", "--api-key-stdin", "--api-base", emu.api_base, "--connect-base", emu.connect_base, *extra)
+
+
+def stored(project: Path) -> dict:
+    doc = tomlkit.parse((project / ".dlt" / "secrets.toml").read_text()).unwrap()
+    return doc.get("sources", {}).get("stripe", {}).get("credentials", {})
+
+
+def follow(url: str) -> None:
+    """The user's browser: open the authorize URL and follow Stripe's redirect to the callback."""
+    threading.Thread(target=requests.get, args=(url,), kwargs={"timeout": 10}, daemon=True).start()
+
+
+def assert_never_shown(secret: str, capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture) -> str:
+    out, err = capsys.readouterr()
+    assert secret not in out
+    assert secret not in err
+    assert secret not in caplog.text
+    return out + err
+
+
+@pytest.fixture(autouse=True)
+def _debug_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)  # the strictest setting: even debug logs must not carry keys
+
+
+# --- API keys
+
+
+def test_secret_key_connects_and_is_stored(fresh_emulator, dlt_project, monkeypatch, capsys, caplog):
+    key = fresh_emulator.add_key(kind="secret")
+    assert connect_with_key(fresh_emulator, key, monkeypatch=monkeypatch) == EXIT_OK
+    shown = assert_never_shown(key, capsys, caplog)
+    assert "Connection successful!" in shown
+    assert fresh_emulator.account_id in shown
+    assert "Mode:     test" in shown
+    assert "Key type: secret" in shown
+    assert stored(dlt_project) == {"api_key": key}
+    # the source reads them back through dlt's normal resolution
+    assert str(load_credentials().api_key) == key
+
+
+def test_restricted_key_lists_what_it_can_and_cannot_read(fresh_emulator, dlt_project, monkeypatch, capsys, caplog):
+    key = fresh_emulator.add_key(kind="restricted", permissions={"charges": "read", "customers": "read"})
+    assert connect_with_key(fresh_emulator, key, monkeypatch=monkeypatch) == EXIT_OK
+    shown = assert_never_shown(key, capsys, caplog)
+    assert "Key type: restricted" in shown
+    report = validate(key, fresh_emulator.api_base)
+    assert {"charges", "customers"} <= set(report.readable)
+    assert "invoices" in report.unreadable and report.unreadable["invoices"] == "rak_invoice_read"
+    assert "invoices (needs 'rak_invoice_read')" in shown
+    assert "invoice_line_items" not in report.readable | report.unreadable  # shares invoices' permission
+
+
+def test_unknown_key_asks_to_reauthenticate(fresh_emulator, dlt_project, monkeypatch, capsys, caplog):
+    key = "sk_test_" + "x" * 24 + "MARK"
+    assert connect_with_key(fresh_emulator, key, monkeypatch=monkeypatch) == EXIT_REAUTHENTICATE
+    shown = assert_never_shown(key, capsys, caplog)
+    assert "invalid or was revoked" in shown and "`stripe-pipeline connect`" in shown
+    assert len(shown.strip().splitlines()) == 1
+    assert not (dlt_project / ".dlt" / "secrets.toml").exists()
+
+
+def test_expired_key_says_expired(fresh_emulator, dlt_project, monkeypatch, capsys, caplog):
+    key = fresh_emulator.add_key(kind="secret")
+    fresh_emulator.expire_key(key)
+    assert connect_with_key(fresh_emulator, key, monkeypatch=monkeypatch) == EXIT_REAUTHENTICATE
+    assert "expired" in assert_never_shown(key, capsys, caplog)
+
+
+def test_print_env_writes_nothing(fresh_emulator, dlt_project, monkeypatch, capsys):
+    key = fresh_emulator.add_key(kind="secret")
+    assert connect_with_key(fresh_emulator, key, "--print-env", monkeypatch=monkeypatch) == EXIT_OK
+    out, err = capsys.readouterr()
+    assert f"export SOURCES__STRIPE__CREDENTIALS__API_KEY={key}" in out.splitlines()
+    assert "Connection successful!" in err and key not in err
+    assert not (dlt_project / ".dlt" / "secrets.toml").exists()
+
+
+def test_key_from_env_for_unattended_use(fresh_emulator, dlt_project, monkeypatch, capsys, caplog):
+    key = fresh_emulator.add_key(kind="secret")
+    monkeypatch.setenv("STRIPE_API_KEY", key)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    assert cli("connect", "--api-base", fresh_emulator.api_base) == EXIT_OK
+    assert_never_shown(key, capsys, caplog)
+    assert stored(dlt_project)["api_key"] == key
+
+
+def test_no_key_at_all_is_bad_input(dlt_project, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    assert cli("connect", "--api-base", "http://127.0.0.1:9") == EXIT_BAD_INPUT
+    assert "--api-key-stdin" in capsys.readouterr().err
+
+
+def test_connected_account_with_platform_key(fresh_emulator, dlt_project, monkeypatch, capsys, caplog):
+    account = fresh_emulator.connected_account_ids[0]
+    key = fresh_emulator.add_key(kind="secret")
+    assert connect_with_key(fresh_emulator, key, "--account", account, monkeypatch=monkeypatch) == EXIT_OK
+    assert account in assert_never_shown(key, capsys, caplog)
+    assert stored(dlt_project) == {"api_key": key, "stripe_account": account}
+
+
+# --- connect --check
+
+
+def test_check_revalidates_what_is_stored(fresh_emulator, dlt_project, monkeypatch, capsys, caplog):
+    assert cli("connect", "--check", "--api-base", fresh_emulator.api_base) == EXIT_BAD_INPUT  # nothing stored
+    key = fresh_emulator.add_key(kind="secret")
+    assert connect_with_key(fresh_emulator, key, monkeypatch=monkeypatch) == EXIT_OK
+    capsys.readouterr()
+    assert cli("connect", "--check", "--api-base", fresh_emulator.api_base) == EXIT_OK
+    assert "Connection successful!" in capsys.readouterr().out
+    fresh_emulator.revoke_key(key)
+    assert cli("connect", "--check", "--api-base", fresh_emulator.api_base) == EXIT_REAUTHENTICATE
+    shown = assert_never_shown(key, capsys, caplog)
+    assert "re-authenticate with `stripe-pipeline connect`" in shown
+
+
+# --- secrets.toml
+
+
+def test_secrets_file_is_merged_and_private(dlt_project):
+    path = dlt_project / ".dlt" / "secrets.toml"
+    path.write_text(
+        "# my project secrets\n"
+        "[destination.duckdb.credentials]\n"
+        'database = "x.duckdb"  # keep me\n\n'
+        "[sources.stripe]\n"
+        'api_base = "http://localhost:1"\n\n'
+        "[sources.stripe.credentials]\n"
+        'api_key = "sk_test_old"\n'
+        'refresh_token = "rt_stale"\n'
+    )
+    path.chmod(0o644)
+    old_umask = os.umask(0)  # even a permissive umask must not open the file up
+    try:
+        save_credentials(StripeCredentials(api_key="rk_test_new", stripe_account="acct_1"))
+    finally:
+        os.umask(old_umask)
+    text = path.read_text()
+    assert "# my project secrets" in text and "# keep me" in text
+    assert 'api_base = "http://localhost:1"' in text
+    assert stored(dlt_project) == {"api_key": "rk_test_new", "stripe_account": "acct_1"}  # stale token dropped
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
+
+    assert remove_credentials()
+    assert "credentials" not in tomlkit.parse(path.read_text())["sources"]["stripe"]
+    assert "# keep me" in path.read_text()
+    assert not remove_credentials()
+
+
+def test_new_secrets_file_is_created_private(dlt_project):
+    path = save_credentials(StripeCredentials(api_key="sk_test_abc"))
+    assert path == dlt_project / ".dlt" / "secrets.toml"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+# --- Connect OAuth
+
+
+def oauth_connect(emu, monkeypatch, *extra: str) -> int:
+    monkeypatch.setenv("STRIPE_API_KEY", emu.api_key)  # the platform key, read like any key
+    monkeypatch.setattr(connect_cli.webbrowser, "open", follow)
+    return cli(
+        "connect", "--oauth", "--client-id", emu.client_id, "--timeout", "20",
+        "--api-base", emu.api_base, "--connect-base", emu.connect_base, *extra,
+    )  # fmt: skip
+
+
+def test_oauth_flow_end_to_end(fresh_emulator, dlt_project, monkeypatch, capsys, caplog):
+    assert oauth_connect(fresh_emulator, monkeypatch) == EXIT_OK
+    creds = stored(dlt_project)
+    assert set(creds) == {"api_key", "stripe_account", "refresh_token", "client_secret", "client_id"}
+    assert creds["client_id"] == fresh_emulator.client_id
+    shown = out = assert_never_shown(creds["api_key"], capsys, caplog)
+    for secret in (creds["refresh_token"], fresh_emulator.api_key):
+        assert secret not in out and secret not in caplog.text
+    assert "Connection successful!" in shown and "Key type: oauth" in shown
+    assert creds["stripe_account"] in shown
+    assert "/oauth/authorize?" in shown  # the URL is always printed, for machines without a browser
+
+
+def test_oauth_library_flow_returns_the_connected_account(fresh_emulator):
+    creds = run_oauth_flow(
+        fresh_emulator.client_id,
+        fresh_emulator.api_key,
+        connect_base=fresh_emulator.connect_base,
+        open_browser=follow,
+        announce=lambda url: None,
+        timeout=20,
+    )
+    assert creds.stripe_account and creds.stripe_account.startswith("acct_")
+    assert creds.refresh_token and str(creds.client_secret) == fresh_emulator.api_key
+    report = validate(creds, fresh_emulator.api_base, connect_base=fresh_emulator.connect_base)
+    assert report.account_id == creds.stripe_account and report.key_type == "oauth"
+
+
+def _authorization_code(emu, state: str = "s1") -> str:
+    with CallbackServer() as server:
+        follow(authorize_url(emu.client_id, server.redirect_uri, state, connect_base=emu.connect_base))
+        return server.wait(state, timeout=20)
+
+
+def test_reused_code_is_refused(fresh_emulator):
+    code = _authorization_code(fresh_emulator)
+    exchange_code(code, fresh_emulator.api_key, connect_base=fresh_emulator.connect_base)
+    with pytest.raises(OAuthFailed, match="invalid_grant"):
+        exchange_code(code, fresh_emulator.api_key, connect_base=fresh_emulator.connect_base)
+
+
+def test_wrong_state_is_rejected(fresh_emulator):
+    with CallbackServer() as server:
+        emu = fresh_emulator
+        follow(authorize_url(emu.client_id, server.redirect_uri, "forged", connect_base=emu.connect_base))
+        with pytest.raises(OAuthFailed, match="wrong or missing state"):
+            server.wait("expected", timeout=20)
+
+
+def test_missing_state_is_rejected():
+    with CallbackServer() as server:
+        follow(server.redirect_uri + "?code=ac_123")
+        with pytest.raises(OAuthFailed, match="wrong or missing state"):
+            server.wait("expected", timeout=20)
+
+
+def test_callback_server_is_loopback_only_and_answers_once():
+    server = CallbackServer()
+    assert server.redirect_uri.startswith("http://127.0.0.1:")
+    follow(server.redirect_uri + "?code=ac_1&state=s")
+    assert server.wait("s", timeout=20) == "ac_1"
+    with pytest.raises(requests.ConnectionError):
+        requests.get(server.redirect_uri + "?code=ac_2&state=s", timeout=2)
+
+
+def test_callback_server_times_out_clearly():
+    with pytest.raises(OAuthFailed, match=r"No answer from Stripe's consent page within 0 s"):
+        CallbackServer().wait("s", timeout=0.2)
+
+
+def test_oauth_token_refresh_when_access_token_expired(fresh_emulator, dlt_project, monkeypatch, capsys, caplog):
+    assert oauth_connect(fresh_emulator, monkeypatch) == EXIT_OK
+    before = stored(dlt_project)
+    fresh_emulator.expire_key(before["api_key"])
+
+    creds = load_credentials()
+    api = StripeApi(creds, fresh_emulator.api_base, connect_base=fresh_emulator.connect_base)
+    assert api.get("/v1/charges", {"limit": 1})["object"] == "list"
+    after = stored(dlt_project)
+    assert after["api_key"] == str(creds.api_key) != before["api_key"]
+    assert after["refresh_token"] == str(creds.refresh_token)
+    assert stat.S_IMODE((dlt_project / ".dlt" / "secrets.toml").stat().st_mode) == 0o600
+    for secret in (before["api_key"], after["api_key"], before["refresh_token"], after["refresh_token"]):
+        assert_never_shown(secret, capsys, caplog)
+
+
+def test_refresh_with_revoked_refresh_token_asks_to_reauthenticate(fresh_emulator):
+    creds = StripeCredentials(
+        api_key="sk_test_gone", stripe_account="acct_1", refresh_token="rt_unknown",
+        client_secret=fresh_emulator.api_key, client_id=fresh_emulator.client_id,
+    )  # fmt: skip
+    with pytest.raises(ReauthenticationRequired, match="refresh token") as info:
+        refresh_access_token(creds, connect_base=fresh_emulator.connect_base)
+    assert "rt_unknown" not in str(info.value) and fresh_emulator.api_key not in str(info.value)
+
+
+def test_disconnect_deauthorizes_and_removes(fresh_emulator, dlt_project, monkeypatch, capsys, caplog):
+    assert oauth_connect(fresh_emulator, monkeypatch) == EXIT_OK
+    creds = stored(dlt_project)
+    capsys.readouterr()
+    assert cli("disconnect", "--connect-base", fresh_emulator.connect_base) == EXIT_OK
+    shown = assert_never_shown(creds["api_key"], capsys, caplog)
+    assert f"Deauthorized {creds['stripe_account']}" in shown
+    assert stored(dlt_project) == {}
+    # the old token is dead: validating it asks to re-authenticate
+    with pytest.raises(ReauthenticationRequired):
+        validate(
+            StripeCredentials(api_key=creds["api_key"], stripe_account=creds["stripe_account"]),
+            fresh_emulator.api_base,
+        )
+    assert cli("disconnect") == EXIT_OK
+    assert "nothing to disconnect" in capsys.readouterr().out
