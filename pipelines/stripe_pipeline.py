@@ -23,11 +23,11 @@ import dlt
 from dlt.common.configuration.exceptions import ConfigurationException
 
 from stripe_source import stripe_source
-from stripe_source.errors import EXIT_LOAD_FAILED, EXIT_OK, StripeSourceError
+from stripe_source.errors import EXIT_LOAD_FAILED, EXIT_OK, InvalidInput, StripeSourceError
 
 PIPELINE_NAME = "stripe"
 DEFAULT_DATASET = "stripe"
-DEFAULT_DUCKDB_PATH = "stripe.duckdb"
+DEFAULT_DUCKDB_PATH = "stripe_data.duckdb"
 
 
 def build_pipeline(
@@ -39,6 +39,11 @@ def build_pipeline(
 ) -> dlt.Pipeline:
     """A pipeline writing parquet load files when the destination takes them (DuckDB loads them far faster)."""
     if destination == "duckdb":
+        if Path(duckdb_path or DEFAULT_DUCKDB_PATH).stem == dataset:
+            # DuckDB names the catalog after the file; a dataset of the same name makes queries ambiguous
+            raise InvalidInput(
+                f"The DuckDB file name and the dataset are both '{dataset}': pick another --dataset or --duckdb-path"
+            )
         target: Any = dlt.destinations.duckdb(
             duckdb_path or DEFAULT_DUCKDB_PATH, preferred_loader_file_format="parquet"
         )
@@ -166,7 +171,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--end-date", help="only objects created before this date (a stateless backfill window)")
     run.add_argument("--destination", default="duckdb", help="any dlt destination (default: duckdb)")
     run.add_argument("--dataset", default=DEFAULT_DATASET, help="dataset/schema name (default: stripe)")
-    run.add_argument("--duckdb-path", default=DEFAULT_DUCKDB_PATH, help="DuckDB file (default: ./stripe.duckdb)")
+    run.add_argument("--duckdb-path", default=DEFAULT_DUCKDB_PATH, help="DuckDB file (default: ./stripe_data.duckdb)")
     run.add_argument("--api-base", help="Stripe API base URL, e.g. the emulator's (default: api.stripe.com)")
     run.add_argument("--pipeline-name", default=PIPELINE_NAME, help="dlt pipeline name (state and working dir)")
     run.add_argument("--full-refresh", action="store_true", help="ignore cursors and read everything again")
@@ -194,6 +199,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    # dlt warns about every all-null Stripe column at WARNING; keep the output to what matters
+    os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     try:
         return args.handler(args)

@@ -39,7 +39,7 @@ KEY_FIELDS = {
 
 @pytest.fixture
 def full_load(emulator, monkeypatch, tmp_path) -> Path:
-    db = tmp_path / "stripe.duckdb"
+    db = tmp_path / "warehouse.duckdb"
     assert run_pipeline(emulator, monkeypatch, db) == 0
     return db
 

@@ -18,7 +18,7 @@ KEY_PREFIXES = ("sk_test_", "sk_live_", "rk_test_", "rk_live_")
 class StripeCredentials(CredentialsConfiguration):
     """`[sources.stripe.credentials]` in `.dlt/secrets.toml`, written by `stripe-pipeline connect`."""
 
-    api_key: TSecretStrValue = None  # secret/restricted key, or an OAuth access token
+    api_key: TSecretStrValue | None = None  # secret/restricted key or OAuth access token (or STRIPE_API_KEY)
     stripe_account: str | None = None  # acct_...: read this connected account (Stripe-Account header)
     refresh_token: TSecretStrValue | None = None  # OAuth: renews api_key when Stripe rejects it
     client_secret: TSecretStrValue | None = None  # OAuth: the platform's secret key, for refresh

@@ -26,11 +26,13 @@ def parse_date(value: DateLike, name: str) -> int | None:
         return int(moment.timestamp())
     if isinstance(value, dt.date):
         return int(dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC).timestamp())
+    if isinstance(value, str) and value.strip().isdigit():  # Unix seconds, as Stripe writes times
+        return int(value)
     try:
         return int(pendulum.parse(str(value), tz="UTC").timestamp())  # type: ignore[union-attr]
     except (ValueError, TypeError, pendulum.parsing.exceptions.ParserError):
         raise InvalidInput(
-            f"{name} '{value}' is not a date: use ISO 8601, e.g. 2024-01-31 or 2024-01-31T12:00:00Z"
+            f"{name} '{value}' is not a date: use ISO 8601 (2024-01-31 or 2024-01-31T12:00:00Z) or Unix seconds"
         ) from None
 
 
