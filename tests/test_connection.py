@@ -251,6 +251,15 @@ def _authorization_code(emu, state: str = "s1") -> str:
         return server.wait(state, timeout=20)
 
 
+def test_denied_consent_stores_nothing(fresh_emulator, dlt_project, monkeypatch, capsys, caplog):
+    fresh_emulator.oauth_consent = "deny"  # the user clicks "Deny" on Stripe's consent page
+    assert oauth_connect(fresh_emulator, monkeypatch) == EXIT_REAUTHENTICATE
+    shown = assert_never_shown(fresh_emulator.api_key, capsys, caplog)
+    assert "Access was denied on Stripe's consent page" in shown
+    assert "`stripe-pipeline connect --oauth`" in shown
+    assert not (dlt_project / ".dlt" / "secrets.toml").exists()
+
+
 def test_reused_code_is_refused(fresh_emulator):
     code = _authorization_code(fresh_emulator)
     exchange_code(code, fresh_emulator.api_key, connect_base=fresh_emulator.connect_base)
@@ -327,5 +336,6 @@ def test_disconnect_deauthorizes_and_removes(fresh_emulator, dlt_project, monkey
             StripeCredentials(api_key=creds["api_key"], stripe_account=creds["stripe_account"]),
             fresh_emulator.api_base,
         )
+    monkeypatch.delenv("STRIPE_API_KEY")
     assert cli("disconnect") == EXIT_OK
     assert "nothing to disconnect" in capsys.readouterr().out

@@ -405,8 +405,8 @@ def _oauth_post(connect_base: str, path: str, platform_key: str, data: Mapping[s
         response = requests.post(
             url,
             data=dict(data),
-            auth=(platform_key, ""),
-            headers={"User-Agent": USER_AGENT},
+            # Bearer, as the SDK sends it; Stripe also takes the key as HTTP Basic user or `client_secret`.
+            headers={"Authorization": f"Bearer {platform_key}", "User-Agent": USER_AGENT},
             timeout=HTTP_TIMEOUT,
         )
     except (requests.ConnectionError, requests.Timeout) as exc:
