@@ -21,6 +21,9 @@ def assert_warehouse_equals_emulator(emu, db: Path) -> None:
         expected = {o["id"]: o for o in emu.objects(EMULATOR_RESOURCE[entry.table])}
         got = ids(db, entry.table)
         assert_no_duplicates(got)
+        if entry.table == "events":  # an append-only log keeps what Stripe has expired
+            assert set(expected) <= set(got)
+            continue
         assert set(got) == set(expected), f"{entry.table}: {set(got) ^ set(expected)}"
     customers = {o["id"]: o for o in emu.objects("customers")}
     for cid, email, name in rows(db, "SELECT id, email, name FROM stripe.customers"):

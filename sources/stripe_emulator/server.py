@@ -457,6 +457,10 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet: tests and benchmarks read stdout
         pass
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        # `send_response` writes the Date header; it must tell the emulator's clock, which tests move
+        return formatdate(self.server.emu.now() if timestamp is None else timestamp, usegmt=True)
+
     def do_GET(self) -> None:
         self.handle_request("GET")
 
@@ -514,7 +518,6 @@ class Handler(BaseHTTPRequestHandler):
             self.send_response(302)
             self.send_header("Location", location)
             self.send_header("Content-Length", "0")
-            self.send_header("Date", formatdate(emu.now(), usegmt=True))
             self.end_headers()
             return
         form = parse_params(body.decode())
@@ -545,7 +548,6 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("Request-Id", "req_" + secrets.token_hex(7))
         self.send_header("Stripe-Version", "2026-10-28.endive")
-        self.send_header("Date", formatdate(emu.now(), usegmt=True))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()

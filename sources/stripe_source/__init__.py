@@ -38,7 +38,9 @@ API_BASE_ENV = "STRIPE_API_BASE"
 CONNECT_BASE_ENV = "STRIPE_CONNECT_BASE"
 
 
-@dlt.source(name="stripe", section="stripe", parallelized=True)
+# root_key: nested tables always carry _dlt_root_id, so a table can switch between replace
+# (full re-reads) and merge (incremental runs) without a schema change.
+@dlt.source(name="stripe", section="stripe", parallelized=True, root_key=True)
 def stripe_source(
     credentials: StripeCredentials | None = dlt.secrets.value,
     resources: Sequence[str] | str | None = None,
