@@ -23,6 +23,7 @@ from stripe_source.connection import (
     remove_credentials,
     run_oauth_flow,
     save_credentials,
+    save_endpoints,
     secrets_path,
     validate,
 )
@@ -97,6 +98,9 @@ def connect_command(args: argparse.Namespace) -> int:
         path = save_credentials(credentials)
         _print_report(report.lines(), sys.stdout)
         print(f"Saved to {_shown(path)} [sources.stripe.credentials]; `stripe-pipeline run` will use it.")
+        config = save_endpoints(getattr(args, "api_base", None), getattr(args, "connect_base", None))
+        if config:
+            print(f"Saved the API endpoint {api_base} to {_shown(config)} [sources.stripe].")
         return EXIT_OK
     except StripeSourceError as exc:
         return _fail(exc)

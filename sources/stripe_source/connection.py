@@ -465,6 +465,38 @@ def save_credentials(credentials: StripeCredentials, project_dir: str | os.PathL
     return path
 
 
+def save_endpoints(
+    api_base: str | None, connect_base: str | None, project_dir: str | os.PathLike[str] | None = None
+) -> Path | None:
+    """Remember endpoints other than Stripe's own (the emulator) in `.dlt/config.toml`.
+
+    The source reads `[sources.stripe] api_base / connect_base` from config, so a `run` after
+    `connect --api-base ...` talks to the same server with no flag. Not secrets: plain config.
+    """
+    wanted = {
+        key: value.rstrip("/")
+        for key, value, default in (
+            ("api_base", api_base, DEFAULT_API_BASE),
+            ("connect_base", connect_base, DEFAULT_CONNECT_BASE),
+        )
+        if value and value.rstrip("/") != default
+    }
+    if not wanted:
+        return None
+    path = secrets_path(project_dir).with_name("config.toml")
+    doc = _load(path)
+    table: Any = doc
+    for depth, key in enumerate(SECTION[:2]):
+        if not isinstance(table.get(key), Mapping):
+            table[key] = tomlkit.table(is_super_table=depth == 0)
+        table = table[key]
+    for key, value in wanted.items():
+        table[key] = value
+    path.write_text(tomlkit.dumps(doc), encoding="utf-8")
+    _reload_dlt_providers()
+    return path
+
+
 def remove_credentials(project_dir: str | os.PathLike[str] | None = None) -> bool:
     """Drop `[sources.stripe.credentials]` from secrets.toml; False when nothing was stored."""
     path = secrets_path(project_dir)
