@@ -185,7 +185,7 @@ def backfill(label: str, options: dict, workdir: Path, baseline_budget: float, r
         ours = run_ours(emu, workdir)
         stats = emu.stats()
         extract = ours["steps"].get("extract", ours["wall"])
-        loaded = sum(v for k, v in ours["loaded"].items() if "__" not in k)
+        loaded = sum(v for k, v in ours["loaded"].items() if "__" not in k and k != "account")
         lost = objects - loaded
         emu.reset_stats()
         base = run_baseline(emu, workdir, baseline_budget) if baseline_budget else None

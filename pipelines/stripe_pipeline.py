@@ -110,14 +110,11 @@ def print_summary(loaded: dict[str, int], totals: dict[str, int], seconds: float
 
 # --- commands
 def cmd_run(args: argparse.Namespace) -> int:
-    source = stripe_source(
-        resources=args.resources,
-        start_date=args.start_date,
-        end_date=args.end_date,
-        api_base=args.api_base,
-        full_refresh=args.full_refresh,
-        **_tuning(args),
-    )
+    options = {"resources": args.resources, "start_date": args.start_date, "end_date": args.end_date,
+               "api_base": args.api_base, "full_refresh": args.full_refresh or None, **_tuning(args)}
+    # Only what was given on the command line: the rest comes from dlt config (e.g. the api_base
+    # `connect` stored in .dlt/config.toml), which an explicit None would override.
+    source = stripe_source(**{name: value for name, value in options.items() if value is not None})
     pipeline = build_pipeline(args.destination, args.dataset, args.duckdb_path, args.pipeline_name)
     pipeline = forget_state_of_a_lost_destination(pipeline)
     started = time.perf_counter()
@@ -151,13 +148,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _tuning(args: argparse.Namespace) -> dict[str, Any]:
-    tuning = {
+    return {
         "lookback_seconds": args.lookback_seconds,
         "max_requests_per_second": args.max_rps,
         "max_requests_per_endpoint": args.max_rps_per_endpoint,
         "workers": args.workers,
     }
-    return {name: value for name, value in tuning.items() if value is not None}
 
 
 # --- the command line

@@ -40,6 +40,7 @@ class StripeObject:
     mutable: bool = True  # changes after creation (then `events` keep it current)
     events: tuple[str, ...] = ()  # event types (prefixes) that announce changes to this object
     created_filter: bool = True  # the list endpoint accepts `created[gte|lt]`
+    created_field: str = "created"  # the field that filter (and the list order) is about
     list_params: Mapping[str, str] = field(default_factory=dict)
     sub_lists: tuple[SubList, ...] = ()
     parent: str | None = None  # table of the object embedding this one (sub-list items)
@@ -126,6 +127,7 @@ CATALOG: tuple[StripeObject, ...] = (
         "rak_invoice_read",
         events=("invoiceitem.",),
         deletable=True,
+        created_field="date",  # invoice items have `date` where other objects have `created`
         timestamps=("date", "period__start", "period__end"),
     ),
     _entry(

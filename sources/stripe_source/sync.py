@@ -43,6 +43,7 @@ class _ListTask:
     params: dict[str, Any]
     window: Window | None  # None: the endpoint takes no `created` filter
     starting_after: str | None = None
+    created_field: str = "created"
 
 
 @dataclass
@@ -76,7 +77,7 @@ class ObjectReader:
             raise ValueError(f"{entry.table} is read through its parent {entry.parent}")
         window = window if entry.created_filter else None
         params = dict(entry.list_params)
-        yield from self._run([_ListTask(entry.path, params, window)], entry)
+        yield from self._run([_ListTask(entry.path, params, window, created_field=entry.created_field)], entry)
 
     def complete(self, entry: StripeObject, objects: list[dict]) -> Iterator[Batch]:
         """Emit given objects (e.g. event snapshots or re-fetches) with their sub-lists made whole."""
@@ -138,18 +139,18 @@ class ObjectReader:
         last = data[-1]
         window = task.window
         if window is None:
-            return [_ListTask(task.path, task.params, None, last["id"])]
+            return [_ListTask(task.path, task.params, None, last["id"], task.created_field)]
         # Unread: created in [window.start, last.created], after `last` in list order.
         # Keep the cursor for the top slice and read the rest as fresh windows in parallel.
         low = window.start if window.start is not None else self._oldest_possible()
-        high = last["created"]
+        high = last[task.created_field]
         parts = max(1, min(idle + 1, high - low, 8))
         if parts == 1:
-            return [_ListTask(task.path, task.params, window, last["id"])]
+            return [_ListTask(task.path, task.params, window, last["id"], task.created_field)]
         bounds = [low + (high - low) * i // parts for i in range(parts)] + [high]
-        tasks = [_ListTask(task.path, task.params, Window(bounds[-2], window.end), last["id"])]
+        tasks = [_ListTask(task.path, task.params, Window(bounds[-2], window.end), last["id"], task.created_field)]
         for lo, hi in zip(bounds[:-2], bounds[1:-1], strict=True):
-            tasks.append(_ListTask(task.path, task.params, Window(lo, hi)))
+            tasks.append(_ListTask(task.path, task.params, Window(lo, hi), created_field=task.created_field))
         return tasks
 
     @staticmethod
