@@ -323,21 +323,23 @@ class Emulator:
                 self._stats.faults_injected += 1
         return kind
 
-    def admit(self, headers: Any, endpoint: str) -> bool:
-        """Token buckets per account: overall and per endpoint. False means answer 429."""
+    def admit(self, headers: Any, endpoint: str) -> str | None:
+        """Token buckets per account: overall and per endpoint. The limiter that refused, or None."""
         if self.rate_limits is None:
-            return True
+            return None
         info = self.keys.get(headers.get("Authorization", "")[7:].strip(), {})
         account = headers.get("Stripe-Account") or info.get("account", "?")
         with self._lock:
             overall = self._buckets.setdefault((account, "*"), _Bucket(self.rate_limits.global_rps))
             per_endpoint = self._buckets.setdefault((account, endpoint), _Bucket(self.rate_limits.endpoint_rps))
             # A request spends a token of both buckets, or of neither.
-            if overall.refill() >= 1.0 and per_endpoint.refill() >= 1.0:
-                overall.tokens -= 1.0
-                per_endpoint.tokens -= 1.0
-                return True
-            return False
+            if overall.refill() < 1.0:
+                return "global-rate"
+            if per_endpoint.refill() < 1.0:
+                return "endpoint-rate"
+            overall.tokens -= 1.0
+            per_endpoint.tokens -= 1.0
+            return None
 
     def stats_note_429(self) -> None:
         with self._stats.lock:

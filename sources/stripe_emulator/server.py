@@ -81,6 +81,29 @@ class ApiError(Exception):
         self.status, self.body, self.headers = status, {"error": body}, headers or {}
 
 
+def rate_limited(reason: str) -> ApiError:
+    return ApiError(429, "Request rate limit exceeded. Learn more about rate limits here "
+                         "https://stripe.com/docs/rate-limits.", code="rate_limit",
+                    headers={"Stripe-Rate-Limited-Reason": reason})
+
+
+def lock_timeout() -> ApiError:
+    # Stripe's wording; the SDKs retry it because the API says so in Stripe-Should-Retry.
+    return ApiError(429, "This object cannot be accessed right now because another API request or Stripe process is "
+                         "currently accessing it. If you see this error intermittently, retry the request. If you see "
+                         "this error frequently and are making multiple concurrent requests to a single object, make "
+                         "your requests serially or at a lower rate.", code="lock_timeout",
+                    headers={"Stripe-Should-Retry": "true"})
+
+
+def server_error() -> ApiError:
+    return ApiError(500, "An unknown error occurred", type="api_error", headers={"Stripe-Should-Retry": "true"})
+
+
+# Scheduled or random faults answered with an error body (the others: "reset", "slow", "429").
+FAULT_ERRORS = {"500": server_error, "lock_timeout": lock_timeout}
+
+
 def mask(key: str) -> str:
     """Stripe's way of echoing a key: its prefix, stars, the last four characters."""
     prefix = key[: key.find("_", 3) + 1] if key.count("_") >= 2 else ""
@@ -111,7 +134,8 @@ class FaultConfig:
     reset_rate: float = 0.0
     slow_rate: float = 0.0
     slow_ms: float = 2000.0
-    schedule: dict[int, str] = field(default_factory=dict)  # n -> "500" | "reset" | "slow" | "429"
+    # request number -> "500" | "reset" | "slow" | "429" | "lock_timeout"
+    schedule: dict[int, str] = field(default_factory=dict)
     seed: int = 0
 
 
@@ -272,8 +296,11 @@ class Api:
 
     def page_bounds(self, params: dict) -> int:
         limit = _int(params.get("limit", 10), "limit")
-        if not 1 <= limit <= 100:
-            raise ApiError(400, f"Invalid limit: must be between 1 and 100 (got {limit})", param="limit")
+        # Stripe's wording for an out-of-range integer parameter
+        if limit < 1:
+            raise ApiError(400, "This value must be greater than or equal to 1.", param="limit")
+        if limit > 100:
+            raise ApiError(400, "This value must be less than or equal to 100.", param="limit")
         if "starting_after" in params and "ending_before" in params:
             raise ApiError(400, "You may only specify one of these parameters: ending_before, starting_after.")
         return limit
@@ -493,15 +520,14 @@ class Handler(BaseHTTPRequestHandler):
             self.connection.close()
             return
         try:
-            if fault == "500":
-                raise ApiError(500, "An unknown error occurred", type="api_error",
-                               headers={"Stripe-Should-Retry": "true"})
-            if fault == "429" or (method == "GET" and not url.path.startswith("/oauth") and
-                                  not emu.admit(self.headers, endpoint)):
+            if fault in FAULT_ERRORS:
+                raise FAULT_ERRORS[fault]()
+            refused = None
+            if method == "GET" and not url.path.startswith("/oauth"):
+                refused = emu.admit(self.headers, endpoint)
+            if refused or fault == "429":
                 emu.stats_note_429()
-                raise ApiError(429, "Request rate limit exceeded. You can learn more about rate limits here "
-                                    "https://stripe.com/docs/rate-limits.", type="invalid_request_error",
-                               code="rate_limit", headers={"Stripe-Rate-Limited-Reason": "endpoint-rate"})
+                raise rate_limited(refused or "global-rate")
             if url.path.startswith("/oauth/"):
                 return self.oauth(method, url, body)
             if method != "GET":
@@ -534,7 +560,7 @@ class Handler(BaseHTTPRequestHandler):
     def emulator_control(self, path: str) -> None:
         emu = self.server.emu
         if path == "/_emulator/stats":
-            return self.respond(200, orjson.dumps(emu.stats()))
+            return self.respond(200, orjson.dumps(emu.stats(), option=orjson.OPT_NON_STR_KEYS))
         if path == "/_emulator/stats/reset":
             emu.reset_stats()
             return self.respond(200, b"{}")
