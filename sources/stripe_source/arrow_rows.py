@@ -216,6 +216,16 @@ def _strategy(hints: Mapping[str, Any]) -> str | None:
     return "delete-insert" if disposition == "merge" else None
 
 
+def _needs_root_id(hints: Mapping[str, Any]) -> bool:
+    """Whether nested rows carry `_dlt_root_id`: merge tables, or every table when the source
+    propagates the root key (our source does, so a table can alternate replace and merge runs)."""
+    if _strategy(hints) in _ROOT_KEY_STRATEGIES:
+        return True
+    schema = _source_schema()
+    config = (schema._normalizers_config.get("json") or {}).get("config") or {} if schema else {}
+    return bool(config.get("root_key_propagation"))
+
+
 def _source_schema() -> Schema | None:
     try:
         return dlt.current.source_schema()
@@ -324,7 +334,7 @@ def build_arrow_tables(table: str, rows: list[dict[str, Any]], hints: Mapping[st
     else:
         root_ids = generate_dlt_ids(n_root)
     ids: dict[str, list[str]] = {table: root_ids}
-    with_root_id = strategy in _ROOT_KEY_STRATEGIES
+    with_root_id = _needs_root_id(hints)
 
     out: list[tuple[str, str | None, pa.Table]] = []
     for name, flat_rows in tables.rows.items():
@@ -380,7 +390,7 @@ def to_arrow_items(table: str, rows: list[dict[str, Any]], hints: Any) -> list[A
         # pages of this extract what it chose: keep the table on dlt's path until the next run
         sticky.add(table)
         return [dlt.mark.with_hints(rows, hints, create_table_variant=True)]
-    with_root_id = _strategy(hints) in _ROOT_KEY_STRATEGIES
+    with_root_id = _needs_root_id(hints)
     items = []
     for name, parent, arrow_table in arrow_tables:
         if parent is None:

@@ -60,9 +60,12 @@ class RateLimits:
 class Pacer:
     """Spaces requests so the account-wide and per-endpoint rates are never exceeded.
 
-    A request takes the next free slot on both schedules (global and its endpoint's). On a 429 the
-    pace slows down multiplicatively and then recovers a little with every success, so a shared
-    account (the merchant's own traffic counts too) settles just under what Stripe accepts.
+    A request goes when both its endpoint's schedule and the global one have a free slot now;
+    otherwise it sleeps until the later of the two and checks again. Slots are never reserved
+    ahead: a backlog on one busy endpoint (invoice lines) must not hold the global schedule
+    hostage while other endpoints have capacity. On a 429 the pace slows down multiplicatively,
+    then recovers a little with every success, so a shared account (the merchant's own traffic
+    counts too) settles just under what Stripe accepts.
     """
 
     def __init__(self, limits: RateLimits) -> None:
@@ -73,15 +76,16 @@ class Pacer:
         self._factor = 1.0
 
     def wait_turn(self, endpoint: str) -> None:
-        with self._lock:
-            now = time.monotonic()
-            g_gap = 1.0 / (self.limits.global_rps * self.limits.headroom * self._factor)
-            e_gap = 1.0 / (self.limits.endpoint_rps * self.limits.headroom * self._factor)
-            start = max(now, self._next_global, self._next_by_endpoint.get(endpoint, 0.0))
-            self._next_global = start + g_gap
-            self._next_by_endpoint[endpoint] = start + e_gap
-        if start > now:
-            time.sleep(start - now)
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                ready = max(self._next_global, self._next_by_endpoint.get(endpoint, 0.0))
+                if ready <= now:
+                    scale = self.limits.headroom * self._factor
+                    self._next_global = max(self._next_global, now) + 1.0 / (self.limits.global_rps * scale)
+                    self._next_by_endpoint[endpoint] = now + 1.0 / (self.limits.endpoint_rps * scale)
+                    return
+            time.sleep(ready - now)
 
     def slow_down(self) -> None:
         with self._lock:
