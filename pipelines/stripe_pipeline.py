@@ -23,7 +23,13 @@ import dlt
 from dlt.common.configuration.exceptions import ConfigurationException
 
 from stripe_source import stripe_source
-from stripe_source.errors import EXIT_LOAD_FAILED, EXIT_OK, InvalidInput, StripeSourceError
+from stripe_source.errors import (
+    EXIT_LOAD_FAILED,
+    EXIT_OK,
+    InvalidInput,
+    ReauthenticationRequired,
+    StripeSourceError,
+)
 
 PIPELINE_NAME = "stripe"
 DEFAULT_DATASET = "stripe"
@@ -73,6 +79,14 @@ def forget_state_of_a_lost_destination(pipeline: dlt.Pipeline) -> dlt.Pipeline:
     return pipeline.drop()
 
 
+def last_account(pipeline_name: str) -> str | None:
+    """The Stripe account the last successful run of this pipeline loaded, from its state."""
+    try:
+        return dlt.attach(pipeline_name).state["sources"]["stripe"].get("account_id")
+    except Exception:  # no working dir yet, or a state without it
+        return None
+
+
 def load(pipeline: dlt.Pipeline, source: Any, workers: int | None = None) -> dict[str, int]:
     """Extract, normalize and load; returns the rows loaded per table. Raises if any job failed."""
     # One extract thread per resource: each waits on its own pages while the others fetch.
@@ -114,7 +128,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                "api_base": args.api_base, "full_refresh": args.full_refresh or None, **_tuning(args)}
     # Only what was given on the command line: the rest comes from dlt config (e.g. the api_base
     # `connect` stored in .dlt/config.toml), which an explicit None would override.
-    source = stripe_source(**{name: value for name, value in options.items() if value is not None})
+    try:
+        source = stripe_source(**{name: value for name, value in options.items() if value is not None})
+    except ReauthenticationRequired as exc:
+        if exc.account:
+            raise
+        # A rejected key cannot tell whose it was; the last successful run can.
+        raise ReauthenticationRequired(exc.reason, last_account(args.pipeline_name)) from None
     pipeline = build_pipeline(args.destination, args.dataset, args.duckdb_path, args.pipeline_name)
     pipeline = forget_state_of_a_lost_destination(pipeline)
     started = time.perf_counter()
@@ -174,7 +194,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--lookback-seconds", type=int, help="re-read this far behind the last cursor (default 300)")
     run.add_argument("--max-rps", type=float, help="requests per second overall (default: 100 live, 25 test)")
     run.add_argument("--max-rps-per-endpoint", type=float, help="requests per second per endpoint (default 25)")
-    run.add_argument("--workers", type=int, help="concurrent requests at most (default 48)")
+    run.add_argument("--workers", type=int, help="concurrent requests at most (default 64)")
     run.set_defaults(handler=cmd_run)
 
     demo = sub.add_parser("demo", help="load a seeded local Stripe emulator into DuckDB")

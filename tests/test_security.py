@@ -31,6 +31,7 @@ def test_a_run_leaves_no_trace_of_the_key(fresh_emulator, monkeypatch, tmp_path,
     for text in (out.out, out.err, caplog.text):
         assert marker not in text
     assert "stripe-pipeline connect" in out.err
+    assert fresh_emulator.account_id in out.err  # which account to re-authenticate
     # every file the run wrote: pipeline working dir (state, traces, load packages), DuckDB, project
     for root in (Path(os.environ["DLT_DATA_DIR"]), tmp_path):
         assert files_containing(root, marker) == []

@@ -52,7 +52,7 @@ def stripe_source(
     full_refresh: bool = False,
     max_requests_per_second: float | None = None,
     max_requests_per_endpoint: float | None = None,
-    workers: int = 48,
+    workers: int = 64,
     arrow: bool = False,
 ) -> Iterator[DltResource]:
     """Stripe objects as tables, loaded completely the first time and incrementally after.
@@ -163,6 +163,8 @@ class _Run:
 
     # --- what one resource reads this run
     def _batches(self, entry: StripeObject, tables: frozenset[str]) -> Iterator[Batch]:
+        if self.account_id:  # lets a later failure say which account needs re-authentication
+            dlt.current.source_state()["account_id"] = self.account_id
         if entry.singleton:
             self._set_hints(entry, "merge")
             yield read_singleton(self.api, entry, self.account_id)

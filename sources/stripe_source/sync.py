@@ -9,6 +9,8 @@ consuming generator, so there is no shared mutable state beyond the pool and the
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
@@ -53,6 +55,15 @@ class _SubListTask:
     starting_after: str | None
 
 
+HANDOFF_PAGES = 32  # batches fetched ahead of the consumer, per reader
+_DONE = object()
+
+
+@dataclass
+class _Failed:
+    error: BaseException
+
+
 @dataclass
 class Batch:
     """Rows for one table, as read from one page."""
@@ -68,7 +79,7 @@ class ObjectReader:
     api: StripeApi
     executor: Executor
     account_id: str
-    max_in_flight: int = 12
+    max_in_flight: int = 16
     wanted_tables: frozenset[str] | None = None  # None: all of the object's tables
     skip_ids: frozenset[str] = frozenset()  # objects the change feed already delivers
 
@@ -87,6 +98,44 @@ class ObjectReader:
 
     # --- scheduling
     def _run(self, tasks: list[Any], entry: StripeObject) -> Iterator[Batch]:
+        """Fetch on a driver thread, hand batches over through a bounded queue.
+
+        The generator is suspended whenever dlt is busy with what it yielded; scheduling from it
+        directly would leave the request slots idle all that time. The queue's bound keeps memory
+        flat: a slow consumer makes the driver wait, not pile up pages.
+        """
+        handoff: queue.Queue = queue.Queue(maxsize=HANDOFF_PAGES)
+        stop = threading.Event()
+
+        def drive() -> None:
+            try:
+                for batch in self._schedule(tasks, entry):
+                    while not stop.is_set():
+                        try:
+                            handoff.put(batch, timeout=0.2)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+                handoff.put(_DONE)
+            except BaseException as exc:  # re-raised in the consumer, where dlt sees it
+                handoff.put(_Failed(exc))
+
+        driver = threading.Thread(target=drive, name=f"stripe-{entry.table}", daemon=True)
+        driver.start()
+        try:
+            while True:
+                item = handoff.get()
+                if item is _DONE:
+                    return
+                if isinstance(item, _Failed):
+                    raise item.error
+                yield item
+        finally:
+            stop.set()
+
+    def _schedule(self, tasks: list[Any], entry: StripeObject) -> Iterator[Batch]:
         sub_tasks: deque[_SubListTask] = deque(t for t in tasks if isinstance(t, _SubListTask))
         list_tasks: deque[_ListTask] = deque(t for t in tasks if isinstance(t, _ListTask))
         pending: dict[Future, Any] = {}
