@@ -77,6 +77,7 @@ class Emulator:
         WorldBuilder(store, seed=seed, scale=scale, span_days=span_days, now=now, livemode=False, tag=tag,
                      counts=counts).build()
         self._seed_events(store, now)
+        store.compact()
         self.stores[account] = store
 
     @staticmethod
@@ -85,7 +86,7 @@ class Emulator:
         horizon = now - EVENT_RETENTION
         for resource in EVENT_PREFIX:
             coll = store.collections[resource]
-            for _, object_id in coll.ordered():
+            for *_, object_id in coll.ordered():
                 obj = coll.objects[object_id]
                 created = obj.get(coll.created_field, 0)
                 if created < horizon:
@@ -160,7 +161,7 @@ class Emulator:
         return copy.deepcopy(store.render(resource, store.get(resource, object_id)))
 
     def lines_of(self, parent_id: str, account: str | None = None) -> list[dict]:
-        return copy.deepcopy(self.store(account).sub_lists.get(parent_id, []))
+        return self.store(account).lines(parent_id)
 
     def deleted_ids(self, resource: str, account: str | None = None) -> set[str]:
         return set(self.store(account).deleted[resource])
@@ -230,8 +231,8 @@ class Emulator:
         if charge:
             store.created("charges", charge)
         transitions = dict(invoice["status_transitions"], paid_at=now)
-        store.update("invoices", invoice_id, status="paid", amount_paid=invoice["amount_due"], amount_remaining=0,
-                     attempted=True, attempt_count=1, status_transitions=transitions)
+        invoice = store.update("invoices", invoice_id, status="paid", amount_paid=invoice["amount_due"],
+                               amount_remaining=0, attempted=True, attempt_count=1, status_transitions=transitions)
         store.record("invoice.paid", store.render("invoices", invoice))
         store.record("invoice.payment_succeeded", store.render("invoices", invoice))
         return copy.deepcopy(store.render("invoices", invoice))
@@ -246,7 +247,7 @@ class Emulator:
         builder.when = lambda after=None: now
         price = next(iter(store.collections["prices"].objects.values()))
         customer = store.get("customers", invoice["customer"])
-        lines = store.sub_lists.setdefault(invoice_id, [])
+        lines = []
         for _ in range(n):
             item = builder.invoiceitem(customer, invoice, price)
             store.created("invoiceitems", item)
@@ -258,7 +259,8 @@ class Emulator:
                                                      "subscription_item_details": None},
                           "period": item["period"], "pretax_credit_amounts": [], "pricing": item["pricing"],
                           "quantity": item["quantity"], "subtotal": item["amount"], "taxes": []})
-        total = sum(line["amount"] for line in lines)
+        store.add_lines(invoice_id, lines)
+        total = sum(line["amount"] for line in store.lines(invoice_id))
         return copy.deepcopy(store.update("invoices", invoice_id, subtotal=total, subtotal_excluding_tax=total,
                                           total=total, total_excluding_tax=total, amount_due=total,
                                           amount_remaining=total))

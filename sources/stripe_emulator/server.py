@@ -317,8 +317,8 @@ class Api:
             start, end = coll.window(gte, lt)
             keys = coll.ordered()
             if self.needs_filter(resource, params):
-                ids = self.filter(store, resource, [i for _, i in keys[start:end]], params)
-                ids, has_more = self.cursor(store, resource, ids, params, limit)
+                ids, has_more = self.cursor(store, resource, self.filter(store, resource, keys[start:end], params),
+                                            params, limit)
             else:  # the common case, O(log n) per page however long the list
                 ids, has_more = self.bisect_page(store, resource, keys, start, end, params, limit)
             if expand:
@@ -363,69 +363,84 @@ class Api:
 
     def bisect_page(self, store: Store, resource: str, keys: list, start: int, end: int, params: dict,
                     limit: int) -> tuple[list[str], bool]:
-        for name in ("starting_after", "ending_before"):
-            if name in params and params[name] not in store.collections[resource].objects:
-                raise ApiError(400, f"No such {OBJECT_NAMES[resource]}: '{params[name]}'", code="resource_missing",
-                               param=name)
+        self.check_cursors(store, resource, params)
         if "ending_before" in params:
             end = min(end, bisect_left(keys, self._position(store, resource, params["ending_before"])))
             first = max(start, end - limit)
-            return [i for _, i in keys[first:end]], first > start
+            return [k[-1] for k in keys[first:end]], first > start
         if "starting_after" in params:
             start = max(start, bisect_right(keys, self._position(store, resource, params["starting_after"])))
-        return [i for _, i in keys[start:min(end, start + limit)]], end - start > limit
+        return [k[-1] for k in keys[start:min(end, start + limit)]], end - start > limit
 
-    def filter(self, store: Store, resource: str, ids: list[str], params: dict) -> list[str]:
-        objects = store.collections[resource].objects
-        if resource == "subscriptions":
-            status = params.get("status")
-            if status is None:
-                ids = [i for i in ids if objects[i]["status"] not in ("canceled", "incomplete_expired")]
-            elif status != "all":
-                ids = [i for i in ids if objects[i]["status"] == status]
+    def filter(self, store: Store, resource: str, keys: list[tuple[int, str]], params: dict) -> list[tuple[int, str]]:
+        """The list keys whose objects pass the request's filters (objects decoded once each)."""
         if resource == "subscription_items":
             if "subscription" not in params:
                 raise ApiError(400, "Missing required param: subscription.", param="subscription")
             wanted = set(store.items_of.get(params["subscription"], []))
-            ids = [i for i in ids if i in wanted]
+            keys = [k for k in keys if k[2] in wanted]
+        tests = []
+        if resource == "subscriptions":
+            status = params.get("status")
+            if status is None:
+                tests.append(lambda o: o["status"] not in ("canceled", "incomplete_expired"))
+            elif status != "all":
+                tests.append(lambda o: o["status"] == status)
         if resource == "events":
             types = params.get("types") or ([params["type"]] if "type" in params else None)
             if types:
                 patterns = [re.compile("^" + re.escape(t).replace(r"\*", "[^.]+(\\.[^.]+)*") + "$") for t in types]
-                ids = [i for i in ids if any(p.match(objects[i]["type"]) for p in patterns)]
+                tests.append(lambda o: any(p.match(o["type"]) for p in patterns))
         for name in ("customer", "charge", "payment_intent", "invoice", "product", "status", "type", "currency"):
             if name in params and resource not in ("subscriptions", "events"):
-                ids = [i for i in ids if _ref(objects[i].get(name)) == params[name]]
+                tests.append(lambda o, name=name: _ref(o.get(name)) == params[name])
         if "active" in params:
             wanted_active = params["active"] == "true"
-            ids = [i for i in ids if objects[i].get("active") == wanted_active]
-        return ids
+            tests.append(lambda o: o.get("active") == wanted_active)
+        if not tests:
+            return keys
+        objects = store.collections[resource].objects
+        return [k for k in keys if all(test(o) for o in (objects[k[2]],) for test in tests)]
 
-    def cursor(self, store: Store, resource: str, ids: list[str], params: dict, limit: int) -> tuple[list[str], bool]:
+    def cursor(self, store: Store, resource: str, keys: list[tuple[int, str]], params: dict,
+               limit: int) -> tuple[list[str], bool]:
+        self.check_cursors(store, resource, params)
+        for name in ("starting_after", "ending_before"):
+            if name in params:
+                anchor = self._position(store, resource, params[name])
+                return _slice(keys, name, anchor, limit)
+        return [k[-1] for k in keys[:limit]], len(keys) > limit
+
+    def check_cursors(self, store: Store, resource: str, params: dict) -> None:
+        # A cursor must name an object of this list; Stripe answers resource_missing naming the parameter.
         for name in ("starting_after", "ending_before"):
             if name in params and params[name] not in store.collections[resource].objects:
                 raise ApiError(400, f"No such {OBJECT_NAMES[resource]}: '{params[name]}'", code="resource_missing",
                                param=name)
-        return _slice(ids, params, limit, key=lambda i: self._position(store, resource, i))
 
     def _position(self, store: Store, resource: str, object_id: str) -> tuple:
-        coll = store.collections[resource]
-        return (-coll.objects[object_id][coll.created_field], object_id)
+        return store.collections[resource].position[object_id]
 
     def lines(self, store: Store, resource: str, parent_id: str, params: dict) -> bytes:
         self.check_params(params, COMMON_PARAMS)
         limit = self.page_bounds(params)
         if parent_id not in store.collections[resource].objects:
             raise ApiError(404, f"No such {OBJECT_NAMES[resource]}: '{parent_id}'", code="resource_missing", param="id")
-        lines = store.sub_lists.get(parent_id, [])
-        order = {line["id"]: n for n, line in enumerate(lines)}
+        with store.lock:
+            lines = store.sub_lists.get(parent_id, [])
+            ids = store.sub_list_ids.get(parent_id, [])
+        position = {line_id: n for n, line_id in enumerate(ids)}  # lines keep the invoice's order
+        keys = [(n, line_id) for n, line_id in enumerate(ids)]
+        page, has_more = [line_id for _, line_id in keys[:limit]], len(keys) > limit
         for name in ("starting_after", "ending_before"):
-            if name in params and params[name] not in order:
-                raise ApiError(400, f"No such line item: '{params[name]}'", code="resource_missing", param=name)
-        ids, has_more = _slice([line["id"] for line in lines], params, limit, key=order.__getitem__)
-        by_id = {line["id"]: line for line in lines}
+            if name in params:
+                if params[name] not in position:
+                    raise ApiError(400, f"No such line item: '{params[name]}'", code="resource_missing", param=name)
+                page, has_more = _slice(keys, name, (position[params[name]], params[name]), limit)
+        body = b",".join(lines[position[i]] for i in page)
         url = f"/v1/{resource}/{parent_id}/lines"
-        return orjson.dumps({"object": "list", "data": [by_id[i] for i in ids], "has_more": has_more, "url": url})
+        return b'{"object":"list","data":[' + body + b'],"has_more":' + (b"true" if has_more else b"false") + \
+            b',"url":' + orjson.dumps(url) + b"}"
 
     # --- expand
     def list_expand(self, params: dict) -> list[str]:
@@ -464,17 +479,14 @@ def _ref(value: Any) -> Any:
     return value.get("id") if isinstance(value, dict) else value
 
 
-def _slice(ids: list[str], params: dict, limit: int, key) -> tuple[list[str], bool]:
-    """One page of `ids` (already in list order) after/before a cursor, and whether more follow."""
-    if "starting_after" in params:
-        anchor = key(params["starting_after"])
-        rest = [i for i in ids if key(i) > anchor]
-        return rest[:limit], len(rest) > limit
-    if "ending_before" in params:
-        anchor = key(params["ending_before"])
-        before = [i for i in ids if key(i) < anchor]
-        return before[-limit:], len(before) > limit
-    return ids[:limit], len(ids) > limit
+def _slice(keys: list[tuple], cursor: str, anchor: tuple, limit: int) -> tuple[list[str], bool]:
+    """One page of ids from sorted (key, id) pairs after/before the anchor key, and whether more follow."""
+    if cursor == "starting_after":
+        start = bisect_right(keys, anchor)
+        return [k[-1] for k in keys[start:start + limit]], len(keys) - start > limit
+    end = bisect_left(keys, anchor)
+    first = max(0, end - limit)
+    return [k[-1] for k in keys[first:end]], first > 0
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -46,7 +46,7 @@ class Ids:
     tag: str
 
     def new(self, prefix: str) -> str:
-        body = "".join(self.rng.choice(_ALPHABET) for _ in range(14))
+        body = "".join(self.rng.choices(_ALPHABET, k=14))
         return f"{prefix}_1{self.tag}{body}"
 
 
@@ -126,8 +126,8 @@ class WorldBuilder:
             sub = r.choice(subscriptions) if subscriptions and r.random() < 0.6 else None
             customer = self.store.get("customers", sub["customer"]) if sub else r.choice(customers)
             invoices.append(self.invoice(customer, sub, prices))
+        drafts = [i for i in invoices if i["status"] == "draft"]
         for _ in range(c["invoiceitems"]):
-            drafts = [i for i in invoices if i["status"] == "draft"]
             target = r.choice(drafts) if drafts and r.random() < 0.3 else None
             self.invoiceitem(r.choice(customers), target, r.choice(prices))
         paid = [i for i in invoices if i["status"] == "paid"]
@@ -280,8 +280,8 @@ class WorldBuilder:
         created = self.when((sub or customer)["created"])
         obj = self.base("in", "invoice", created)
         status = r.choice(INVOICE_STATUSES)
-        # Mostly a few lines; one in six has more than the 10 Stripe embeds.
-        n_lines = r.randint(11, 40) if r.random() < 0.17 else r.randint(1, 6)
+        # Most invoices have a few lines; one in sixteen has more than the 10 Stripe embeds.
+        n_lines = r.randint(11, 40) if r.random() < 0.0625 else r.randint(1, 6)
         lines = []
         for _ in range(n_lines):
             price = r.choice(prices)
