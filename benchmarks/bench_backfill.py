@@ -124,24 +124,31 @@ def peak_rss_mb() -> float:
 
 
 # --- the two loaders
-def run_ours(emu: Emulated, workdir: Path, limits: bool = True, name: str = "ours") -> dict:
-    import dlt
+def run_ours(emu: Emulated, workdir: Path, limits: bool = True, name: str = "ours", arrow: bool = False) -> dict:
+    """Our pipeline in a fresh child process (its own peak RSS), returning its timings."""
+    parent, child = mp.Pipe()
+    args = (child, emu.info, str(workdir), limits, name, arrow)
+    process = mp.get_context("fork").Process(target=_ours_child, args=args)
+    process.start()
+    result = parent.recv()
+    process.join()
+    return result
 
+
+def _ours_child(conn, info: dict, workdir: str, limits: bool, name: str, arrow: bool) -> None:
     from pipelines.stripe_pipeline import build_pipeline, load
     from stripe_source import stripe_source
 
     tuning = {"max_requests_per_second": GLOBAL_RPS, "max_requests_per_endpoint": ENDPOINT_RPS}
     if not limits:
         tuning = {"max_requests_per_second": 1e6, "max_requests_per_endpoint": 1e6}
-    pipeline = build_pipeline("duckdb", "stripe", str(workdir / f"{name}.duckdb"), name, str(workdir / "dlt"))
-    pipeline.progress = None
+    pipeline = build_pipeline("duckdb", "stripe", f"{workdir}/{name}.duckdb", name, f"{workdir}/dlt")
     started = time.perf_counter()
-    source = stripe_source(credentials=emu.info["api_key"], api_base=emu.info["api_base"], **tuning)
+    source = stripe_source(credentials=info["api_key"], api_base=info["api_base"], arrow=arrow, **tuning)
     loaded = load(pipeline, source)
     wall = time.perf_counter() - started
     steps = {s.step: (s.finished_at - s.started_at).total_seconds() for s in pipeline.last_trace.steps}
-    dlt.current.pipeline().deactivate() if hasattr(dlt.current, "pipeline") else None
-    return {"wall": wall, "steps": steps, "loaded": loaded}
+    conn.send({"wall": wall, "steps": steps, "loaded": loaded, "rss": peak_rss_mb()})
 
 
 def run_baseline(emu: Emulated, workdir: Path, budget: float) -> dict:
@@ -193,7 +200,7 @@ def backfill(label: str, options: dict, workdir: Path, baseline_budget: float, r
     rows.append([
         f"{label}: ours", f"{objects:,}", f"{ours_rate:,.0f}", f"{ceiling / extract:.0%}",
         f"{ceiling / ours['wall']:.0%}", str(stats.get("requests_total")), str(stats.get("rate_limited")),
-        f"{lost:+d}", f"{peak_rss_mb():,.0f}",
+        f"{lost:+d}", f"{ours['rss']:,.0f}",
     ])
     if base:
         base_rate = base["objects"] / base["wall"]
@@ -204,16 +211,19 @@ def backfill(label: str, options: dict, workdir: Path, baseline_budget: float, r
           f"whole {ours['wall']:.1f}s; stages {ours['steps']}", flush=True)
 
 
-def cpu_path(scale: int, workdir: Path, rows: list) -> None:
+def cpu_path(scale: int, workdir: Path, rows: list, paths: tuple[str, ...] = ("dicts", "arrow")) -> None:
+    """No latency, no limits: what the CPU allows end to end, dlt's dict path vs our Arrow rows."""
     with Emulated({"scale": scale, "limits": False}) as emu:
         objects = sum(emu.info["world"]["objects"].values())
-        ours = run_ours(emu, workdir, limits=False, name="cpu")
-    steps = ours["steps"]
-    rows.append([
-        "cpu path (no latency, no limits)", f"{objects:,}", f"{objects / ours['wall']:,.0f}", "", "", "", "", "",
-        f"{peak_rss_mb():,.0f}",
-    ])
-    print("  cpu path stages: " + ", ".join(f"{k} {v:.1f}s ({objects / v:,.0f}/s)" for k, v in steps.items()))
+        for path in paths:
+            ours = run_ours(emu, workdir, limits=False, name=f"cpu_{path}", arrow=path == "arrow")
+            loaded = sum(v for k, v in ours["loaded"].items() if "__" not in k and k != "account")
+            rows.append([
+                f"cpu path, {path} (no latency/limits)", f"{objects:,}", f"{objects / ours['wall']:,.0f}", "", "",
+                "", "", f"{objects - loaded:+d}", f"{ours['rss']:,.0f}",
+            ])
+            stages = ", ".join(f"{k} {v:.1f}s ({objects / v:,.0f}/s)" for k, v in ours["steps"].items() if v)
+            print(f"  cpu path {path}: {stages}", flush=True)
 
 
 def incremental(scale: int, k: int, workdir: Path, rows: list) -> None:
@@ -232,12 +242,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small worlds: check the benchmark runs")
     parser.add_argument("--scale", type=int, default=200_000)
     parser.add_argument("--charges", type=int, default=100_000)
-    parser.add_argument("--cpu-scale", type=int, default=1_000_000)
+    parser.add_argument("--cpu-scale", type=int, default=1_000_000, help="world for the peak-RSS run (Arrow path)")
+    parser.add_argument("--cpu-compare-scale", type=int, default=100_000, help="world for dicts vs Arrow")
     parser.add_argument("--baseline-seconds", type=float, default=60.0)
     parser.add_argument("--only", choices=["backfill", "charges", "cpu", "incremental"])
     args = parser.parse_args()
     if args.quick:
         args.scale, args.charges, args.cpu_scale, args.baseline_seconds = 5_000, 5_000, 20_000, 10.0
+        args.cpu_compare_scale = 10_000
     os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
     workdir = Path(tempfile.mkdtemp(prefix="stripe-bench-"))
     latency = {"latency_ms": 300, "jitter_ms": 50}
@@ -249,7 +261,9 @@ def main() -> None:
             backfill("charges world", {"scale": args.charges, "counts": {"charges": args.charges}, **latency},
                      workdir, args.baseline_seconds, rows)
         if args.only in (None, "cpu"):
-            cpu_path(args.cpu_scale, workdir, rows)
+            cpu_path(args.cpu_compare_scale, workdir, rows)
+            if args.cpu_scale > args.cpu_compare_scale:
+                cpu_path(args.cpu_scale, workdir, rows, paths=("arrow",))
         if args.only in (None, "incremental"):
             incremental(min(args.scale, 20_000), 50, workdir, rows)
     finally:

@@ -56,6 +56,7 @@ class _SubListTask:
 
 
 HANDOFF_PAGES = 32  # batches fetched ahead of the consumer, per reader
+MIN_PAGES_PER_WINDOW = 3  # split a list only into windows expected to hold at least this many pages
 _DONE = object()
 
 
@@ -82,6 +83,7 @@ class ObjectReader:
     max_in_flight: int = 16
     wanted_tables: frozenset[str] | None = None  # None: all of the object's tables
     skip_ids: frozenset[str] = frozenset()  # objects the change feed already delivers
+    oldest_created: int = 1293840000  # nothing in the account is older (its creation; else 2011)
 
     def read(self, entry: StripeObject, window: Window | None) -> Iterator[Batch]:
         if entry.path is None:
@@ -190,10 +192,14 @@ class ObjectReader:
         if window is None:
             return [_ListTask(task.path, task.params, None, last["id"], task.created_field)]
         # Unread: created in [window.start, last.created], after `last` in list order.
-        # Keep the cursor for the top slice and read the rest as fresh windows in parallel.
-        low = window.start if window.start is not None else self._oldest_possible()
+        # Keep the cursor for the top slice and read the rest as fresh windows in parallel, but
+        # only as many as the page's density says will fill pages: a window that comes back
+        # half empty (or empty) spends a request of the rate limit for little.
+        low = window.start if window.start is not None else self.oldest_created
         high = last[task.created_field]
-        parts = max(1, min(idle + 1, high - low, 8))
+        span = max(1, data[0][task.created_field] - high)
+        expected_pages = len(data) / span * (high - low) / PAGE_SIZE
+        parts = max(1, min(idle + 1, high - low, 8, int(expected_pages / MIN_PAGES_PER_WINDOW)))
         if parts == 1:
             return [_ListTask(task.path, task.params, window, last["id"], task.created_field)]
         bounds = [low + (high - low) * i // parts for i in range(parts)] + [high]
@@ -201,10 +207,6 @@ class ObjectReader:
         for lo, hi in zip(bounds[:-2], bounds[1:-1], strict=True):
             tasks.append(_ListTask(task.path, task.params, Window(lo, hi), created_field=task.created_field))
         return tasks
-
-    @staticmethod
-    def _oldest_possible() -> int:
-        return 1293840000  # 2011-01-01: no Stripe object is older
 
     # --- shaping rows
     def _wants(self, table: str) -> bool:
