@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlparse
 import orjson
 
 from .store import EVENT_RETENTION, Store
+from .world import API_VERSION
 
 if TYPE_CHECKING:
     from . import Emulator
@@ -325,7 +326,7 @@ class Api:
                 data = [self.expand(store, store.render(resource, coll.objects[i]), expand, "data.")
                         for i in ids]
                 return orjson.dumps({"object": "list", "data": data, "has_more": has_more, "url": url})
-            body = b",".join(store.rendered_bytes(resource, i) for i in ids)
+            body = b",".join(store.page_bytes(resource, ids))
         return b'{"object":"list","data":[' + body + b'],"has_more":' + (b"true" if has_more else b"false") + \
             b',"url":' + orjson.dumps(url) + b"}"
 
@@ -585,11 +586,11 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("Request-Id", "req_" + secrets.token_hex(7))
-        self.send_header("Stripe-Version", "2026-10-28.endive")
+        self.send_header("Stripe-Version", API_VERSION)
         for name, value in (headers or {}).items():
             self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
+        self._headers_buffer.append(b"\r\n" + payload)  # type: ignore[attr-defined]
+        self.flush_headers()  # headers and body in one send
 
 
 class EmulatorServer(ThreadingHTTPServer):

@@ -228,6 +228,14 @@ class Store:
             self._bytes[object_id] = cached
         return cached
 
+    def page_bytes(self, resource: str, ids: list[str]) -> list[bytes]:
+        """The JSON of each object, for a list page (the hot path of every crawl)."""
+        if resource in SUB_LISTS or resource == "subscriptions":
+            return [self.rendered_bytes(resource, i) for i in ids]
+        stored = [dict.__getitem__(self.collections[resource].objects, i) for i in ids]
+        return [raw if type(raw) is bytes else self.rendered_bytes(resource, i)
+                for raw, i in zip(stored, ids, strict=True)]
+
     def objects(self, resource: str) -> list[dict]:
         """Every current object of a list as the API renders it, newest first (events: 30 days)."""
         with self.lock:
