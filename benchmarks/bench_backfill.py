@@ -124,7 +124,7 @@ def peak_rss_mb() -> float:
 
 
 # --- the two loaders
-def run_ours(emu: Emulated, workdir: Path, limits: bool = True, name: str = "ours", arrow: bool = False) -> dict:
+def run_ours(emu: Emulated, workdir: Path, limits: bool = True, name: str = "ours", arrow: bool = True) -> dict:
     """Our pipeline in a fresh child process (its own peak RSS), returning its timings."""
     parent, child = mp.Pipe()
     args = (child, emu.info, str(workdir), limits, name, arrow)

@@ -11,6 +11,7 @@ pooled `requests.Session`, headers built once, one `orjson` parse per page.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import threading
@@ -60,40 +61,60 @@ class RateLimits:
 class Pacer:
     """Spaces requests so the account-wide and per-endpoint rates are never exceeded.
 
-    A request goes when both its endpoint's schedule and the global one have a free slot now;
-    otherwise it sleeps until the later of the two and checks again. Slots are never reserved
-    ahead: a backlog on one busy endpoint (invoice lines) must not hold the global schedule
-    hostage while other endpoints have capacity. On a 429 the pace slows down multiplicatively,
-    then recovers a little with every success, so a shared account (the merchant's own traffic
-    counts too) settles just under what Stripe accepts.
+    A request goes when its endpoint's schedule and the global one both have a free slot now.
+    Slots are never reserved ahead, so a backlog on one endpoint cannot hold the global schedule
+    hostage. When several requests wait for the same global slot, the one with the higher
+    priority wins, then the one that has waited longest: sub-list pages (invoice lines) get
+    priority because one endpoint carries them all, and it is what bounds a backfill's length
+    when it has to fight twenty list endpoints for every global slot.
+    On a 429 the pace slows down multiplicatively, then recovers a little with every success,
+    so a shared account (the merchant's own traffic counts too) settles just under the limit.
     """
 
     def __init__(self, limits: RateLimits) -> None:
         self.limits = limits
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
         self._next_global = 0.0
         self._next_by_endpoint: dict[str, float] = {}
+        self._waiting: dict[int, tuple[int, str]] = {}  # ticket -> (priority, endpoint)
+        self._tickets = itertools.count()
         self._factor = 1.0
 
-    def wait_turn(self, endpoint: str) -> None:
-        while True:
-            with self._lock:
-                now = time.monotonic()
-                ready = max(self._next_global, self._next_by_endpoint.get(endpoint, 0.0))
-                if ready <= now:
-                    scale = self.limits.headroom * self._factor
-                    self._next_global = max(self._next_global, now) + 1.0 / (self.limits.global_rps * scale)
-                    self._next_by_endpoint[endpoint] = now + 1.0 / (self.limits.endpoint_rps * scale)
-                    return
-            time.sleep(ready - now)
+    def wait_turn(self, endpoint: str, priority: int = 0) -> None:
+        with self._cond:
+            ticket = next(self._tickets)
+            self._waiting[ticket] = (priority, endpoint)
+            try:
+                while True:
+                    now = time.monotonic()
+                    endpoint_ready = self._next_by_endpoint.get(endpoint, 0.0)
+                    ready = max(self._next_global, endpoint_ready)
+                    if ready <= now and self._first_in_line(ticket, priority, now):
+                        scale = self.limits.headroom * self._factor
+                        self._next_global = now + 1.0 / (self.limits.global_rps * scale)
+                        self._next_by_endpoint[endpoint] = now + 1.0 / (self.limits.endpoint_rps * scale)
+                        return
+                    self._cond.wait(timeout=max(0.0005, ready - now))
+            finally:
+                del self._waiting[ticket]
+                self._cond.notify_all()
+
+    def _first_in_line(self, ticket: int, priority: int, now: float) -> bool:
+        """No waiter whose endpoint is free has a higher priority, or the same and an older ticket."""
+        for other, (other_priority, other_endpoint) in self._waiting.items():
+            if other == ticket or self._next_by_endpoint.get(other_endpoint, 0.0) > now:
+                continue
+            if other_priority > priority or (other_priority == priority and other < ticket):
+                return False
+        return True
 
     def slow_down(self) -> None:
-        with self._lock:
+        with self._cond:
             self._factor = max(0.25, self._factor * 0.7)
 
     def recover(self) -> None:
         if self._factor < 1.0:
-            with self._lock:
+            with self._cond:
                 self._factor = min(1.0, self._factor + 0.02)
 
 
@@ -165,14 +186,16 @@ class StripeApi:
         return self.credentials.stripe_account
 
     # --- one request
-    def get(self, path: str, params: Mapping[str, Any] | None = None, *, endpoint: str | None = None) -> dict:
+    def get(
+        self, path: str, params: Mapping[str, Any] | None = None, *, endpoint: str | None = None, priority: int = 0
+    ) -> dict:
         """GET `path`, paced and retried; returns the parsed JSON or raises the SDK's typed error."""
         endpoint = endpoint or path
         url = self.api_base + path
         attempt = 0
         while True:
             attempt += 1
-            self.pacer.wait_turn(endpoint)
+            self.pacer.wait_turn(endpoint, priority)
             self.stats.count(endpoint)
             try:
                 response = self._session.get(url, params=params, headers=self._headers, timeout=self.timeout)

@@ -177,7 +177,8 @@ class ObjectReader:
         if task.starting_after:
             params["starting_after"] = task.starting_after
         try:
-            return self.api.get(sub.path.format(id=task.parent_id), params, endpoint=sub.path)
+            # priority: every sub-list page shares one endpoint, the one that bounds a backfill
+            return self.api.get(sub.path.format(id=task.parent_id), params, endpoint=sub.path, priority=1)
         except stripe.InvalidRequestError as exc:
             if exc.http_status == 404:  # the parent was deleted while we read it
                 return {"data": [], "has_more": False}
