@@ -216,7 +216,7 @@ def cpu_path(scale: int, workdir: Path, rows: list, paths: tuple[str, ...] = ("d
     with Emulated({"scale": scale, "limits": False}) as emu:
         objects = sum(emu.info["world"]["objects"].values())
         for path in paths:
-            ours = run_ours(emu, workdir, limits=False, name=f"cpu_{path}", arrow=path == "arrow")
+            ours = run_ours(emu, workdir, limits=False, name=f"cpu_{path}_{scale}", arrow=path == "arrow")
             loaded = sum(v for k, v in ours["loaded"].items() if "__" not in k and k != "account")
             rows.append([
                 f"cpu path, {path} (no latency/limits)", f"{objects:,}", f"{objects / ours['wall']:,.0f}", "", "",

@@ -55,7 +55,7 @@ class _SubListTask:
     starting_after: str | None
 
 
-HANDOFF_PAGES = 32  # batches fetched ahead of the consumer, per reader
+HANDOFF_PAGES = 8  # batches fetched ahead of the consumer, per reader (memory: ~21 readers)
 MIN_PAGES_PER_WINDOW = 3  # split a list only into windows expected to hold at least this many pages
 _DONE = object()
 
