@@ -35,6 +35,7 @@ __all__ = ["stripe_source", "StripeCredentials", "CATALOG", "API_VERSION"]
 logger = logging.getLogger(__name__)
 
 API_BASE_ENV = "STRIPE_API_BASE"
+SUB_LIST_WORKERS = 16  # one endpoint's worth at ~25 req/s and ~300 ms, with room for jitter
 CONNECT_BASE_ENV = "STRIPE_CONNECT_BASE"
 
 
@@ -94,7 +95,8 @@ def stripe_source(
         full_refresh=full_refresh,
     )
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stripe")
-    run = _Run(api, executor, account_id, bounds, selection, arrow, oldest=account_created)
+    sub_lists = ThreadPoolExecutor(max_workers=SUB_LIST_WORKERS, thread_name_prefix="stripe-sub-lists")
+    run = _Run(api, executor, account_id, bounds, selection, arrow, oldest=account_created, sub_lists=sub_lists)
     for root, tables in selection.items():
         yield run.resource(BY_TABLE[root], tables)
 
@@ -137,7 +139,9 @@ class _Run:
         selection: dict[str, frozenset[str]],
         arrow: bool = False,
         oldest: int | None = None,
+        sub_lists: ThreadPoolExecutor | None = None,
     ) -> None:
+        self.sub_lists = sub_lists
         self.arrow = arrow
         self.oldest = oldest  # the account's creation: nothing in it is older
         self.api = api
@@ -150,7 +154,8 @@ class _Run:
         self._feed_lock = threading.Lock()
 
     def reader(self, tables: frozenset[str] | None = None, skip_ids: frozenset[str] = frozenset()) -> ObjectReader:
-        reader = ObjectReader(self.api, self.executor, self.account_id, wanted_tables=tables, skip_ids=skip_ids)
+        reader = ObjectReader(self.api, self.executor, self.account_id, wanted_tables=tables, skip_ids=skip_ids,
+                              sub_list_executor=self.sub_lists)
         if self.oldest:
             reader.oldest_created = self.oldest - 86400  # a day of slack for clock skew
         return reader

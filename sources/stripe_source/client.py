@@ -89,12 +89,15 @@ class Pacer:
                     now = time.monotonic()
                     endpoint_ready = self._next_by_endpoint.get(endpoint, 0.0)
                     ready = max(self._next_global, endpoint_ready)
-                    if ready <= now and self._first_in_line(ticket, priority, now):
+                    if ready > now:
+                        self._cond.wait(timeout=ready - now)
+                    elif self._first_in_line(ticket, priority, now):
                         scale = self.limits.headroom * self._factor
                         self._next_global = now + 1.0 / (self.limits.global_rps * scale)
                         self._next_by_endpoint[endpoint] = now + 1.0 / (self.limits.endpoint_rps * scale)
                         return
-                    self._cond.wait(timeout=max(0.0005, ready - now))
+                    else:  # someone ahead takes this slot; its notify wakes us for the next one
+                        self._cond.wait(timeout=0.05)
             finally:
                 del self._waiting[ticket]
                 self._cond.notify_all()

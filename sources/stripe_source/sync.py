@@ -55,7 +55,7 @@ class _SubListTask:
     starting_after: str | None
 
 
-HANDOFF_PAGES = 8  # batches fetched ahead of the consumer, per reader (memory: ~21 readers)
+HANDOFF_PAGES = 4  # batches fetched ahead of the consumer, per reader (memory: ~21 readers)
 MIN_PAGES_PER_WINDOW = 3  # split a list only into windows expected to hold at least this many pages
 _DONE = object()
 
@@ -80,10 +80,13 @@ class ObjectReader:
     api: StripeApi
     executor: Executor
     account_id: str
-    max_in_flight: int = 16
+    max_in_flight: int = 12  # ~25 req/s per endpoint at ~300 ms needs ~8; each holds a page in memory
     wanted_tables: frozenset[str] | None = None  # None: all of the object's tables
     skip_ids: frozenset[str] = frozenset()  # objects the change feed already delivers
     oldest_created: int = 1293840000  # nothing in the account is older (its creation; else 2011)
+    # Sub-list pages get threads of their own: queued behind every list page of the account they
+    # would starve the one endpoint that bounds a backfill (invoice lines).
+    sub_list_executor: Executor | None = None
 
     def read(self, entry: StripeObject, window: Window | None) -> Iterator[Batch]:
         if entry.path is None:
@@ -141,19 +144,27 @@ class ObjectReader:
         sub_tasks: deque[_SubListTask] = deque(t for t in tasks if isinstance(t, _SubListTask))
         list_tasks: deque[_ListTask] = deque(t for t in tasks if isinstance(t, _ListTask))
         pending: dict[Future, Any] = {}
+        in_flight = {_ListTask: 0, _SubListTask: 0}
         try:
             while sub_tasks or list_tasks or pending:
-                # Sub-lists first: they finish objects already in memory.
-                while len(pending) < self.max_in_flight and (sub_tasks or list_tasks):
-                    task = sub_tasks.popleft() if sub_tasks else list_tasks.popleft()
+                # Separate budgets: a backlog of sub-list pages must not keep the list pages, which
+                # feed it, from being fetched (and vice versa).
+                while sub_tasks and in_flight[_SubListTask] < self.max_in_flight:
+                    task = sub_tasks.popleft()
+                    pending[(self.sub_list_executor or self.executor).submit(self._fetch, task)] = task
+                    in_flight[_SubListTask] += 1
+                while list_tasks and in_flight[_ListTask] < self.max_in_flight:
+                    task = list_tasks.popleft()
                     pending[self.executor.submit(self._fetch, task)] = task
+                    in_flight[_ListTask] += 1
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     task = pending.pop(future)
+                    in_flight[type(task)] -= 1
                     page = future.result()
                     follow_ups: list[Any] = []
                     if isinstance(task, _ListTask):
-                        idle = self.max_in_flight - len(pending) - len(sub_tasks) - len(list_tasks)
+                        idle = self.max_in_flight - in_flight[_ListTask] - len(list_tasks)
                         follow_ups.extend(self._continue_list(task, page, idle))
                         yield from self._emit_objects(entry, page["data"], follow_ups)
                     else:
