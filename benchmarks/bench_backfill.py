@@ -195,7 +195,7 @@ def backfill(label: str, options: dict, workdir: Path, baseline_budget: float, r
         objects = sum(needs["objects"].values())
         ceiling = ceiling_seconds(needs["pages"])
         emu.reset_stats()
-        ours = run_ours(emu, workdir)
+        ours = run_ours(emu, workdir, name=label.split()[0])  # its own pipeline and DuckDB file
         stats = emu.stats()
         extract = ours["steps"].get("extract", ours["wall"])
         lost = sum(max(0, count - ours["loaded"].get(table, 0)) for table, count in needs["objects"].items())
