@@ -409,7 +409,7 @@ class ArrowBuffer:
     negligible while memory stays bounded. One buffer per resource generator (not thread-safe).
     """
 
-    def __init__(self, max_objects: int = 2000) -> None:
+    def __init__(self, max_objects: int = 1000) -> None:
         self.max_objects = max_objects
         self._rows: dict[str, list[dict[str, Any]]] = {}
         self._hints: dict[str, Any] = {}
