@@ -151,6 +151,7 @@ def _ours_child(conn, info: dict, workdir: str, limits: bool, name: str, arrow: 
     source = stripe_source(credentials=info["api_key"], api_base=info["api_base"], arrow=arrow, **tuning)
     loaded = load(pipeline, source)
     wall = time.perf_counter() - started
+    print(f"  {name}: peak RSS {peak_rss_mb():,.0f} MB after the load", flush=True)
     steps = {s.step: (s.finished_at - s.started_at).total_seconds() for s in pipeline.last_trace.steps}
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu = usage.ru_utime + usage.ru_stime
