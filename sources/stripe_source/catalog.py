@@ -203,15 +203,6 @@ CATALOG: tuple[StripeObject, ...] = (
 BY_TABLE: Mapping[str, StripeObject] = MappingProxyType({entry.table: entry for entry in CATALOG})
 
 
-def children_of(table: str) -> tuple[StripeObject, ...]:
-    return tuple(BY_TABLE[sub.table] for sub in BY_TABLE[table].sub_lists)
-
-
-def root_table(table: str) -> str:
-    """The table whose list endpoint produces `table` (itself, or its parent for sub-lists)."""
-    return BY_TABLE[table].parent or table
-
-
 BY_OBJECT: Mapping[str, StripeObject] = MappingProxyType(
     {entry.object: entry for entry in CATALOG if entry.events}
 )

@@ -16,7 +16,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -184,10 +184,6 @@ class StripeApi:
             headers["Stripe-Account"] = self.credentials.stripe_account
         self._headers = headers
 
-    @property
-    def account_label(self) -> str | None:
-        return self.credentials.stripe_account
-
     # --- one request
     def get(
         self, path: str, params: Mapping[str, Any] | None = None, *, endpoint: str | None = None, priority: int = 0
@@ -274,21 +270,6 @@ class StripeApi:
             if self.on_token_refresh:
                 self.on_token_refresh(creds)
             return True
-
-    # --- lists
-    def list_pages(
-        self, path: str, params: Mapping[str, Any] | None = None, *, endpoint: str | None = None
-    ) -> Iterator[list[dict]]:
-        """Every page of a list, newest first, following `starting_after` until `has_more` is false."""
-        query = {"limit": PAGE_SIZE, **(params or {})}
-        while True:
-            page = self.get(path, query, endpoint=endpoint)
-            data = page["data"]
-            if data:
-                yield data
-            if not page.get("has_more") or not data:
-                return
-            query["starting_after"] = data[-1]["id"]
 
     def close(self) -> None:
         self._session.close()
