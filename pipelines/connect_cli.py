@@ -14,7 +14,7 @@ import sys
 import webbrowser
 from typing import Any
 
-from stripe_source.client import DEFAULT_API_BASE, DEFAULT_CONNECT_BASE
+from stripe_source.client import API_BASE_ENV, CONNECT_BASE_ENV, DEFAULT_API_BASE, DEFAULT_CONNECT_BASE
 from stripe_source.connection import (
     SCOPES,
     credentials_env,
@@ -29,9 +29,6 @@ from stripe_source.connection import (
 )
 from stripe_source.credentials import API_KEY_ENV, StripeCredentials
 from stripe_source.errors import CONNECT_COMMAND, EXIT_OK, InvalidInput, StripeSourceError
-
-API_BASE_ENV = "STRIPE_API_BASE"
-CONNECT_BASE_ENV = "STRIPE_CONNECT_BASE"
 
 
 def add_commands(subparsers: Any) -> None:

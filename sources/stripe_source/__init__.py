@@ -23,7 +23,15 @@ from dlt.extract.resource import DltResource
 
 from .arrow_rows import ArrowBuffer
 from .catalog import BY_TABLE, CATALOG, StripeObject
-from .client import API_VERSION, DEFAULT_API_BASE, DEFAULT_CONNECT_BASE, RateLimits, StripeApi
+from .client import (
+    API_BASE_ENV,
+    API_VERSION,
+    CONNECT_BASE_ENV,
+    DEFAULT_API_BASE,
+    DEFAULT_CONNECT_BASE,
+    RateLimits,
+    StripeApi,
+)
 from .credentials import StripeCredentials, resolve_credentials
 from .errors import PermissionMissing
 from .incremental import ChangeFeed, ObjectChanges, RunBounds, is_complete, is_gap, tombstones
@@ -34,9 +42,7 @@ __all__ = ["stripe_source", "StripeCredentials", "CATALOG", "API_VERSION"]
 
 logger = logging.getLogger(__name__)
 
-API_BASE_ENV = "STRIPE_API_BASE"
 SUB_LIST_WORKERS = 16  # one endpoint's worth at ~25 req/s and ~300 ms, with room for jitter
-CONNECT_BASE_ENV = "STRIPE_CONNECT_BASE"
 
 
 # root_key: nested tables always carry _dlt_root_id, so a table can switch between replace

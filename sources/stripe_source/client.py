@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 API_VERSION: str = stripe.api_version  # the SDK's pinned version; objects are shaped by it
 DEFAULT_API_BASE = "https://api.stripe.com"
 DEFAULT_CONNECT_BASE = "https://connect.stripe.com"
+API_BASE_ENV = "STRIPE_API_BASE"  # env vars that point the source (and `connect`) elsewhere,
+CONNECT_BASE_ENV = "STRIPE_CONNECT_BASE"  # e.g. at the local emulator
 PAGE_SIZE = 100  # Stripe's maximum `limit`
 USER_AGENT = f"dlt-source-stripe/0.1 (stripe-python {stripe.VERSION})"
 

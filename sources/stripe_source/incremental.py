@@ -15,7 +15,6 @@ Cursors live in dlt's state (destination-backed), so they survive a lost working
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,8 +23,6 @@ from typing import Any
 from .catalog import BY_TABLE, StripeObject, object_for_event
 from .client import API_VERSION
 from .sync import Batch, ObjectReader, Window
-
-logger = logging.getLogger(__name__)
 
 EVENTS_RETENTION_SECONDS = 30 * 86400
 
