@@ -50,9 +50,10 @@ def build_pipeline(
             raise InvalidInput(
                 f"The DuckDB file name and the dataset are both '{dataset}': pick another --dataset or --duckdb-path"
             )
-        target: Any = dlt.destinations.duckdb(
-            duckdb_path or DEFAULT_DUCKDB_PATH, preferred_loader_file_format="parquet"
-        )
+        # Absolute: dlt would otherwise resolve a relative file against its own dirs, and a pipeline
+        # that ran before from another directory kept loading into that directory's file.
+        path = str(Path(duckdb_path or DEFAULT_DUCKDB_PATH).resolve())
+        target: Any = dlt.destinations.duckdb(path, preferred_loader_file_format="parquet")
     else:
         target = destination
     return dlt.pipeline(
