@@ -190,6 +190,14 @@ def run_baseline(emu: Emulated, workdir: Path, budget: float) -> dict:
 
 
 # --- scenarios
+def print_timeline(timeline: dict) -> None:
+    """Requests per second for each endpoint over the run (BENCH_TIMELINE=1): where the run idles."""
+    last = max((int(s) for seconds in timeline.values() for s in seconds), default=0)
+    for endpoint, seconds in sorted(timeline.items(), key=lambda item: -sum(item[1].values())):
+        counts = [seconds.get(str(s), seconds.get(s, 0)) for s in range(last + 1)]
+        print(f"  {endpoint[:34]:34} " + " ".join(f"{c:2d}" for c in counts), flush=True)
+
+
 def backfill(label: str, options: dict, workdir: Path, baseline_budget: float, rows: list) -> None:
     with Emulated({**options, "limits": True}) as emu:
         needs = emu.info["world"]
@@ -198,6 +206,8 @@ def backfill(label: str, options: dict, workdir: Path, baseline_budget: float, r
         emu.reset_stats()
         ours = run_ours(emu, workdir, name=label.split()[0])  # its own pipeline and DuckDB file
         stats = emu.stats()
+        if os.environ.get("BENCH_TIMELINE"):
+            print_timeline(stats["timeline"])
         extract = ours["steps"].get("extract", ours["wall"])
         lost = sum(max(0, count - ours["loaded"].get(table, 0)) for table, count in needs["objects"].items())
         for table, count in needs["objects"].items():

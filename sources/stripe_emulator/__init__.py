@@ -16,6 +16,7 @@ import random
 import secrets
 import threading
 import time
+from collections import Counter
 from typing import Any
 
 from .server import Api, EmulatorServer, FaultConfig, OAuth, RateLimits, Stats, _Bucket, jitter
@@ -306,6 +307,8 @@ class Emulator:
         with self._stats.lock:
             self._stats.total += 1
             self._stats.requests[endpoint] += 1
+            second = int(time.monotonic() - self._stats.started)
+            self._stats.timeline.setdefault(endpoint, Counter())[second] += 1
             return self._stats.total
 
     def fault_for(self, number: int) -> str | None:

@@ -164,6 +164,9 @@ class Stats:
             self.rate_limited = 0
             self.faults_injected = 0
             self.total = 0
+            # requests per endpoint per whole second since the reset: shows where a run idles
+            self.started = time.monotonic()
+            self.timeline: dict[str, Counter[int]] = {}
 
     def snapshot(self) -> dict:
         with self.lock:
@@ -173,6 +176,7 @@ class Stats:
                 "by_status": dict(self.by_status),
                 "rate_limited": self.rate_limited,
                 "faults_injected": self.faults_injected,
+                "timeline": {endpoint: dict(seconds) for endpoint, seconds in self.timeline.items()},
             }
 
 
