@@ -17,7 +17,13 @@ import dlt
 import duckdb
 import pytest
 
-from stripe_source.arrow_rows import ArrowBuffer, ArrowRowsUnsupported, build_arrow_tables, to_arrow_items
+from stripe_source.arrow_rows import (
+    ArrowBuffer,
+    ArrowRowsUnsupported,
+    build_arrow_tables,
+    start_flatten_pool,
+    to_arrow_items,
+)
 
 MERGE = {"disposition": "merge", "strategy": "delete-insert"}
 
@@ -59,9 +65,16 @@ def invoice(n: int, **overrides: Any) -> dict[str, Any]:
     return obj
 
 
-def run(pages: list[tuple[str, list[dict], Any]], fast: bool | str, db: Path, name: str) -> None:
+@pytest.fixture(scope="module")
+def flatten_pool() -> Iterator[Any]:
+    pool = start_flatten_pool(1)
+    yield pool
+    pool.shutdown()
+
+
+def run(pages: list[tuple[str, list[dict], Any]], fast: bool | str, db: Path, name: str, pool: Any = None) -> None:
     def items() -> Iterator[Any]:
-        buffer = ArrowBuffer(max_objects=4)
+        buffer = ArrowBuffer(max_objects=4, pool=pool, max_pending=1)
         for table, rows, table_hints in pages:
             rows = copy.deepcopy(rows)
             if fast == "buffer":
@@ -123,12 +136,12 @@ def dump(db: Path) -> dict[str, Any]:
 
 
 def assert_same(
-    tmp_path: Path, runs: list[list[tuple[str, list[dict], Any]]], fast: bool | str = True
+    tmp_path: Path, runs: list[list[tuple[str, list[dict], Any]]], fast: bool | str = True, pool: Any = None
 ) -> dict[str, Any]:
     for mode in (False, fast):
         db = tmp_path / f"{'fast' if mode else 'dlt'}.duckdb"
         for pages in runs:
-            run(pages, mode, db, f"eq_{'fast' if mode else 'dlt'}")
+            run(pages, mode, db, f"eq_{'fast' if mode else 'dlt'}", pool if mode else None)
     expected, actual = dump(tmp_path / "dlt.duckdb"), dump(tmp_path / "fast.duckdb")
     assert set(actual) == set(expected)
     for table in expected:
@@ -168,12 +181,14 @@ def test_merge_update_with_fewer_items_and_hard_delete(tmp_path: Path) -> None:
     assert sum(dict(r)["_dlt_parent_id"] == "'in_1'" for r in tables["invoices__total_tax_amounts"]["rows"]) == 1
 
 
-def test_buffered_pages_across_runs(tmp_path: Path) -> None:
-    # ArrowBuffer converts several pages at once; a merge run and a tombstone on top
+@pytest.mark.parametrize("pooled", [False, True], ids=["in_process", "worker_process"])
+def test_buffered_pages_across_runs(tmp_path: Path, pooled: bool, flatten_pool: Any) -> None:
+    # ArrowBuffer converts several pages at once (in a worker process, or here); a merge run and
+    # a tombstone on top
     h = hints("invoices", timestamps=TS)
     first = [("invoices", [invoice(n) for n in range(k, k + 3)], h) for k in (2, 5, 8, 11)]
     second = [("invoices", [invoice(5, discounts=["d"]), {"id": "in_6", "deleted": True}], h)]
-    assert_same(tmp_path, [first, second], fast="buffer")
+    assert_same(tmp_path, [first, second], fast="buffer", pool=flatten_pool if pooled else None)
 
 
 def test_schema_evolution_new_field_and_null_becomes_typed(tmp_path: Path) -> None:
@@ -205,8 +220,18 @@ def test_pages_the_fast_path_leaves_to_dlt(tmp_path: Path) -> None:
             build_arrow_tables("things", page, hints("things"))
     h = hints("things")
     later = [{"id": "x_6", "created": 6, "amount": 7, "rate": 2.5}]  # arrow page after dlt's pages
-    assert_same(tmp_path, [[("things", mixed, h), ("things", int_then_float, h), ("things", iso, h),
-                            ("things", later, h)]])
+    pages = [("things", mixed, h), ("things", int_then_float, h), ("things", iso, h), ("things", later, h)]
+    assert_same(tmp_path, [pages])
+
+
+def test_worker_process_leaves_unsupported_batches_to_dlt(tmp_path: Path, flatten_pool: Any) -> None:
+    h = hints("things")
+    fine = [{"id": f"x_{n}", "created": n, "amount": n} for n in range(4)]  # a full batch: converted
+    mixed = [{"id": "x_8", "created": 8, "amount": 1}, {"id": "x_9", "created": 9, "amount": "many"},
+             {"id": "x_10", "created": 10, "amount": 2}, {"id": "x_11", "created": 11, "amount": 3}]
+    later = [{"id": "x_12", "created": 12, "amount": 7}]  # after a dlt batch: stays with dlt
+    assert_same(tmp_path, [[("things", fine, h), ("things", mixed, h), ("things", later, h)]], fast="buffer",
+                pool=flatten_pool)
 
 
 def test_events_insert_only_with_json_data(tmp_path: Path) -> None:

@@ -22,8 +22,16 @@ only slower for that page.
 
 from __future__ import annotations
 
+import gc
+import multiprocessing
+import os
+import signal
 import threading
+from collections import deque
 from collections.abc import Mapping
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from typing import Any
 
 import dlt
@@ -193,15 +201,6 @@ def _column(values: list[Any], target: str | None, detect: bool) -> tuple[pa.Arr
     return arr, inferred
 
 
-def _known_types(table: str) -> dict[str, str]:
-    """Column types the pipeline schema already holds for `table` (from earlier pages and runs)."""
-    schema = _source_schema()
-    if schema is None:
-        return {}
-    columns = schema.tables.get(table, {}).get("columns", {})
-    return {name: col["data_type"] for name, col in columns.items() if col.get("data_type")}
-
-
 def _load_id() -> str | None:
     try:
         return dlt.current.load_package_state()["load_id"]
@@ -308,38 +307,74 @@ def _root_hints(hints: Any) -> Any:
     return extended
 
 
+@dataclass(frozen=True)
+class FlattenPlan:
+    """What flattening a batch of `table` needs from the extracting process (its hints and the
+    live schema), so the flattening itself can run anywhere, another process included."""
+
+    table: str
+    hinted: Mapping[str, str | None]  # column -> data type given by the hints
+    known: Mapping[str, Mapping[str, str]]  # root and nested table -> column types the schema holds
+    strategy: str | None
+    primary_key: tuple[str, ...]
+    with_root_id: bool
+    load_id: str | None
+
+
+def plan_for(table: str, hints: Mapping[str, Any], load_id: str | None = None) -> FlattenPlan:
+    """The plan for flattening rows of `table` now (reads the current pipeline schema)."""
+    known: dict[str, dict[str, str]] = {}
+    schema = _source_schema()
+    if schema is not None:
+        prefix = table + "__"
+        for name, schema_table in schema.tables.items():
+            if name == table or name.startswith(prefix):
+                columns = schema_table.get("columns", {})
+                known[name] = {c: col["data_type"] for c, col in columns.items() if col.get("data_type")}
+    pk = hints.get("primary_key")
+    return FlattenPlan(
+        table=table,
+        hinted={name: col.get("data_type") for name, col in (hints.get("columns") or {}).items()},
+        known=known,
+        strategy=_strategy(hints),
+        primary_key=(pk,) if isinstance(pk, str) else tuple(pk or ()),
+        with_root_id=_needs_root_id(hints),
+        load_id=load_id,
+    )
+
+
 def build_arrow_tables(table: str, rows: list[dict[str, Any]], hints: Mapping[str, Any],
                        load_id: str | None = None) -> list[tuple[str, str | None, pa.Table]]:
-    """Flatten one page of `table` into (table, parent table, Arrow table): root first, then nested.
+    """Flatten rows of `table` into (table, parent table, Arrow table): root first, then nested.
 
-    Raises ArrowRowsUnsupported if the page needs dlt's normalizer.
+    Raises ArrowRowsUnsupported if the rows need dlt's normalizer.
     """
-    hinted = {name: col.get("data_type") for name, col in (hints.get("columns") or {}).items()}
+    return build_tables(plan_for(table, hints, load_id), rows)
+
+
+def build_tables(plan: FlattenPlan, rows: list[dict[str, Any]]) -> list[tuple[str, str | None, pa.Table]]:
+    """`build_arrow_tables` with the plan made already: needs no dlt context."""
+    table, hinted = plan.table, plan.hinted
+    known: dict[str, Mapping[str, str]] = {table: plan.known.get(table, {})}
     json_columns = {table: frozenset(n for n, t in hinted.items() if t == "json")}
-    known: dict[str, dict[str, str]] = {table: _known_types(table)}
-    for name, data_type in known[table].items():
-        if data_type == "json":
-            json_columns[table] |= {name}
+    json_columns[table] |= {name for name, data_type in known[table].items() if data_type == "json"}
     tables = _Tables(json_columns)
     for obj in rows:
         tables.add(table, obj, None, 0, 0, 0)
 
-    strategy = _strategy(hints)
     root_ids: list[str]
     n_root = len(tables.rows.get(table, ()))
-    if strategy in _KEY_HASH_STRATEGIES:
-        pk = hints.get("primary_key")
-        keys = [pk] if isinstance(pk, str) else list(pk or ())
+    if plan.strategy in _KEY_HASH_STRATEGIES:
+        keys = list(plan.primary_key)
         root_ids = [get_row_hash({k: row.get(k) for k in keys}, subset=keys) for row in tables.rows[table]]
     else:
         root_ids = generate_dlt_ids(n_root)
     ids: dict[str, list[str]] = {table: root_ids}
-    with_root_id = _needs_root_id(hints)
 
     out: list[tuple[str, str | None, pa.Table]] = []
     for name, flat_rows in tables.rows.items():
         if name != table:
-            known[name] = _known_types(name)
+            known[name] = plan.known.get(name, {})
         targets = {**known[name], **hinted} if name == table else known[name]
         columns: dict[str, None] = {}
         for row in flat_rows:
@@ -351,8 +386,8 @@ def build_arrow_tables(table: str, rows: list[dict[str, Any]], hints: Mapping[st
                 arrays[col] = arr
         if name == table:
             arrays[C_DLT_ID] = pa.array(root_ids, pa.string())
-            if load_id is not None:
-                arrays[C_DLT_LOAD_ID] = pa.array([load_id] * n_root, pa.string())
+            if plan.load_id is not None:
+                arrays[C_DLT_LOAD_ID] = pa.array([plan.load_id] * n_root, pa.string())
         else:
             links = tables.links[name]
             row_ids = [
@@ -363,7 +398,7 @@ def build_arrow_tables(table: str, rows: list[dict[str, Any]], hints: Mapping[st
             arrays[C_DLT_ID] = pa.array(row_ids, pa.string())
             arrays[C_PARENT_ID] = pa.array([ids[p][i] for p, i, _, _ in links], pa.string())
             arrays[C_LIST_IDX] = pa.array([idx for _, _, idx, _ in links], pa.int64())
-            if with_root_id:
+            if plan.with_root_id:
                 arrays[C_ROOT_ID] = pa.array([root_ids[r] for _, _, _, r in links], pa.string())
         out.append((name, tables.parents.get(name), pa.table(arrays)))
     return out
@@ -379,40 +414,101 @@ def to_arrow_items(table: str, rows: list[dict[str, Any]], hints: Any) -> list[A
     """
     if not rows:
         return []
-    schema = _source_schema()
-    sticky = _left_to_dlt.setdefault(id(schema), (schema, set()))[1] if schema is not None else set()
-    if table in sticky:
-        return [dlt.mark.with_hints(rows, hints, create_table_variant=True)]
+    if _on_dlt_path(table):
+        return _for_dlt(table, rows, hints)
+    plan = plan_for(table, hints, _load_id())
     try:
-        arrow_tables = build_arrow_tables(table, rows, hints, _load_id())
+        return _marked(build_tables(plan, rows), hints, plan)
     except ArrowRowsUnsupported:
-        # dlt infers the types of this page only at normalize, so the schema cannot tell later
-        # pages of this extract what it chose: keep the table on dlt's path until the next run
-        sticky.add(table)
-        return [dlt.mark.with_hints(rows, hints, create_table_variant=True)]
-    with_root_id = _needs_root_id(hints)
+        return _for_dlt(table, rows, hints)
+
+
+def _on_dlt_path(table: str) -> bool:
+    schema = _source_schema()
+    return schema is not None and table in _left_to_dlt.get(id(schema), (None, set()))[1]
+
+
+def _for_dlt(table: str, rows: list[dict[str, Any]], hints: Any) -> list[Any]:
+    """Hand rows to dlt's normalizer, and keep `table` there until the next run: dlt infers the
+    types of this page only at normalize, so the schema cannot tell later pages what it chose."""
+    schema = _source_schema()
+    if schema is not None:
+        _left_to_dlt.setdefault(id(schema), (schema, set()))[1].add(table)
+    return [dlt.mark.with_hints(rows, hints, create_table_variant=True)]
+
+
+def _marked(arrow_tables: list[tuple[str, str | None, pa.Table]], hints: Any, plan: FlattenPlan) -> list[Any]:
     items = []
     for name, parent, arrow_table in arrow_tables:
         if parent is None:
             items.append(dlt.mark.with_hints(arrow_table, _root_hints(hints), create_table_variant=True))
         else:
-            nested = _nested_hints(name, parent, with_root_id, hints.get("write_disposition"))
+            nested = _nested_hints(name, parent, plan.with_root_id, hints.get("write_disposition"))
             items.append(dlt.mark.with_hints(arrow_table, nested, create_table_variant=True))
     return items
+
+
+# --- flattening in worker processes
+def flatten_processes_default() -> int:
+    """One worker process per core beyond the one extracting (which fetches, parses and runs dlt)."""
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+
+def start_flatten_pool(processes: int) -> Executor | None:
+    """Worker processes that flatten batches, started now (before the source starts threads: they
+    are forked, so they begin with every module already imported). None if `processes` < 1."""
+    if processes < 1:
+        return None
+    context = multiprocessing.get_context("fork")
+    pool = ProcessPoolExecutor(max_workers=processes, mp_context=context, initializer=_init_worker)
+    for ready in [pool.submit(_ready) for _ in range(processes)]:
+        ready.result()
+    return pool
+
+
+def _init_worker() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the extracting process's to handle
+    gc.freeze()  # what was inherited stays shared with the parent instead of being copied
+    gc.set_threshold(50_000, 50, 100)  # batches are short-lived: far fewer full collections
+
+
+def _ready() -> bool:
+    return True
+
+
+def _flatten_remote(plan: FlattenPlan, payload: bytes) -> list[tuple[str, str | None, pa.Table]] | None:
+    try:
+        return build_tables(plan, orjson.loads(payload))
+    except ArrowRowsUnsupported:
+        return None
+
+
+@dataclass
+class _Pending:
+    table: str
+    rows: list[dict[str, Any]]
+    hints: Any
+    plan: FlattenPlan
+    result: Future
 
 
 class ArrowBuffer:
     """Collects pages per table and converts them `max_objects` at a time.
 
     dlt's per-item cost for Arrow tables (schema computation, parquet writer calls) is ~8 ms per
-    yielded table, more than flattening 100 objects; converting ~2,000 objects at once makes it
-    negligible while memory stays bounded. One buffer per resource generator (not thread-safe).
+    yielded table, more than flattening 100 objects; converting ~1,000 objects at once makes it
+    negligible while memory stays bounded. With a `pool` the conversion runs in worker processes
+    (the rows travel as JSON: serializing is ~20x cheaper than the flattening it moves away) and
+    at most `max_pending` batches are in flight. One buffer per resource generator (not thread-safe).
     """
 
-    def __init__(self, max_objects: int = 1000) -> None:
+    def __init__(self, max_objects: int = 1000, pool: Executor | None = None, max_pending: int = 3) -> None:
         self.max_objects = max_objects
+        self.pool = pool
+        self.max_pending = max_pending
         self._rows: dict[str, list[dict[str, Any]]] = {}
         self._hints: dict[str, Any] = {}
+        self._pending: deque[_Pending] = deque()
 
     def add(self, table: str, rows: list[dict[str, Any]], hints: Any) -> list[Any]:
         """Items to yield now (possibly none): earlier pages of `table` once enough are collected."""
@@ -424,16 +520,52 @@ class ArrowBuffer:
         buffered.extend(rows)
         if len(buffered) >= self.max_objects:
             items.extend(self._flush_table(table))
-        return items
+        return items + self._finished(wait=False)
 
     def flush(self) -> list[Any]:
         """Items for everything still buffered; call when the resource's pages end."""
         items: list[Any] = []
         for table in list(self._rows):
             items.extend(self._flush_table(table))
-        return items
+        return items + self._finished(wait=True)
 
     def _flush_table(self, table: str) -> list[Any]:
         rows = self._rows.pop(table, [])
         hints = self._hints.pop(table, None)
-        return to_arrow_items(table, rows, hints) if rows else []
+        if not rows:
+            return []
+        if self.pool is None or _on_dlt_path(table):
+            return to_arrow_items(table, rows, hints)
+        plan = plan_for(table, hints, _load_id())
+        try:
+            result = self.pool.submit(_flatten_remote, plan, orjson.dumps(rows))
+        except (BrokenProcessPool, RuntimeError):  # the pool is gone (shut down or crashed)
+            self.pool = None
+            return to_arrow_items(table, rows, hints)
+        self._pending.append(_Pending(table, rows, hints, plan, result))
+        return []
+
+    def _finished(self, wait: bool) -> list[Any]:
+        """Items of the converted batches, oldest first; with `wait`, of all batches in flight.
+        Beyond `max_pending` batches in flight, waits for the oldest: that bounds memory."""
+        items: list[Any] = []
+        pending = self._pending
+        while pending and (wait or len(pending) > self.max_pending or pending[0].result.done()):
+            batch = pending.popleft()
+            try:
+                arrow_tables = batch.result.result()
+            except BrokenProcessPool:  # a worker died (e.g. out of memory): finish here
+                self.pool = None
+                arrow_tables = None if _on_dlt_path(batch.table) else _build_local(batch)
+            if arrow_tables is None or _on_dlt_path(batch.table):
+                items.extend(_for_dlt(batch.table, batch.rows, batch.hints))
+            else:
+                items.extend(_marked(arrow_tables, batch.hints, batch.plan))
+        return items
+
+
+def _build_local(batch: _Pending) -> list[tuple[str, str | None, pa.Table]] | None:
+    try:
+        return build_tables(batch.plan, batch.rows)
+    except ArrowRowsUnsupported:
+        return None
