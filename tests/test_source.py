@@ -38,12 +38,16 @@ KEY_FIELDS = {
 
 
 @pytest.fixture
-def full_load(emulator, monkeypatch, tmp_path) -> Path:
+def full_load(emulator, monkeypatch, tmp_path, request) -> Path:
+    # pages flattened in a worker process (the default on 2+ cores; forced so 1-core CI covers it)
+    processes = getattr(request, "param", 1)
+    monkeypatch.setenv("SOURCES__STRIPE__FLATTEN_PROCESSES", str(processes))
     db = tmp_path / "warehouse.duckdb"
     assert run_pipeline(emulator, monkeypatch, db) == 0
     return db
 
 
+@pytest.mark.parametrize("full_load", [0, 1], ids=["in_process", "worker_process"], indirect=True)
 def test_every_table_equals_the_emulator(emulator, full_load):
     loaded = tables(full_load)
     for entry in CATALOG:

@@ -22,7 +22,7 @@ import dlt
 import stripe
 from dlt.extract.resource import DltResource
 
-from .arrow_rows import ArrowBuffer, flatten_processes_default, start_flatten_pool
+from .arrow_rows import ArrowBuffer, FlattenPlan, flatten_processes_default, plan_for, start_flatten_pool
 from .catalog import BY_TABLE, CATALOG, StripeObject
 from .client import (
     API_BASE_ENV,
@@ -34,6 +34,7 @@ from .client import (
     StripeApi,
 )
 from .credentials import StripeCredentials, resolve_credentials
+from .digest import Digester
 from .errors import PermissionMissing
 from .incremental import ChangeFeed, ObjectChanges, RunBounds, is_complete, is_gap, tombstones
 from .options import DateLike, check_window, parse_date, select_tables
@@ -159,6 +160,8 @@ class _Run:
     ) -> None:
         self.sub_lists = sub_lists
         self.flatten_pool = flatten_pool
+        self._plans: dict[str, FlattenPlan] = {}  # per table, for pages flattened in worker processes
+        self.digester = Digester(flatten_pool, self._plans) if flatten_pool is not None and arrow else None
         # the first resource to start tunes the GC; the last to end undoes it and stops the pool
         self._unfinished = len(selection)
         self._running_lock = threading.Lock()
@@ -174,9 +177,12 @@ class _Run:
         self._feed: ChangeFeed | None = None
         self._feed_lock = threading.Lock()
 
-    def reader(self, tables: frozenset[str] | None = None, skip_ids: frozenset[str] = frozenset()) -> ObjectReader:
+    def reader(
+        self, tables: frozenset[str] | None = None, skip_ids: frozenset[str] = frozenset(), rows: bool = False
+    ) -> ObjectReader:
+        """A reader for this run; `rows`: batches must hold parsed rows (not digests)."""
         reader = ObjectReader(self.api, self.executor, self.account_id, wanted_tables=tables, skip_ids=skip_ids,
-                              sub_list_executor=self.sub_lists)
+                              sub_list_executor=self.sub_lists, digester=None if rows else self.digester)
         if self.oldest:
             reader.oldest_created = self.oldest - 86400  # a day of slack for clock skew
         return reader
@@ -197,7 +203,10 @@ class _Run:
             # normalize then just passes them through, the stage that otherwise costs the most CPU.
             buffer = ArrowBuffer(pool=self.flatten_pool)
             for batch in self._batches(entry, tables):
-                yield from buffer.add(batch.table, batch.rows, self._hints[batch.table])
+                if batch.flat is not None:
+                    yield from buffer.add_flat(batch.table, batch.flat, self._hints[batch.table])
+                else:
+                    yield from buffer.add(batch.table, batch.rows, self._hints[batch.table])
             yield from buffer.flush()
             return
         for batch in self._batches(entry, tables):
@@ -264,7 +273,7 @@ class _Run:
         else:
             for batch in self.reader(tables, skip_ids=skip).read(entry, window):
                 if batch.table == entry.table:
-                    known.update(batch.rows[0].keys())
+                    known.update(batch.flat.first_keys if batch.flat else batch.rows[0].keys())
                 yield batch
         if self.bounds.stateful:
             state["created_cursor"] = self.bounds.list_end
@@ -286,7 +295,7 @@ class _Run:
         """The run's shared events feed, starting at the oldest cursor any selected resource needs."""
         with self._feed_lock:
             if self._feed is None:
-                self._feed = ChangeFeed(self.reader(), self.bounds, min(since, self._oldest_events_cursor()))
+                self._feed = ChangeFeed(self.reader(rows=True), self.bounds, min(since, self._oldest_events_cursor()))
             return self._feed
 
     def _oldest_events_cursor(self) -> int:
@@ -302,6 +311,8 @@ class _Run:
     def _set_hints(self, entry: StripeObject, mode: str) -> None:
         for table in (entry.table, *(sub.table for sub in entry.sub_lists)):
             self._hints[table] = table_hints(BY_TABLE[table], mode)
+            if self.digester is not None:
+                self._plans[table] = plan_for(table, self._hints[table])
 
 
 def table_hints(entry: StripeObject, mode: str) -> Any:

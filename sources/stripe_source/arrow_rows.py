@@ -509,6 +509,8 @@ class ArrowBuffer:
         self._rows: dict[str, list[dict[str, Any]]] = {}
         self._hints: dict[str, Any] = {}
         self._pending: deque[_Pending] = deque()
+        self._flat: dict[str, list[Any]] = {}  # pages flattened by worker processes (`digest.FlatRows`)
+        self._flat_count: dict[str, int] = {}
 
     def add(self, table: str, rows: list[dict[str, Any]], hints: Any) -> list[Any]:
         """Items to yield now (possibly none): earlier pages of `table` once enough are collected."""
@@ -522,28 +524,46 @@ class ArrowBuffer:
             items.extend(self._flush_table(table))
         return items + self._finished(wait=False)
 
+    def add_flat(self, table: str, flat: Any, hints: Any) -> list[Any]:
+        """Like `add`, for one page's rows a worker process flattened already (`digest.FlatRows`)."""
+        items: list[Any] = []
+        if table in self._hints and self._hints[table] is not hints:
+            items.extend(self._flush_table(table))
+        if flat.tables is None or _on_dlt_path(table):
+            items.extend(self._flush_table(table))  # earlier pages first
+            return items + _for_dlt(table, orjson.loads(flat.rows_json), hints)
+        self._hints[table] = hints
+        self._flat.setdefault(table, []).append(flat)
+        self._flat_count[table] = self._flat_count.get(table, 0) + flat.count
+        if self._flat_count[table] >= self.max_objects:
+            items.extend(self._flush_table(table))
+        return items + self._finished(wait=False)
+
     def flush(self) -> list[Any]:
         """Items for everything still buffered; call when the resource's pages end."""
         items: list[Any] = []
-        for table in list(self._rows):
+        for table in {*self._rows, *self._flat}:
             items.extend(self._flush_table(table))
         return items + self._finished(wait=True)
 
     def _flush_table(self, table: str) -> list[Any]:
         rows = self._rows.pop(table, [])
         hints = self._hints.pop(table, None)
+        flat_pages = self._flat.pop(table, [])
+        self._flat_count.pop(table, None)
+        items = _concatenated(table, flat_pages, hints) if flat_pages else []
         if not rows:
-            return []
+            return items
         if self.pool is None or _on_dlt_path(table):
-            return to_arrow_items(table, rows, hints)
+            return items + to_arrow_items(table, rows, hints)
         plan = plan_for(table, hints, _load_id())
         try:
             result = self.pool.submit(_flatten_remote, plan, orjson.dumps(rows))
         except (BrokenProcessPool, RuntimeError):  # the pool is gone (shut down or crashed)
             self.pool = None
-            return to_arrow_items(table, rows, hints)
+            return items + to_arrow_items(table, rows, hints)
         self._pending.append(_Pending(table, rows, hints, plan, result))
-        return []
+        return items
 
     def _finished(self, wait: bool) -> list[Any]:
         """Items of the converted batches, oldest first; with `wait`, of all batches in flight.
@@ -562,6 +582,71 @@ class ArrowBuffer:
             else:
                 items.extend(_marked(arrow_tables, batch.hints, batch.plan))
         return items
+
+
+def _concatenated(table: str, pages: list[Any], hints: Any) -> list[Any]:
+    """Items for pages flattened one by one elsewhere: one Arrow table per table name.
+
+    A worker typed each page on its own; a page whose types disagree with the schema or with the
+    pages before it (where the in-process path would have raised ArrowRowsUnsupported) goes, with
+    every page after it, to dlt's normalizer, as `to_arrow_items` does.
+    """
+    plan = plan_for(table, hints, _load_id())
+    types: dict[str, dict[str, str]] = {}
+    pieces: dict[str, list[pa.Table]] = {}
+    parents: dict[str, str | None] = {}
+    items: list[Any] = []
+    for n, page in enumerate(pages):
+        if _on_dlt_path(table) or not _agrees(page.tables, plan, types):
+            for rest in pages[n:]:
+                items.extend(_for_dlt(table, orjson.loads(rest.rows_json), hints))
+            break
+        for name, parent, arrow_table in page.tables:
+            pieces.setdefault(name, []).append(arrow_table)
+            parents[name] = parent
+    merged = []
+    for name, tables in pieces.items():
+        doubles = [col for col, data_type in types.get(name, {}).items() if data_type == "double"]
+        tables = [_as_doubles(t, doubles) for t in tables]
+        merged_table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
+        if parents[name] is None and plan.load_id is not None:
+            merged_table = merged_table.append_column(
+                C_DLT_LOAD_ID, pa.array([plan.load_id] * merged_table.num_rows, pa.string())
+            )
+        merged.append((name, parents[name], merged_table))
+    return _marked(merged, hints, plan) + items
+
+
+def _agrees(tables: list[tuple[str, str | None, pa.Table]], plan: FlattenPlan,
+            types: dict[str, dict[str, str]]) -> bool:
+    """Whether a page's column types fit the schema and earlier pages; records the new ones."""
+    found: dict[str, dict[str, str]] = {}
+    for name, parent, arrow_table in tables:
+        known = plan.known.get(name, {})
+        hinted = plan.hinted if parent is None else {}
+        seen = types.get(name, {})
+        for column in arrow_table.schema:
+            if column.name in _DLT_COLUMNS:
+                continue
+            data_type = "timestamp" if pa.types.is_timestamp(column.type) else _ARROW_TO_DLT.get(column.type)
+            expected = seen.get(column.name) or known.get(column.name) or hinted.get(column.name)
+            if expected is None or expected == data_type:
+                found.setdefault(name, {})[column.name] = data_type or ""
+            elif (data_type, expected) in (("text", "json"), ("bigint", "double")):
+                found.setdefault(name, {})[column.name] = expected
+            else:
+                return False
+    for name, columns in found.items():
+        types.setdefault(name, {}).update(columns)
+    return True
+
+
+def _as_doubles(table: pa.Table, doubles: list[str]) -> pa.Table:
+    for column in doubles:
+        index = table.schema.get_field_index(column)
+        if index >= 0 and table.schema.field(index).type == pa.int64():
+            table = table.set_column(index, column, table.column(index).cast(pa.float64()))
+    return table
 
 
 def _build_local(batch: _Pending) -> list[tuple[str, str | None, pa.Table]] | None:

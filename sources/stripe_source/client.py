@@ -191,6 +191,12 @@ class StripeApi:
         self, path: str, params: Mapping[str, Any] | None = None, *, endpoint: str | None = None, priority: int = 0
     ) -> dict:
         """GET `path`, paced and retried; returns the parsed JSON or raises the SDK's typed error."""
+        return orjson.loads(self.get_raw(path, params, endpoint=endpoint, priority=priority))
+
+    def get_raw(
+        self, path: str, params: Mapping[str, Any] | None = None, *, endpoint: str | None = None, priority: int = 0
+    ) -> bytes:
+        """`get` without the parse: the JSON body of the successful response."""
         endpoint = endpoint or path
         url = self.api_base + path
         attempt = 0
@@ -212,7 +218,7 @@ class StripeApi:
             if status == 200:
                 self.pacer.recover()
                 self._note_server_time(response)
-                return orjson.loads(response.content)
+                return response.content
             if status in RETRY_STATUSES and self._should_retry(response, attempt):
                 if status == 429:
                     self.stats.rate_limited += 1

@@ -17,10 +17,13 @@ from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import stripe
 
 from .catalog import StripeObject, SubList
 from .client import PAGE_SIZE, StripeApi
+from .digest import Digester, DigestJob, FlatRows, PageDigest
+from .shaping import PageEdges, child_rows, page_edges, shape_objects
 
 
 @dataclass(frozen=True)
@@ -67,10 +70,12 @@ class _Failed:
 
 @dataclass
 class Batch:
-    """Rows for one table, as read from one page."""
+    """Rows for one table, as read from one page: parsed rows, or (from a worker process) the
+    page's Arrow tables with the rows as JSON for dlt's path (`flat`)."""
 
     table: str
     rows: list[dict]
+    flat: FlatRows | None = None
 
 
 @dataclass
@@ -87,6 +92,9 @@ class ObjectReader:
     # Sub-list pages get threads of their own: queued behind every list page of the account they
     # would starve the one endpoint that bounds a backfill (invoice lines).
     sub_list_executor: Executor | None = None
+    # With a digester, list and sub-list pages are parsed, shaped and flattened in worker processes
+    # (the page's Arrow tables come back with just the facts scheduling needs); else here.
+    digester: Digester | None = None
 
     def read(self, entry: StripeObject, window: Window | None) -> Iterator[Batch]:
         if entry.path is None:
@@ -151,11 +159,11 @@ class ObjectReader:
                 # feed it, from being fetched (and vice versa).
                 while sub_tasks and in_flight[_SubListTask] < self.max_in_flight:
                     task = sub_tasks.popleft()
-                    pending[(self.sub_list_executor or self.executor).submit(self._fetch, task)] = task
+                    pending[(self.sub_list_executor or self.executor).submit(self._fetch, task, entry)] = task
                     in_flight[_SubListTask] += 1
                 while list_tasks and in_flight[_ListTask] < self.max_in_flight:
                     task = list_tasks.popleft()
-                    pending[self.executor.submit(self._fetch, task)] = task
+                    pending[self.executor.submit(self._fetch, task, entry)] = task
                     in_flight[_ListTask] += 1
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
@@ -163,9 +171,17 @@ class ObjectReader:
                     in_flight[type(task)] -= 1
                     page = future.result()
                     follow_ups: list[Any] = []
-                    if isinstance(task, _ListTask):
+                    if isinstance(page, PageDigest):
+                        if isinstance(task, _ListTask):
+                            idle = self.max_in_flight - in_flight[_ListTask] - len(list_tasks)
+                            follow_ups.extend(self._continue_list(task, page.edges, idle))
+                        subs = {sub.table: sub for sub in entry.sub_lists}
+                        follow_ups.extend(_SubListTask(subs[table], parent_id, after)
+                                          for table, parent_id, after in page.follow_ups)
+                        yield from (Batch(table, [], flat) for table, flat in page.tables.items())
+                    elif isinstance(task, _ListTask):
                         idle = self.max_in_flight - in_flight[_ListTask] - len(list_tasks)
-                        follow_ups.extend(self._continue_list(task, page, idle))
+                        follow_ups.extend(self._continue_list(task, page_edges(page, task.created_field), idle))
                         yield from self._emit_objects(entry, page["data"], follow_ups)
                     else:
                         yield from self._emit_sub_items(task, page, follow_ups)
@@ -175,92 +191,71 @@ class ObjectReader:
             for future in pending:
                 future.cancel()
 
-    def _fetch(self, task: Any) -> dict:
+    def _fetch(self, task: Any, entry: StripeObject) -> dict | PageDigest:
         if isinstance(task, _ListTask):
             params = {"limit": PAGE_SIZE, **task.params}
             if task.window:
                 params.update(task.window.params())
             if task.starting_after:
                 params["starting_after"] = task.starting_after
-            return self.api.get(task.path, params)
+            raw = self.api.get_raw(task.path, params)
+            return self._digest(raw, task, entry) if self.digester else orjson.loads(raw)
         sub = task.sub
         params = {"limit": PAGE_SIZE, **{k: v.format(id=task.parent_id) for k, v in sub.params.items()}}
         if task.starting_after:
             params["starting_after"] = task.starting_after
         try:
             # priority: every sub-list page shares one endpoint, the one that bounds a backfill
-            return self.api.get(sub.path.format(id=task.parent_id), params, endpoint=sub.path, priority=1)
+            raw = self.api.get_raw(sub.path.format(id=task.parent_id), params, endpoint=sub.path, priority=1)
         except stripe.InvalidRequestError as exc:
             if exc.http_status == 404:  # the parent was deleted while we read it
                 return {"data": [], "has_more": False}
             raise
+        return self._digest(raw, task, entry) if self.digester else orjson.loads(raw)
 
-    def _continue_list(self, task: _ListTask, page: dict, idle: int) -> list[_ListTask]:
-        data = page["data"]
-        if not page.get("has_more") or not data:
+    def _digest(self, raw: bytes, task: Any, entry: StripeObject) -> PageDigest:
+        assert self.digester is not None
+        if isinstance(task, _ListTask):
+            job = DigestJob(entry.table, self.account_id, self.wanted_tables, self.skip_ids, task.created_field)
+        else:
+            job = DigestJob(task.sub.table, self.account_id, self.wanted_tables, parent_id=task.parent_id)
+        return self.digester.digest(raw, job)
+
+    def _continue_list(self, task: _ListTask, edges: PageEdges, idle: int) -> list[_ListTask]:
+        if not edges.has_more or not edges.count:
             return []
-        last = data[-1]
         window = task.window
         if window is None:
-            return [_ListTask(task.path, task.params, None, last["id"], task.created_field)]
+            return [_ListTask(task.path, task.params, None, edges.last_id, task.created_field)]
         # Unread: created in [window.start, last.created], after `last` in list order.
         # Keep the cursor for the top slice and read the rest as fresh windows in parallel, but
         # only as many as the page's density says will fill pages: a window that comes back
         # half empty (or empty) spends a request of the rate limit for little.
         low = window.start if window.start is not None else self.oldest_created
-        high = last[task.created_field]
-        span = max(1, data[0][task.created_field] - high)
-        expected_pages = len(data) / span * (high - low) / PAGE_SIZE
+        high = edges.last_created
+        span = max(1, edges.first_created - high)
+        expected_pages = edges.count / span * (high - low) / PAGE_SIZE
         parts = max(1, min(idle + 1, high - low, 8, int(expected_pages / MIN_PAGES_PER_WINDOW)))
         if parts == 1:
-            return [_ListTask(task.path, task.params, window, last["id"], task.created_field)]
+            return [_ListTask(task.path, task.params, window, edges.last_id, task.created_field)]
         bounds = [low + (high - low) * i // parts for i in range(parts)] + [high]
-        tasks = [_ListTask(task.path, task.params, Window(bounds[-2], window.end), last["id"], task.created_field)]
+        tasks = [_ListTask(task.path, task.params, Window(bounds[-2], window.end), edges.last_id, task.created_field)]
         for lo, hi in zip(bounds[:-2], bounds[1:-1], strict=True):
             tasks.append(_ListTask(task.path, task.params, Window(lo, hi), created_field=task.created_field))
         return tasks
 
-    # --- shaping rows
-    def _wants(self, table: str) -> bool:
-        return self.wanted_tables is None or table in self.wanted_tables
-
     def _emit_objects(self, entry: StripeObject, objects: list[dict], follow_ups: list) -> Iterator[Batch]:
-        children: dict[str, list[dict]] = {}
-        rows = []
-        for obj in objects:
-            if obj["id"] in self.skip_ids:
-                continue
-            for sub in entry.sub_lists:
-                embedded = obj.pop(sub.field, None)
-                if not self._wants(sub.table):
-                    continue
-                if embedded is None:  # not embedded (e.g. a minimal event snapshot): page it whole
-                    follow_ups.append(_SubListTask(sub, obj["id"], None))
-                    continue
-                items = embedded.get("data", [])
-                children.setdefault(sub.table, []).extend(self._child_rows(sub, obj["id"], items))
-                if embedded.get("has_more"):
-                    follow_ups.append(_SubListTask(sub, obj["id"], items[-1]["id"] if items else None))
-            obj["stripe_account_id"] = self.account_id
-            rows.append(obj)
-        if rows and self._wants(entry.table):
-            yield Batch(entry.table, rows)
-        for table, child_rows in children.items():
-            if child_rows:
-                yield Batch(table, child_rows)
+        tables, sub_pages = shape_objects(entry, objects, self.account_id, self.wanted_tables, self.skip_ids)
+        follow_ups.extend(_SubListTask(sub, parent_id, after) for sub, parent_id, after in sub_pages)
+        for table, rows in tables.items():
+            yield Batch(table, rows)
 
     def _emit_sub_items(self, task: _SubListTask, page: dict, follow_ups: list) -> Iterator[Batch]:
         items = page["data"]
         if page.get("has_more") and items:
             follow_ups.append(_SubListTask(task.sub, task.parent_id, items[-1]["id"]))
         if items:
-            yield Batch(task.sub.table, self._child_rows(task.sub, task.parent_id, items))
-
-    def _child_rows(self, sub: SubList, parent_id: str, items: list[dict]) -> list[dict]:
-        for item in items:
-            item.setdefault(sub.parent_column, parent_id)
-            item["stripe_account_id"] = self.account_id
-        return items
+            yield Batch(task.sub.table, child_rows(task.sub, task.parent_id, items, self.account_id))
 
 
 def read_singleton(api: StripeApi, entry: StripeObject, account_id: str) -> Batch:

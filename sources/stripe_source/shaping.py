@@ -1,0 +1,63 @@
+"""Parsed pages shaped into table rows: the same in the extracting process and in worker processes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .catalog import StripeObject, SubList
+
+
+@dataclass(frozen=True)
+class PageEdges:
+    """What continuing a list needs from a page."""
+
+    has_more: bool
+    count: int
+    first_created: int = 0
+    last_created: int = 0
+    last_id: str = ""
+
+
+def page_edges(page: dict, created_field: str) -> PageEdges:
+    data = page["data"]
+    if not data:
+        return PageEdges(bool(page.get("has_more")), 0)
+    return PageEdges(bool(page.get("has_more")), len(data), data[0][created_field], data[-1][created_field],
+                     data[-1]["id"])
+
+
+def shape_objects(
+    entry: StripeObject, objects: list[dict], account_id: str, wanted: frozenset[str] | None,
+    skip_ids: frozenset[str] = frozenset(),
+) -> tuple[dict[str, list[dict]], list[tuple[SubList, str, str | None]]]:
+    """Rows per table (the object's own first, then its sub-lists' items) and the sub-list pages
+    still to read as (sub-list, parent id, starting_after)."""
+    rows: list[dict] = []
+    tables: dict[str, list[dict]] = {entry.table: rows}
+    sub_pages: list[tuple[SubList, str, str | None]] = []
+    for obj in objects:
+        if obj["id"] in skip_ids:
+            continue
+        for sub in entry.sub_lists:
+            embedded = obj.pop(sub.field, None)
+            if wanted is not None and sub.table not in wanted:
+                continue
+            if embedded is None:  # not embedded (e.g. a minimal event snapshot): page it whole
+                sub_pages.append((sub, obj["id"], None))
+                continue
+            items = embedded.get("data", [])
+            tables.setdefault(sub.table, []).extend(child_rows(sub, obj["id"], items, account_id))
+            if embedded.get("has_more"):
+                sub_pages.append((sub, obj["id"], items[-1]["id"] if items else None))
+        obj["stripe_account_id"] = account_id
+        rows.append(obj)
+    if wanted is not None and entry.table not in wanted:
+        del tables[entry.table]
+    return {table: rows for table, rows in tables.items() if rows}, sub_pages
+
+
+def child_rows(sub: SubList, parent_id: str, items: list[dict], account_id: str) -> list[dict]:
+    for item in items:
+        item.setdefault(sub.parent_column, parent_id)
+        item["stripe_account_id"] = account_id
+    return items
