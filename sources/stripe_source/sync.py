@@ -86,6 +86,9 @@ class ObjectReader:
     executor: Executor
     account_id: str
     max_in_flight: int = 12  # ~25 req/s per endpoint at ~300 ms needs ~8; each holds a page in memory
+    # Sub-list pages all share the one endpoint that bounds a backfill: room for the time a page
+    # waits for its turn at the pacer and for a worker process, on top of its ~300 ms.
+    max_sub_lists_in_flight: int = 24
     wanted_tables: frozenset[str] | None = None  # None: all of the object's tables
     skip_ids: frozenset[str] = frozenset()  # objects the change feed already delivers
     oldest_created: int = 1293840000  # nothing in the account is older (its creation; else 2011)
@@ -157,7 +160,7 @@ class ObjectReader:
             while sub_tasks or list_tasks or pending:
                 # Separate budgets: a backlog of sub-list pages must not keep the list pages, which
                 # feed it, from being fetched (and vice versa).
-                while sub_tasks and in_flight[_SubListTask] < self.max_in_flight:
+                while sub_tasks and in_flight[_SubListTask] < self.max_sub_lists_in_flight:
                     task = sub_tasks.popleft()
                     pending[(self.sub_list_executor or self.executor).submit(self._fetch, task, entry)] = task
                     in_flight[_SubListTask] += 1
@@ -198,7 +201,8 @@ class ObjectReader:
                 params.update(task.window.params())
             if task.starting_after:
                 params["starting_after"] = task.starting_after
-            raw = self.api.get_raw(task.path, params)
+            # a list whose objects carry sub-lists feeds the endpoint that bounds a backfill: first in line too
+            raw = self.api.get_raw(task.path, params, priority=1 if entry.sub_lists else 0)
             return self._digest(raw, task, entry) if self.digester else orjson.loads(raw)
         sub = task.sub
         params = {"limit": PAGE_SIZE, **{k: v.format(id=task.parent_id) for k, v in sub.params.items()}}
