@@ -44,7 +44,7 @@ __all__ = ["stripe_source", "StripeCredentials", "CATALOG", "API_VERSION"]
 
 logger = logging.getLogger(__name__)
 
-SUB_LIST_WORKERS = 32  # one endpoint's worth at ~25 req/s and ~300 ms, with room for waits (sync.py)
+SUB_LIST_WORKERS = 40  # one endpoint's worth at ~25 req/s and ~300 ms, with room for waits (sync.py)
 
 
 # root_key: nested tables always carry _dlt_root_id, so a table can switch between replace

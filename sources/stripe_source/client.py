@@ -53,7 +53,7 @@ class RateLimits:
 
     global_rps: float
     endpoint_rps: float
-    headroom: float = 0.95
+    headroom: float = 0.97
 
     @classmethod
     def for_mode(cls, livemode: bool) -> RateLimits:

@@ -88,7 +88,7 @@ class ObjectReader:
     max_in_flight: int = 12  # ~25 req/s per endpoint at ~300 ms needs ~8; each holds a page in memory
     # Sub-list pages all share the one endpoint that bounds a backfill: room for the time a page
     # waits for its turn at the pacer and for a worker process, on top of its ~300 ms.
-    max_sub_lists_in_flight: int = 24
+    max_sub_lists_in_flight: int = 32
     wanted_tables: frozenset[str] | None = None  # None: all of the object's tables
     skip_ids: frozenset[str] = frozenset()  # objects the change feed already delivers
     oldest_created: int = 1293840000  # nothing in the account is older (its creation; else 2011)
