@@ -147,15 +147,53 @@ def _ours_child(conn, info: dict, workdir: str, limits: bool, name: str, arrow: 
     if not limits:
         tuning = {"max_requests_per_second": 1e6, "max_requests_per_endpoint": 1e6}
     pipeline = build_pipeline("duckdb", "stripe", f"{workdir}/{name}.duckdb", name, f"{workdir}/dlt")
+    memory = TreeMemory()
     started = time.perf_counter()
     source = stripe_source(credentials=info["api_key"], api_base=info["api_base"], arrow=arrow, **tuning)
     loaded = load(pipeline, source)
     wall = time.perf_counter() - started
-    print(f"  {name}: peak RSS {peak_rss_mb():,.0f} MB after the load", flush=True)
+    memory.stop()
     steps = {s.step: (s.finished_at - s.started_at).total_seconds() for s in pipeline.last_trace.steps}
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = usage.ru_utime + usage.ru_stime
-    conn.send({"wall": wall, "steps": steps, "loaded": loaded, "rss": peak_rss_mb(), "cpu": cpu})
+    for child in mp.active_children():  # the flatten workers, so their CPU is counted too
+        child.join(5)
+    cpu = sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+              for f in ("ru_utime", "ru_stime"))
+    print(f"  {name}: peak RSS {memory.peak_mb:,.0f} MB (this process and its worker processes)", flush=True)
+    conn.send({"wall": wall, "steps": steps, "loaded": loaded, "rss": memory.peak_mb, "cpu": cpu})
+
+
+class TreeMemory:
+    """Peak of the summed RSS of this process and its children (the flatten workers), sampled
+    every 50 ms. Pages the workers share with this process (they are forked) count twice: an
+    upper bound."""
+
+    def __init__(self) -> None:
+        import threading
+
+        import psutil
+
+        self.peak_mb = peak_rss_mb()
+        self._stop = threading.Event()
+        self._me = psutil.Process()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        import psutil
+
+        while not self._stop.wait(0.05):
+            total = 0
+            for process in [self._me, *self._me.children(recursive=True)]:
+                try:
+                    total += process.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak_mb = max(self.peak_mb, total / 2**20)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_mb = max(self.peak_mb, peak_rss_mb())
 
 
 def run_baseline(emu: Emulated, workdir: Path, budget: float) -> dict:

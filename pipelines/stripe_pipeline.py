@@ -174,6 +174,7 @@ def _tuning(args: argparse.Namespace) -> dict[str, Any]:
         "max_requests_per_second": args.max_rps,
         "max_requests_per_endpoint": args.max_rps_per_endpoint,
         "workers": args.workers,
+        "flatten_processes": args.flatten_processes,
     }
 
 
@@ -196,6 +197,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--max-rps", type=float, help="requests per second overall (default: 100 live, 25 test)")
     run.add_argument("--max-rps-per-endpoint", type=float, help="requests per second per endpoint (default 25)")
     run.add_argument("--workers", type=int, help="concurrent requests at most (default 64)")
+    run.add_argument("--flatten-processes", type=int,
+                     help="worker processes that parse and flatten pages (default: cores - 1, at most 4; 0: none)")
     run.set_defaults(handler=cmd_run)
 
     demo = sub.add_parser("demo", help="load a seeded local Stripe emulator into DuckDB")
