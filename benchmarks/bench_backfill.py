@@ -26,11 +26,13 @@ import resource
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -168,10 +170,6 @@ class TreeMemory:
     upper bound."""
 
     def __init__(self) -> None:
-        import threading
-
-        import psutil
-
         self.peak_mb = peak_rss_mb()
         self._stop = threading.Event()
         self._me = psutil.Process()
@@ -179,8 +177,6 @@ class TreeMemory:
         self._thread.start()
 
     def _sample(self) -> None:
-        import psutil
-
         while not self._stop.wait(0.05):
             total = 0
             for process in [self._me, *self._me.children(recursive=True)]:

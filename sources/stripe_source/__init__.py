@@ -161,7 +161,7 @@ class _Run:
         self.sub_lists = sub_lists
         self.flatten_pool = flatten_pool
         self._plans: dict[str, FlattenPlan] = {}  # per table, for pages flattened in worker processes
-        self.digester = Digester(flatten_pool, self._plans) if flatten_pool is not None and arrow else None
+        self.digester = Digester(flatten_pool, self._plans) if flatten_pool is not None else None
         # the first resource to start tunes the GC; the last to end undoes it and stops the pool
         self._unfinished = len(selection)
         self._running_lock = threading.Lock()

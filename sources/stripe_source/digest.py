@@ -19,20 +19,21 @@ import orjson
 import pyarrow as pa
 
 from .arrow_rows import ArrowRowsUnsupported, FlattenPlan, build_tables
-from .catalog import BY_TABLE
-from .shaping import PageEdges, child_rows, page_edges, shape_objects
+from .catalog import BY_TABLE, SubList
+from .shaping import PageEdges, page_edges, shape_objects, shape_sub_page
 
 
 @dataclass(frozen=True)
 class DigestJob:
-    """How to shape one page: a list page of `table`, or (with `parent_id`) a sub-list page."""
+    """How to shape one page: a list page of `table`, or (with `sub`) a page of `sub` of `parent_id`."""
 
     table: str
     account_id: str
     wanted: frozenset[str] | None = None
     skip_ids: frozenset[str] = frozenset()
     created_field: str = "created"
-    parent_id: str | None = None
+    sub: SubList | None = None
+    parent_id: str = ""
 
 
 @dataclass
@@ -48,7 +49,7 @@ class FlatRows:
 @dataclass
 class PageDigest:
     edges: PageEdges
-    follow_ups: list[tuple[str, str, str | None]] = field(default_factory=list)  # (sub table, parent, after)
+    follow_ups: list[tuple[SubList, str, str | None]] = field(default_factory=list)  # as `shape_objects`
     tables: dict[str, FlatRows] = field(default_factory=dict)
 
 
@@ -70,7 +71,7 @@ class Digester:
 
 
 def _tables_of(job: DigestJob) -> tuple[str, ...]:
-    if job.parent_id is not None:
+    if job.sub is not None:
         return (job.table,)
     return (job.table, *(sub.table for sub in BY_TABLE[job.table].sub_lists))
 
@@ -78,17 +79,14 @@ def _tables_of(job: DigestJob) -> tuple[str, ...]:
 def digest_page(raw: bytes, job: DigestJob, plans: Mapping[str, FlattenPlan]) -> PageDigest:
     """What a worker process does with one page (see the module docstring)."""
     page = orjson.loads(raw)
-    data = page.get("data") or []
-    if job.parent_id is None:
-        entry = BY_TABLE[job.table]
+    if job.sub is None:
         edges = page_edges(page, job.created_field)
-        tables, sub_pages = shape_objects(entry, data, job.account_id, job.wanted, job.skip_ids)
-        follow_ups = [(sub.table, parent_id, after) for sub, parent_id, after in sub_pages]
+        tables, follow_ups = shape_objects(BY_TABLE[job.table], page["data"], job.account_id, job.wanted, job.skip_ids)
     else:
-        sub = next(s for s in BY_TABLE[BY_TABLE[job.table].parent].sub_lists if s.table == job.table)
-        edges = PageEdges(bool(page.get("has_more")), len(data))
-        follow_ups = [(job.table, job.parent_id, data[-1]["id"])] if page.get("has_more") and data else []
-        tables = {job.table: child_rows(sub, job.parent_id, data, job.account_id)} if data else {}
+        rows, after = shape_sub_page(job.sub, job.parent_id, page, job.account_id)
+        edges = PageEdges(after is not None, len(rows))
+        follow_ups = [(job.sub, job.parent_id, after)] if after is not None else []
+        tables = {job.table: rows} if rows else {}
     return PageDigest(edges, follow_ups, {table: _flat(rows, plans.get(table)) for table, rows in tables.items()})
 
 

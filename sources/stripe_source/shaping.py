@@ -61,3 +61,10 @@ def child_rows(sub: SubList, parent_id: str, items: list[dict], account_id: str)
         item.setdefault(sub.parent_column, parent_id)
         item["stripe_account_id"] = account_id
     return items
+
+
+def shape_sub_page(sub: SubList, parent_id: str, page: dict, account_id: str) -> tuple[list[dict], str | None]:
+    """A sub-list page's rows, and the cursor of its next page (None: this was the last)."""
+    items = page["data"]
+    after = items[-1]["id"] if page.get("has_more") and items else None
+    return child_rows(sub, parent_id, items, account_id), after

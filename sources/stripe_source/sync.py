@@ -23,7 +23,7 @@ import stripe
 from .catalog import StripeObject, SubList
 from .client import PAGE_SIZE, StripeApi
 from .digest import Digester, DigestJob, FlatRows, PageDigest
-from .shaping import PageEdges, child_rows, page_edges, shape_objects
+from .shaping import PageEdges, page_edges, shape_objects, shape_sub_page
 
 
 @dataclass(frozen=True)
@@ -174,17 +174,15 @@ class ObjectReader:
                     in_flight[type(task)] -= 1
                     page = future.result()
                     follow_ups: list[Any] = []
-                    if isinstance(page, PageDigest):
-                        if isinstance(task, _ListTask):
-                            idle = self.max_in_flight - in_flight[_ListTask] - len(list_tasks)
-                            follow_ups.extend(self._continue_list(task, page.edges, idle))
-                        subs = {sub.table: sub for sub in entry.sub_lists}
-                        follow_ups.extend(_SubListTask(subs[table], parent_id, after)
-                                          for table, parent_id, after in page.follow_ups)
+                    digested = isinstance(page, PageDigest)
+                    if isinstance(task, _ListTask):
+                        edges = page.edges if digested else page_edges(page, task.created_field)
+                        idle = self.max_in_flight - in_flight[_ListTask] - len(list_tasks)
+                        follow_ups.extend(self._continue_list(task, edges, idle))
+                    if digested:
+                        follow_ups.extend(_SubListTask(*sub_page) for sub_page in page.follow_ups)
                         yield from (Batch(table, [], flat) for table, flat in page.tables.items())
                     elif isinstance(task, _ListTask):
-                        idle = self.max_in_flight - in_flight[_ListTask] - len(list_tasks)
-                        follow_ups.extend(self._continue_list(task, page_edges(page, task.created_field), idle))
                         yield from self._emit_objects(entry, page["data"], follow_ups)
                     else:
                         yield from self._emit_sub_items(task, page, follow_ups)
@@ -222,7 +220,7 @@ class ObjectReader:
         if isinstance(task, _ListTask):
             job = DigestJob(entry.table, self.account_id, self.wanted_tables, self.skip_ids, task.created_field)
         else:
-            job = DigestJob(task.sub.table, self.account_id, self.wanted_tables, parent_id=task.parent_id)
+            job = DigestJob(task.sub.table, self.account_id, sub=task.sub, parent_id=task.parent_id)
         return self.digester.digest(raw, job)
 
     def _continue_list(self, task: _ListTask, edges: PageEdges, idle: int) -> list[_ListTask]:
@@ -255,11 +253,11 @@ class ObjectReader:
             yield Batch(table, rows)
 
     def _emit_sub_items(self, task: _SubListTask, page: dict, follow_ups: list) -> Iterator[Batch]:
-        items = page["data"]
-        if page.get("has_more") and items:
-            follow_ups.append(_SubListTask(task.sub, task.parent_id, items[-1]["id"]))
-        if items:
-            yield Batch(task.sub.table, child_rows(task.sub, task.parent_id, items, self.account_id))
+        rows, after = shape_sub_page(task.sub, task.parent_id, page, self.account_id)
+        if after is not None:
+            follow_ups.append(_SubListTask(task.sub, task.parent_id, after))
+        if rows:
+            yield Batch(task.sub.table, rows)
 
 
 def read_singleton(api: StripeApi, entry: StripeObject, account_id: str) -> Batch:
