@@ -6,25 +6,30 @@ still decodes the body to `str` and parses it with the stdlib json and an `Order
 rebuilds the telemetry/user-agent headers on every call. We keep what the SDK is for (the
 `StripeClient` carries key, account, pinned API version and base URL; errors come out as the SDK's
 typed exceptions, raised by the SDK's own response interpreter) and do the transport ourselves: one
-pooled `requests.Session`, headers built once, one `orjson` parse per page.
+urllib3 pool, headers built once, one `orjson` parse per page. Not `requests`: its `Session` spent
+2.1 ms of CPU per 140 KB page here (it reads a body in 10 KB chunks through generators), urllib3
+0.6 ms, and a backfill's extracting process is CPU-bound.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import os
 import random
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
+import certifi
 import orjson
-import requests
 import stripe
-from requests.adapters import HTTPAdapter
+import urllib3
 
 from .credentials import StripeCredentials
 from .errors import ReauthenticationRequired, StripeUnavailable
@@ -169,10 +174,7 @@ class StripeApi:
         self.server_time: int | None = None  # Stripe's clock, from the Date header
         self.on_token_refresh = on_token_refresh
         self._refresh_lock = threading.Lock()
-        self._session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
+        self._http = _connection_pool(self.api_base, pool_size)
         self._set_headers()
 
     def _set_headers(self) -> None:
@@ -199,14 +201,17 @@ class StripeApi:
         """`get` without the parse: the JSON body of the successful response."""
         endpoint = endpoint or path
         url = self.api_base + path
+        if params:
+            # as requests encodes them: lists as repeated keys, None values left out
+            url += "?" + urlencode({k: v for k, v in params.items() if v is not None}, doseq=True)
         attempt = 0
         while True:
             attempt += 1
             self.pacer.wait_turn(endpoint, priority)
             self.stats.count(endpoint)
             try:
-                response = self._session.get(url, params=params, headers=self._headers, timeout=self.timeout)
-            except (requests.ConnectionError, requests.Timeout) as exc:
+                response = self._http.request("GET", url, headers=self._headers, timeout=self.timeout, retries=False)
+            except urllib3.exceptions.HTTPError as exc:  # refused, reset, timed out, broken TLS
                 if attempt >= self.max_attempts:
                     raise StripeUnavailable(
                         f"Stripe did not answer GET {endpoint} after {attempt} attempts ({type(exc).__name__}): "
@@ -214,11 +219,11 @@ class StripeApi:
                     ) from None
                 self._backoff(attempt, endpoint, reason=type(exc).__name__)
                 continue
-            status = response.status_code
+            status = response.status
             if status == 200:
                 self.pacer.recover()
                 self._note_server_time(response)
-                return response.content
+                return response.data
             if status in RETRY_STATUSES and self._should_retry(response, attempt):
                 if status == 429:
                     self.stats.rate_limited += 1
@@ -229,8 +234,8 @@ class StripeApi:
                 continue
             self._raise_sdk_error(response)
 
-    def _should_retry(self, response: requests.Response, attempt: int) -> bool:
-        if response.status_code == 429:
+    def _should_retry(self, response: urllib3.BaseHTTPResponse, attempt: int) -> bool:
+        if response.status == 429:
             # A rate-limit 429 is always worth waiting out; Stripe-Should-Retry only speaks for
             # lock timeouts and other 429s. A load never fails on a 429 before this cap.
             return attempt < self.max_rate_limit_attempts
@@ -244,7 +249,7 @@ class StripeApi:
         logger.info("Retrying GET %s in %.1fs (attempt %d, %s)", endpoint, delay, attempt, reason)
         time.sleep(delay)
 
-    def _note_server_time(self, response: requests.Response) -> None:
+    def _note_server_time(self, response: urllib3.BaseHTTPResponse) -> None:
         date = response.headers.get("Date")
         if date:
             try:
@@ -252,15 +257,13 @@ class StripeApi:
             except (TypeError, ValueError):
                 pass
 
-    def _raise_sdk_error(self, response: requests.Response) -> None:
+    def _raise_sdk_error(self, response: urllib3.BaseHTTPResponse) -> None:
         """Raise what the SDK would raise for this response; 401 becomes our re-auth error."""
         try:
-            self.sdk._requestor._interpret_response(
-                response.content, response.status_code, response.headers, "V1"
-            )
+            self.sdk._requestor._interpret_response(response.data, response.status, response.headers, "V1")
         except stripe.AuthenticationError as exc:
             raise ReauthenticationRequired(_reason(exc), self.credentials.stripe_account) from None
-        raise stripe.APIError(f"Unexpected HTTP {response.status_code} from Stripe")  # not reached
+        raise stripe.APIError(f"Unexpected HTTP {response.status} from Stripe")  # not reached
 
     def _refresh_access_token(self) -> bool:
         """OAuth tokens: trade the refresh token for a new access token once, then retry."""
@@ -280,7 +283,17 @@ class StripeApi:
             return True
 
     def close(self) -> None:
-        self._session.close()
+        self._http.clear()
+
+
+def _connection_pool(api_base: str, size: int) -> urllib3.PoolManager:
+    """Pooled connections to `api_base`, through the proxy and CA bundle `requests` would use."""
+    scheme, host = urlsplit(api_base).scheme, urlsplit(api_base).hostname or ""
+    ca_certs = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
+    proxy = urllib.request.getproxies().get(scheme)
+    if proxy and not urllib.request.proxy_bypass(host):
+        return urllib3.ProxyManager(proxy, num_pools=4, maxsize=size, ca_certs=ca_certs)
+    return urllib3.PoolManager(num_pools=4, maxsize=size, ca_certs=ca_certs)
 
 
 def _reason(exc: stripe.StripeError) -> str:
