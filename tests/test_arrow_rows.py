@@ -15,15 +15,18 @@ from typing import Any
 
 import dlt
 import duckdb
+import orjson
 import pytest
 
 from stripe_source.arrow_rows import (
     ArrowBuffer,
     ArrowRowsUnsupported,
     build_arrow_tables,
+    plan_for,
     start_flatten_pool,
     to_arrow_items,
 )
+from stripe_source.digest import Digester, DigestJob, shaped_page
 
 MERGE = {"disposition": "merge", "strategy": "delete-insert"}
 
@@ -75,9 +78,16 @@ def flatten_pool() -> Iterator[Any]:
 def run(pages: list[tuple[str, list[dict], Any]], fast: bool | str, db: Path, name: str, pool: Any = None) -> None:
     def items() -> Iterator[Any]:
         buffer = ArrowBuffer(max_objects=4, pool=pool, max_pending=1)
+        plans: dict[str, Any] = {}
+        digester = Digester(pool, plans)
         for table, rows, table_hints in pages:
             rows = copy.deepcopy(rows)
-            if fast == "buffer":
+            if fast == "digest":  # as the source reads a list page: raw JSON, digested, then buffered
+                plans[table] = plan_for(table, table_hints)
+                digest = digester.digest(orjson.dumps({"data": rows, "has_more": False}), DigestJob(table, "acct_1"))
+                for name_, flat in digest.tables.items():
+                    yield from buffer.add_flat(name_, flat, table_hints)
+            elif fast == "buffer":
                 yield from buffer.add(table, rows, table_hints)
             elif fast:
                 yield from to_arrow_items(table, rows, table_hints)
@@ -232,6 +242,29 @@ def test_worker_process_leaves_unsupported_batches_to_dlt(tmp_path: Path, flatte
     later = [{"id": "x_12", "created": 12, "amount": 7}]  # after a dlt batch: stays with dlt
     assert_same(tmp_path, [[("things", fine, h), ("things", mixed, h), ("things", later, h)]], fast="buffer",
                 pool=flatten_pool)
+
+
+@pytest.mark.parametrize("pooled", [False, True], ids=["in_process", "worker_process"])
+def test_digested_pages_and_a_page_whose_types_clash(tmp_path: Path, pooled: bool, flatten_pool: Any) -> None:
+    # Pages digested one by one (in a worker, its tables back as Arrow IPC) are concatenated per
+    # table; the page whose `balance` turns text, and every page after it, go to dlt's normalizer,
+    # shaped again from the raw page the extracting process kept.
+    h = hints("customers")
+    fine = [{"id": f"cus_{n}", "object": "customer", "created": n, "balance": n, "address": {"city": "B"}}
+            for n in range(3)]
+    clash = [{"id": "cus_8", "object": "customer", "created": 8, "balance": "many"}]
+    later = [{"id": "cus_9", "object": "customer", "created": 9, "balance": 2, "tax_ids": ["t_1"]}]
+    pages = [("customers", fine, h), ("customers", clash, h), ("customers", later, h)]
+    for mode in (False, "digest"):  # the reference gets the rows shaped as the source shapes them
+        db = tmp_path / f"{'fast' if mode else 'dlt'}.duckdb"
+        shaped = [(t, shaped_page(orjson.dumps({"data": rows, "has_more": False}), DigestJob(t, "acct_1"))[1][t], x)
+                  for t, rows, x in pages] if not mode else pages
+        run(shaped, mode, db, f"eq_{'fast' if mode else 'dlt'}", flatten_pool if pooled and mode else None)
+    expected, actual = dump(tmp_path / "dlt.duckdb"), dump(tmp_path / "fast.duckdb")
+    assert actual == expected
+    assert len(actual["customers"]["rows"]) == 5 and "customers__tax_ids" in actual
+    assert actual["customers"]["columns"]["balance"] == "BIGINT"
+    assert "balance__v_text" in actual["customers"]["columns"]  # dlt's variant column for the clash
 
 
 def test_events_insert_only_with_json_data(tmp_path: Path) -> None:

@@ -531,7 +531,7 @@ class ArrowBuffer:
             items.extend(self._flush_table(table))
         if flat.tables is None or _on_dlt_path(table):
             items.extend(self._flush_table(table))  # earlier pages first
-            return items + _for_dlt(table, orjson.loads(flat.rows_json), hints)
+            return items + _for_dlt(table, flat.rows(), hints)
         self._hints[table] = hints
         self._flat.setdefault(table, []).append(flat)
         self._flat_count[table] = self._flat_count.get(table, 0) + flat.count
@@ -599,7 +599,7 @@ def _concatenated(table: str, pages: list[Any], hints: Any) -> list[Any]:
     for n, page in enumerate(pages):
         if _on_dlt_path(table) or not _agrees(page.tables, plan, types):
             for rest in pages[n:]:
-                items.extend(_for_dlt(table, orjson.loads(rest.rows_json), hints))
+                items.extend(_for_dlt(table, rest.rows(), hints))
             break
         for name, parent, arrow_table in page.tables:
             pieces.setdefault(name, []).append(arrow_table)

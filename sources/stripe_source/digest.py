@@ -3,9 +3,10 @@
 The extracting process is what bounds a backfill once requests overlap: one interpreter would
 parse every page, shape and flatten its objects and run dlt. A `Digester` hands the raw JSON of a
 list or sub-list page to a worker process, which parses it, shapes it (`shaping.py`), flattens
-each table (`arrow_rows.build_tables`) and sends back the Arrow tables, the rows as JSON (for
-dlt's normalizer, should a batch need it) and the few facts scheduling needs: the page's edges and
-the sub-list pages still to read.
+each table (`arrow_rows.build_tables`) and sends back the Arrow tables (as Arrow IPC streams: a
+fifth of pickle's cost both ways) and the few facts scheduling needs: the page's edges and the
+sub-list pages still to read. The extracting process keeps the raw page: should a batch need dlt's
+normalizer after all, it shapes the rows from it (rare, so the rows never cross a pipe).
 """
 
 from __future__ import annotations
@@ -38,12 +39,34 @@ class DigestJob:
 
 @dataclass
 class FlatRows:
-    """One table's rows of one page: flattened, and as JSON for dlt's path."""
+    """One table's rows of one page, flattened; `rows()` gives them as dicts for dlt's path."""
 
+    table: str
     tables: list[tuple[str, str | None, pa.Table]] | None  # None: only dlt's normalizer reproduces them
-    rows_json: bytes
     count: int
     first_keys: tuple[str, ...]
+    page: tuple[bytes, DigestJob] | None = None  # set in the extracting process, never pickled
+
+    def rows(self) -> list[dict]:
+        assert self.page is not None, "rows() is for the extracting process, which keeps the page"
+        return shaped_page(*self.page)[1][self.table]
+
+    def __getstate__(self) -> dict:
+        tables = None if self.tables is None else [(n, p, _to_ipc(t)) for n, p, t in self.tables]
+        return {"table": self.table, "tables": tables, "count": self.count, "first_keys": self.first_keys}
+
+    def __setstate__(self, state: dict) -> None:
+        tables = state["tables"]
+        if tables is not None:
+            tables = [(n, p, pa.ipc.open_stream(pa.py_buffer(b)).read_all()) for n, p, b in tables]
+        self.__dict__.update(state, tables=tables, page=None)
+
+
+def _to_ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
 
 
 @dataclass
@@ -64,10 +87,14 @@ class Digester:
         plans = {t: self.plans[t] for t in _tables_of(job) if t in self.plans}
         if self.pool is not None:
             try:
-                return self.pool.submit(digest_page, raw, job, plans).result()
+                digest = self.pool.submit(digest_page, raw, job, plans).result()
             except (BrokenProcessPool, RuntimeError):  # a worker died, or the pool was shut down
                 self.pool = None
-        return digest_page(raw, job, plans)
+        if self.pool is None:
+            digest = digest_page(raw, job, plans)
+        for flat in digest.tables.values():
+            flat.page = (raw, job)
+        return digest
 
 
 def _tables_of(job: DigestJob) -> tuple[str, ...]:
@@ -78,23 +105,27 @@ def _tables_of(job: DigestJob) -> tuple[str, ...]:
 
 def digest_page(raw: bytes, job: DigestJob, plans: Mapping[str, FlattenPlan]) -> PageDigest:
     """What a worker process does with one page (see the module docstring)."""
+    edges, tables, follow_ups = shaped_page(raw, job)
+    return PageDigest(edges, follow_ups, {t: _flat(t, rows, plans.get(t)) for t, rows in tables.items()})
+
+
+def shaped_page(raw: bytes, job: DigestJob) -> tuple[PageEdges, dict[str, list[dict]], list]:
+    """The page's edges, its rows per table as the source emits them, and its sub-list pages to read."""
     page = orjson.loads(raw)
     if job.sub is None:
         edges = page_edges(page, job.created_field)
         tables, follow_ups = shape_objects(BY_TABLE[job.table], page["data"], job.account_id, job.wanted, job.skip_ids)
-    else:
-        rows, after = shape_sub_page(job.sub, job.parent_id, page, job.account_id)
-        edges = PageEdges(after is not None, len(rows))
-        follow_ups = [(job.sub, job.parent_id, after)] if after is not None else []
-        tables = {job.table: rows} if rows else {}
-    return PageDigest(edges, follow_ups, {table: _flat(rows, plans.get(table)) for table, rows in tables.items()})
+        return edges, tables, follow_ups
+    rows, after = shape_sub_page(job.sub, job.parent_id, page, job.account_id)
+    follow_ups = [(job.sub, job.parent_id, after)] if after is not None else []
+    return PageEdges(after is not None, len(rows)), {job.table: rows} if rows else {}, follow_ups
 
 
-def _flat(rows: list[dict], plan: FlattenPlan | None) -> FlatRows:
+def _flat(table: str, rows: list[dict], plan: FlattenPlan | None) -> FlatRows:
     tables = None
     if plan is not None:
         try:
             tables = build_tables(plan, rows)
         except ArrowRowsUnsupported:
             pass
-    return FlatRows(tables, orjson.dumps(rows), len(rows), tuple(rows[0]))
+    return FlatRows(table, tables, len(rows), tuple(rows[0]))
