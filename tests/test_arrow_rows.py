@@ -77,7 +77,7 @@ def flatten_pool() -> Iterator[Any]:
 
 def run(pages: list[tuple[str, list[dict], Any]], fast: bool | str, db: Path, name: str, pool: Any = None) -> None:
     def items() -> Iterator[Any]:
-        buffer = ArrowBuffer(max_objects=4, pool=pool, max_pending=1)
+        buffer = ArrowBuffer(max_objects=4, pool=pool, max_pending=1, max_flat_objects=4)
         plans: dict[str, Any] = {}
         digester = Digester(pool, plans)
         for table, rows, table_hints in pages:
