@@ -26,6 +26,7 @@ import gc
 import multiprocessing
 import os
 import signal
+import stat
 import threading
 from collections import deque
 from collections.abc import Mapping
@@ -468,8 +469,30 @@ def start_flatten_pool(processes: int) -> Executor | None:
 
 def _init_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the extracting process's to handle
+    _drop_inherited_sockets()
     gc.freeze()  # what was inherited stays shared with the parent instead of being copied
     gc.set_threshold(50_000, 50, 100)  # batches are short-lived: far fewer full collections
+
+
+def _drop_inherited_sockets() -> None:
+    """A worker never talks to the network, but fork gave it a copy of every socket the parent had
+    open (pooled connections to Stripe, an in-process server's). While a copy is open, closing a
+    socket in the parent closes no connection (no FIN, no reset): the peer waits. Point them at
+    /dev/null instead of closing them, so a stale socket object can never close a reused number."""
+    fd_dir = "/proc/self/fd"
+    if not os.path.isdir(fd_dir):  # not Linux: nothing to look through
+        return
+    devnull = os.open(os.devnull, os.O_RDWR)
+    try:
+        for name in os.listdir(fd_dir):
+            fd = int(name)
+            try:
+                if fd != devnull and stat.S_ISSOCK(os.fstat(fd).st_mode):
+                    os.dup2(devnull, fd)
+            except OSError:  # closed meanwhile (e.g. the listing's own descriptor)
+                continue
+    finally:
+        os.close(devnull)
 
 
 def _ready() -> bool:
