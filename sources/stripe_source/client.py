@@ -68,7 +68,12 @@ class RateLimits:
 class Pacer:
     """Spaces requests so the account-wide and per-endpoint rates are never exceeded.
 
-    A request goes when its endpoint's schedule and the global one both have a free slot now.
+    Both limits are token buckets, as Stripe's are (and as Stripe advises clients to pace): a rate
+    and a burst of `BURST` requests. The small burst is what keeps the rate when a waiting thread
+    wakes late (a busy process hands the GIL over every 5 ms, a third of a global slot at 100 req/s):
+    the next slot is due one interval after the last one was due, not after it was taken, so
+    lateness is made up instead of lost. Over any span T at most rate * T + BURST requests go.
+    A request goes when its endpoint's bucket and the global one both have a token now.
     Slots are never reserved ahead, so a backlog on one endpoint cannot hold the global schedule
     hostage. When several requests wait for the same global slot, the one with the higher
     priority wins, then the one that has waited longest: sub-list pages (invoice lines) get
@@ -78,11 +83,14 @@ class Pacer:
     so a shared account (the merchant's own traffic counts too) settles just under the limit.
     """
 
+    BURST = 2
+
     def __init__(self, limits: RateLimits) -> None:
         self.limits = limits
         self._cond = threading.Condition()
-        self._next_global = 0.0
-        self._next_by_endpoint: dict[str, float] = {}
+        # when each bucket's next token is due (its "theoretical arrival time")
+        self._global_due = 0.0
+        self._due_by_endpoint: dict[str, float] = {}
         self._waiting: dict[int, tuple[int, str]] = {}  # ticket -> (priority, endpoint)
         self._tickets = itertools.count()
         self._factor = 1.0
@@ -94,14 +102,14 @@ class Pacer:
             try:
                 while True:
                     now = time.monotonic()
-                    endpoint_ready = self._next_by_endpoint.get(endpoint, 0.0)
-                    ready = max(self._next_global, endpoint_ready)
+                    ready = max(self._global_ready(), self._endpoint_ready(endpoint))
                     if ready > now:
                         self._cond.wait(timeout=ready - now)
                     elif self._first_in_line(ticket, priority, now):
-                        scale = self.limits.headroom * self._factor
-                        self._next_global = now + 1.0 / (self.limits.global_rps * scale)
-                        self._next_by_endpoint[endpoint] = now + 1.0 / (self.limits.endpoint_rps * scale)
+                        global_interval, endpoint_interval = self._intervals()
+                        self._global_due = max(self._global_due, now) + global_interval
+                        due = self._due_by_endpoint.get(endpoint, 0.0)
+                        self._due_by_endpoint[endpoint] = max(due, now) + endpoint_interval
                         return
                     else:  # someone ahead takes this slot; its notify wakes us for the next one
                         self._cond.wait(timeout=0.05)
@@ -109,10 +117,20 @@ class Pacer:
                 del self._waiting[ticket]
                 self._cond.notify_all()
 
+    def _intervals(self) -> tuple[float, float]:
+        scale = self.limits.headroom * self._factor
+        return 1.0 / (self.limits.global_rps * scale), 1.0 / (self.limits.endpoint_rps * scale)
+
+    def _global_ready(self) -> float:
+        return self._global_due - (self.BURST - 1) * self._intervals()[0]
+
+    def _endpoint_ready(self, endpoint: str) -> float:
+        return self._due_by_endpoint.get(endpoint, 0.0) - (self.BURST - 1) * self._intervals()[1]
+
     def _first_in_line(self, ticket: int, priority: int, now: float) -> bool:
         """No waiter whose endpoint is free has a higher priority, or the same and an older ticket."""
         for other, (other_priority, other_endpoint) in self._waiting.items():
-            if other == ticket or self._next_by_endpoint.get(other_endpoint, 0.0) > now:
+            if other == ticket or self._endpoint_ready(other_endpoint) > now:
                 continue
             if other_priority > priority or (other_priority == priority and other < ticket):
                 return False
