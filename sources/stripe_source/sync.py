@@ -59,7 +59,10 @@ class _SubListTask:
 
 
 HANDOFF_PAGES = 4  # batches fetched ahead of the consumer, per reader (memory: ~21 readers)
-MIN_PAGES_PER_WINDOW = 3  # split a list only into windows expected to hold at least this many pages
+# Split a list only into windows expected to hold at least this many pages: a window's last page
+# is partly empty, so small windows spend requests of the rate limit on little (charges world:
+# 5.6% more requests than pages with 3, 4.2% with 6).
+MIN_PAGES_PER_WINDOW = 6
 _DONE = object()
 
 
