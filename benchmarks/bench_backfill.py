@@ -156,21 +156,27 @@ def _ours_child(conn, info: dict, workdir: str, limits: bool, name: str, arrow: 
     wall = time.perf_counter() - started
     memory.stop()
     steps = {s.step: (s.finished_at - s.started_at).total_seconds() for s in pipeline.last_trace.steps}
+    stage_peaks = {s.step: memory.peaks_between(s.started_at.timestamp(), s.finished_at.timestamp())
+                   for s in pipeline.last_trace.steps}
     for child in mp.active_children():  # the flatten workers, so their CPU is counted too
         child.join(5)
     cpu = sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
               for f in ("ru_utime", "ru_stime"))
-    print(f"  {name}: peak RSS {memory.peak_mb:,.0f} MB (this process and its worker processes)", flush=True)
-    conn.send({"wall": wall, "steps": steps, "loaded": loaded, "rss": memory.peak_mb, "cpu": cpu})
+    stages = ", ".join(f"{step} {rss:,.0f}/{pss:,.0f}" for step, (rss, pss) in stage_peaks.items())
+    print(f"  {name}: peak memory of this process and its workers: RSS {memory.peak_mb:,.0f} MB summed, "
+          f"PSS {memory.peak_pss_mb:,.0f} MB; per stage RSS/PSS MB: {stages}", flush=True)
+    conn.send({"wall": wall, "steps": steps, "loaded": loaded, "rss": memory.peak_mb, "pss": memory.peak_pss_mb,
+               "cpu": cpu})
 
 
 class TreeMemory:
-    """Peak of the summed RSS of this process and its children (the flatten workers), sampled
-    every 50 ms. Pages the workers share with this process (they are forked) count twice: an
-    upper bound."""
+    """Memory of this process and its children (the flatten workers), sampled every 50 ms: the
+    summed RSS (pages the forked workers share with this process count twice: an upper bound) and
+    the summed PSS (shared pages split between the processes sharing them: what the tree costs the
+    machine). Samples are kept with their time, so peaks can be told per pipeline stage."""
 
     def __init__(self) -> None:
-        self.peak_mb = peak_rss_mb()
+        self.samples: list[tuple[float, float, float]] = []  # (time, rss MB, pss MB)
         self._stop = threading.Event()
         self._me = psutil.Process()
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -178,18 +184,38 @@ class TreeMemory:
 
     def _sample(self) -> None:
         while not self._stop.wait(0.05):
-            total = 0
+            rss = pss = 0
             for process in [self._me, *self._me.children(recursive=True)]:
                 try:
-                    total += process.memory_info().rss
-                except psutil.Error:
+                    rss += process.memory_info().rss
+                    pss += _pss(process.pid)
+                except (psutil.Error, OSError):
                     pass
-            self.peak_mb = max(self.peak_mb, total / 2**20)
+            self.samples.append((time.time(), rss / 2**20, pss / 2**20))
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak_mb = max(self.peak_mb, peak_rss_mb())
+
+    @property
+    def peak_mb(self) -> float:
+        return max([s[1] for s in self.samples] + [peak_rss_mb()])
+
+    @property
+    def peak_pss_mb(self) -> float:
+        return max((s[2] for s in self.samples), default=0.0)
+
+    def peaks_between(self, start: float, end: float) -> tuple[float, float]:
+        inside = [s for s in self.samples if start <= s[0] <= end] or [(0.0, 0.0, 0.0)]
+        return max(s[1] for s in inside), max(s[2] for s in inside)
+
+
+def _pss(pid: int) -> int:
+    with open(f"/proc/{pid}/smaps_rollup") as rollup:  # Linux: one cheap read, not every mapping
+        for line in rollup:
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
 def run_baseline(emu: Emulated, workdir: Path, budget: float) -> dict:
