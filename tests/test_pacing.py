@@ -36,9 +36,9 @@ def test_pacer_never_exceeds_either_limit() -> None:
 
     def request(endpoint: str, n: int, priority: int) -> None:
         for _ in range(n):
-            pacer.wait_turn(endpoint, priority)
+            granted = pacer.wait_turn(endpoint, priority)  # the moment the pacer let it go
             with lock:
-                stamps[endpoint].append(time.monotonic())
+                stamps[endpoint].append(granted)
 
     threads = [threading.Thread(target=request, args=(endpoint, 10, int(endpoint == "lines")))
                for endpoint in ("a", "b", "c", "d", "lines") for _ in range(2)]
@@ -78,15 +78,16 @@ def test_pacing_at_the_accounts_limits_meets_no_429(monkeypatch: pytest.MonkeyPa
 
 def test_429s_5xx_and_dropped_connections_never_fail_a_load(monkeypatch: pytest.MonkeyPatch,
                                                             tmp_path: Path) -> None:
-    # The account's limits are half what the source is told (it meets 429s: a merchant's own
+    # The account's limits are far below what the source is told (it meets 429s: a merchant's own
     # traffic shares them), and the emulator answers some requests with 500, lock timeouts or a
     # reset connection.
     faults = FaultConfig(error_rate=0.05, reset_rate=0.05, seed=3,
                          schedule={2: "429", 4: "lock_timeout", 6: "500", 7: "reset"})
-    with Emulator(seed=5, scale=300, rate_limits=EmulatorLimits(global_rps=20, endpoint_rps=8),
+    with Emulator(seed=5, scale=300, rate_limits=EmulatorLimits(global_rps=6, endpoint_rps=3),
                   faults=faults) as emu:
         db = tmp_path / "faults.duckdb"
         assert run_pipeline(emu, monkeypatch, db, "--max-rps", "40", "--max-rps-per-endpoint", "16") == 0
         stats = emu.stats()
-        assert stats["rate_limited"] > 0 and stats["faults_injected"] > 0
+        # beyond the scheduled faults (one of them a 429): the limits refused some, faults hit others
+        assert stats["rate_limited"] > 1 and stats["faults_injected"] > len(faults.schedule)
         assert_equals_emulator(emu, db)

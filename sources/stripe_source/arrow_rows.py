@@ -26,6 +26,7 @@ import gc
 import multiprocessing
 import os
 import signal
+import socket
 import stat
 import threading
 from collections import deque
@@ -486,13 +487,26 @@ def _drop_inherited_sockets() -> None:
     try:
         for name in os.listdir(fd_dir):
             fd = int(name)
-            try:
-                if fd != devnull and stat.S_ISSOCK(os.fstat(fd).st_mode):
-                    os.dup2(devnull, fd)
-            except OSError:  # closed meanwhile (e.g. the listing's own descriptor)
+            # only network sockets: stdio (maybe a journald socket), log handlers' Unix sockets
+            # and multiprocessing's own channels stay as they are
+            if fd <= 2 or fd == devnull or not _is_network_socket(fd):
                 continue
+            os.dup2(devnull, fd)
     finally:
         os.close(devnull)
+
+
+def _is_network_socket(fd: int) -> bool:
+    try:
+        if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+            return False
+        probe = socket.socket(fileno=fd)
+    except OSError:  # closed meanwhile (e.g. the listing's own descriptor)
+        return False
+    try:
+        return probe.family in (socket.AF_INET, socket.AF_INET6)
+    finally:
+        probe.detach()  # the descriptor is not ours to close
 
 
 def _ready() -> bool:
@@ -516,7 +530,7 @@ class _Pending:
 
 
 class ArrowBuffer:
-    """Collects pages per table and yields them as one Arrow table per `max_objects` objects.
+    """Collects pages per table and yields them as one Arrow table per batch of objects.
 
     dlt's per-item cost for Arrow tables (schema computation and validation, parquet writer calls)
     is several ms per yielded table, more than flattening 100 objects. Parsed rows (`add`) are

@@ -19,17 +19,18 @@ import os
 import random
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import certifi
 import orjson
 import stripe
 import urllib3
+from requests.adapters import HTTPAdapter
+from requests.utils import get_environ_proxies, prepend_scheme_if_needed, select_proxy
 
 from .credentials import StripeCredentials
 from .errors import ReauthenticationRequired, StripeUnavailable
@@ -70,7 +71,7 @@ class Pacer:
 
     Both limits are token buckets, as Stripe's are (and as Stripe advises clients to pace): a rate
     and a burst of `BURST` requests. The small burst is what keeps the rate when a waiting thread
-    wakes late (a busy process hands the GIL over every 5 ms, a third of a global slot at 100 req/s):
+    wakes late (a busy process hands the GIL over every 5 ms, half a global slot at 100 req/s):
     the next slot is due one interval after the last one was due, not after it was taken, so
     lateness is made up instead of lost. Over any span T at most rate * T + BURST requests go.
     A request goes when its endpoint's bucket and the global one both have a token now.
@@ -95,7 +96,8 @@ class Pacer:
         self._tickets = itertools.count()
         self._factor = 1.0
 
-    def wait_turn(self, endpoint: str, priority: int = 0) -> None:
+    def wait_turn(self, endpoint: str, priority: int = 0) -> float:
+        """Block until a request to `endpoint` may go; returns that moment (`time.monotonic()`)."""
         with self._cond:
             ticket = next(self._tickets)
             self._waiting[ticket] = (priority, endpoint)
@@ -110,22 +112,23 @@ class Pacer:
                         self._global_due = max(self._global_due, now) + global_interval
                         due = self._due_by_endpoint.get(endpoint, 0.0)
                         self._due_by_endpoint[endpoint] = max(due, now) + endpoint_interval
-                        return
+                        return now
                     else:  # someone ahead takes this slot; its notify wakes us for the next one
                         self._cond.wait(timeout=0.05)
             finally:
                 del self._waiting[ticket]
                 self._cond.notify_all()
 
-    def _intervals(self) -> tuple[float, float]:
-        scale = self.limits.headroom * self._factor
+    def _intervals(self, slowed: bool = True) -> tuple[float, float]:
+        scale = self.limits.headroom * (self._factor if slowed else 1.0)
         return 1.0 / (self.limits.global_rps * scale), 1.0 / (self.limits.endpoint_rps * scale)
 
+    # The burst allowance stays that of the full rate: slowing down after a 429 must not enlarge it.
     def _global_ready(self) -> float:
-        return self._global_due - (self.BURST - 1) * self._intervals()[0]
+        return self._global_due - (self.BURST - 1) * self._intervals(slowed=False)[0]
 
     def _endpoint_ready(self, endpoint: str) -> float:
-        return self._due_by_endpoint.get(endpoint, 0.0) - (self.BURST - 1) * self._intervals()[1]
+        return self._due_by_endpoint.get(endpoint, 0.0) - (self.BURST - 1) * self._intervals(slowed=False)[1]
 
     def _first_in_line(self, ticket: int, priority: int, now: float) -> bool:
         """No waiter whose endpoint is free has a higher priority, or the same and an older ticket."""
@@ -304,16 +307,6 @@ class StripeApi:
         self._http.clear()
 
 
-def _connection_pool(api_base: str, size: int) -> urllib3.PoolManager:
-    """Pooled connections to `api_base`, through the proxy and CA bundle `requests` would use."""
-    scheme, host = urlsplit(api_base).scheme, urlsplit(api_base).hostname or ""
-    ca_certs = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
-    proxy = urllib.request.getproxies().get(scheme)
-    if proxy and not urllib.request.proxy_bypass(host):
-        return urllib3.ProxyManager(proxy, num_pools=4, maxsize=size, ca_certs=ca_certs)
-    return urllib3.PoolManager(num_pools=4, maxsize=size, ca_certs=ca_certs)
-
-
 def _reason(exc: stripe.StripeError) -> str:
     """The short reason of an auth error without the (masked) key Stripe echoes in its message."""
     # The SDK leaves `code` unset on AuthenticationError; the parsed error body has it.
@@ -323,3 +316,15 @@ def _reason(exc: stripe.StripeError) -> str:
     if code in ("invalid_api_key", None):
         return "the key is invalid or was revoked"
     return str(code)
+
+
+def _connection_pool(api_base: str, size: int) -> urllib3.PoolManager:
+    """Pooled connections to `api_base`, through the proxy (with its credentials), `NO_PROXY`
+    rules and CA bundle that `requests` would use: its own helpers read them from the environment."""
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=size, max_retries=0)
+    proxy = select_proxy(api_base, get_environ_proxies(api_base))
+    manager = adapter.proxy_manager_for(prepend_scheme_if_needed(proxy, "http")) if proxy else adapter.poolmanager
+    ca = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
+    manager.connection_pool_kw.update({"ca_cert_dir": ca} if os.path.isdir(ca) else {"ca_certs": ca})
+    manager.connection_pool_kw["cert_reqs"] = "CERT_REQUIRED"
+    return manager

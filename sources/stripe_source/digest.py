@@ -45,10 +45,12 @@ class FlatRows:
     tables: list[tuple[str, str | None, pa.Table]] | None  # None: only dlt's normalizer reproduces them
     count: int
     first_keys: tuple[str, ...]
-    page: tuple[bytes, DigestJob] | None = None  # set in the extracting process, never pickled
+    # set in the extracting process, never pickled; customer data, so kept out of repr
+    page: tuple[bytes, DigestJob] | None = field(default=None, repr=False, compare=False)
 
     def rows(self) -> list[dict]:
-        assert self.page is not None, "rows() is for the extracting process, which keeps the page"
+        if self.page is None:
+            raise RuntimeError("FlatRows.rows() needs the raw page, which only the extracting process keeps")
         return shaped_page(*self.page)[1][self.table]
 
     def __getstate__(self) -> dict:

@@ -74,7 +74,7 @@ class _Failed:
 @dataclass
 class Batch:
     """Rows for one table, as read from one page: parsed rows, or (from a worker process) the
-    page's Arrow tables with the rows as JSON for dlt's path (`flat`)."""
+    page's Arrow tables (`flat`, which can still give the rows for dlt's path)."""
 
     table: str
     rows: list[dict]
