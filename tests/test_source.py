@@ -167,6 +167,7 @@ def test_a_connected_account_lands_with_its_account_id(emulator, monkeypatch, tm
         (("--start-date", "2024-02-01", "--end-date", "2024-01-01"), "end_date must be after start_date"),
         (("--start-date", "last tuesday"), "start_date 'last tuesday' is not a date"),
         (("--resources", "charges,invoicez"), "Unknown Stripe resource(s): invoicez"),
+        (("--duckdb-memory-limit", "lots"), "--duckdb-memory-limit 'lots' is not a size"),
     ],
 )
 def test_bad_input_fails_clearly_before_any_request(emulator, monkeypatch, tmp_path, capsys, args, message):
