@@ -4,8 +4,8 @@
 
 1. `client.v1.invoices.list()` + `to_dict()` per object (what SDK-based sources do)
 2. `client.raw_request()` + `json.loads(resp.body)` (the SDK's escape hatch)
-3. our `StripeApi.get()` (pooled session, headers built once, one orjson parse, SDK error types)
-4. a bare pooled `requests.Session` + `orjson.loads` (the floor: no auth/versioning/error handling)
+3. our `StripeApi.get()` (pooled urllib3 connections, headers built once, one orjson parse, SDK error types)
+4. a bare pooled `requests.Session` + `orjson.loads` (what our client used before urllib3)
 
 Why (2) is slower than (3): `raw_request` rebuilds the client user-agent JSON and telemetry headers
 on every call, decodes the body to `str`, parses it with the stdlib `json` and an `OrderedDict`
