@@ -90,6 +90,7 @@ class ArrowRowsUnsupported(Exception):
 _ident_cache: dict[str, str] = {}
 _path_cache: dict[tuple[str, str], str] = {}
 _names_under: dict[str, dict[str, str]] = {}  # prefix -> {key: column name}
+_child_cache: dict[tuple[str, str], str] = {}  # (table, list column) -> nested table name
 _hint_cache: dict[tuple[bool, str, str, str], Any] = {}
 _hint_lock = threading.Lock()
 _root_hint_cache: dict[int, tuple[Any, Any]] = {}  # id(caller hints) -> (caller hints, extended)
@@ -109,6 +110,13 @@ def _path(prefix: str, key: str) -> str:
     if name is None:
         name = _NAMING.shorten_fragments(prefix, _ident(key)) if prefix else _ident(key)
         _path_cache[(prefix, key)] = name
+    return name
+
+
+def _child_table(table: str, column: str) -> str:
+    name = _child_cache.get((table, column))
+    if name is None:
+        name = _child_cache[(table, column)] = _NAMING.shorten_fragments(table, column)
     return name
 
 
@@ -138,7 +146,7 @@ class _Tables:
         lists: list[tuple[str, list]] = []
         self._flatten(obj, "", flat, lists, json_cols)
         for name, items in lists:
-            child = _NAMING.shorten_fragments(table, name)
+            child = _child_table(table, name)
             self.parents[child] = table
             for i, item in enumerate(items):
                 kind = type(item)
