@@ -49,7 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"Account {emu.account_id}; Connect OAuth at {emu.connect_base} (client_id {emu.client_id})",
               flush=True)
         try:
-            stop.wait()
+            # Wake up now and then: a signal delivered to a server thread only runs its Python
+            # handler once the main thread executes again, which a bare wait() never does.
+            while not stop.wait(0.25):
+                pass
         except KeyboardInterrupt:
             pass
     return 0
