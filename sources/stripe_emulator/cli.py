@@ -41,19 +41,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                    jitter_ms=args.jitter_ms, rate_limits=limits, faults=faults, host=args.host, port=args.port,
                    api_key=args.api_key)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Both set here: a process started from a background job inherits SIGINT as ignored, and
+    # Python then installs no KeyboardInterrupt for it; Ctrl-C and `kill -INT` must still stop us.
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, lambda *_: stop.set())
     with emu:
         print(f"Stripe emulator ready: {emu.api_base}", flush=True)
         if not args.api_key:
             print(f"Platform secret key: {emu.api_key}", flush=True)
         print(f"Account {emu.account_id}; Connect OAuth at {emu.connect_base} (client_id {emu.client_id})",
               flush=True)
-        try:
-            # Wake up now and then: a signal delivered to a server thread only runs its Python
-            # handler once the main thread executes again, which a bare wait() never does.
-            while not stop.wait(0.25):
-                pass
-        except KeyboardInterrupt:
+        # Wake up now and then: a signal delivered to a server thread only runs its Python
+        # handler once the main thread executes again, which a bare wait() never does.
+        while not stop.wait(0.25):
             pass
     return 0
 
