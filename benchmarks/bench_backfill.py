@@ -258,6 +258,15 @@ def print_timeline(timeline: dict) -> None:
         print(f"  {endpoint[:34]:34} " + " ".join(f"{c:2d}" for c in counts), flush=True)
 
 
+def shortfall(label: str, needs: dict[str, int], loaded: dict[str, int]) -> int:
+    """Objects the world holds that did not load (more is no loss: events near Stripe's 30-day
+    horizon may load or not); names each table that fell short."""
+    for table, count in needs.items():
+        if loaded.get(table, 0) < count:
+            print(f"  {label}: {table} loaded {loaded.get(table, 0)} of {count}", flush=True)
+    return sum(max(0, count - loaded.get(table, 0)) for table, count in needs.items())
+
+
 def backfill(label: str, options: dict, workdir: Path, baseline_budget: float, rows: list) -> None:
     with Emulated({**options, "limits": True}) as emu:
         needs = emu.info["world"]
@@ -269,10 +278,7 @@ def backfill(label: str, options: dict, workdir: Path, baseline_budget: float, r
         if os.environ.get("BENCH_TIMELINE"):
             print_timeline(stats["timeline"])
         extract = ours["steps"].get("extract", ours["wall"])
-        lost = sum(max(0, count - ours["loaded"].get(table, 0)) for table, count in needs["objects"].items())
-        for table, count in needs["objects"].items():
-            if ours["loaded"].get(table, 0) < count:
-                print(f"  {label}: {table} loaded {ours['loaded'].get(table, 0)} of {count}", flush=True)
+        lost = shortfall(label, needs["objects"], ours["loaded"])
         emu.reset_stats()
         base = run_baseline(emu, workdir, baseline_budget) if baseline_budget else None
     ours_rate = objects / ours["wall"]
@@ -296,11 +302,7 @@ def cpu_path(scale: int, workdir: Path, rows: list, paths: tuple[str, ...] = ("d
         objects = sum(emu.info["world"]["objects"].values())
         for path in paths:
             ours = run_ours(emu, workdir, limits=False, name=f"cpu_{path}_{scale}", arrow=path == "arrow")
-            needs = emu.info["world"]["objects"]  # events near the 30-day horizon may load or not
-            lost = sum(max(0, count - ours["loaded"].get(table, 0)) for table, count in needs.items())
-            for table, count in needs.items():
-                if ours["loaded"].get(table, 0) < count:
-                    print(f"  cpu path {path}: {table} loaded {ours['loaded'].get(table, 0)} of {count}", flush=True)
+            lost = shortfall(f"cpu path {path}", emu.info["world"]["objects"], ours["loaded"])
             rows.append([
                 f"cpu path, {path} (no latency/limits)", f"{objects:,}", f"{objects / ours['wall']:,.0f}", "", "",
                 "", "", f"{lost:+d}", f"{ours['rss']:,.0f}",

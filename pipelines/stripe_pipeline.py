@@ -119,7 +119,7 @@ def load(pipeline: dlt.Pipeline, source: Any, workers: int | None = None) -> dic
     extract_workers = workers or max(5, len(source.selected_resources) + 1)
     pipeline.extract(source, workers=extract_workers)
     normalize_info = pipeline.normalize()
-    load_info = pipeline.load(workers=DUCKDB_LOAD_WORKERS if _is_duckdb(pipeline) else 20)
+    load_info = pipeline.load(**({"workers": DUCKDB_LOAD_WORKERS} if _is_duckdb(pipeline) else {}))
     load_info.raise_on_failed_jobs()
     counts = normalize_info.row_counts if normalize_info else {}
     return {table: n for table, n in counts.items() if not table.startswith("_dlt")}

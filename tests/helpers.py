@@ -39,3 +39,13 @@ def tables(db: Path, dataset: str = "stripe") -> set[str]:
 def assert_no_duplicates(values: list[str]) -> None:
     duplicated = [v for v, n in Counter(values).items() if n > 1]
     assert not duplicated, f"duplicated ids: {duplicated[:5]}"
+
+
+def assert_equals_emulator(emu, db: Path) -> None:
+    """Every table holds exactly the emulator's ids, once each."""
+    for entry in CATALOG:
+        if entry.singleton:
+            continue
+        got = ids(db, entry.table)
+        assert_no_duplicates(got)
+        assert set(got) == {o["id"] for o in emu.objects(EMULATOR_RESOURCE[entry.table])}, entry.table

@@ -13,9 +13,8 @@ import pytest
 from stripe_emulator import Emulator
 from stripe_emulator.server import FaultConfig
 from stripe_emulator.server import RateLimits as EmulatorLimits
-from stripe_source.catalog import CATALOG
 from stripe_source.client import Pacer, RateLimits
-from tests.helpers import EMULATOR_RESOURCE, assert_no_duplicates, ids, run_pipeline
+from tests.helpers import assert_equals_emulator, run_pipeline
 
 
 def most_in_one_second(stamps: list[float]) -> int:
@@ -55,15 +54,6 @@ def test_pacer_never_exceeds_either_limit() -> None:
     for endpoint_stamps in stamps.values():
         assert most_in_one_second(endpoint_stamps) <= 15 + 2
     assert elapsed >= (100 - 2) / 40  # it did pace: 100 requests need ~2.5 s at 40/s
-
-
-def assert_equals_emulator(emu: Emulator, db: Path) -> None:
-    for entry in CATALOG:
-        if entry.singleton:
-            continue
-        got = ids(db, entry.table)
-        assert_no_duplicates(got)
-        assert set(got) == {o["id"] for o in emu.objects(EMULATOR_RESOURCE[entry.table])}, entry.table
 
 
 def test_pacing_at_the_accounts_limits_meets_no_429(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

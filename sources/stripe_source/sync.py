@@ -196,6 +196,19 @@ class ObjectReader:
                 future.cancel()
 
     def _fetch(self, task: Any, entry: StripeObject) -> dict | PageDigest:
+        """One page: parsed here, or digested by a worker process (with a digester)."""
+        raw = self._request(task, entry)
+        if raw is None:  # a sub-list whose parent was deleted while we read it
+            return {"data": [], "has_more": False}
+        if self.digester is None:
+            return orjson.loads(raw)
+        if isinstance(task, _ListTask):
+            job = DigestJob(entry.table, self.account_id, self.wanted_tables, self.skip_ids, task.created_field)
+        else:
+            job = DigestJob(task.sub.table, self.account_id, sub=task.sub, parent_id=task.parent_id)
+        return self.digester.digest(raw, job)
+
+    def _request(self, task: Any, entry: StripeObject) -> bytes | None:
         if isinstance(task, _ListTask):
             params = {"limit": PAGE_SIZE, **task.params}
             if task.window:
@@ -203,28 +216,18 @@ class ObjectReader:
             if task.starting_after:
                 params["starting_after"] = task.starting_after
             # a list whose objects carry sub-lists feeds the endpoint that bounds a backfill: first in line too
-            raw = self.api.get_raw(task.path, params, priority=1 if entry.sub_lists else 0)
-            return self._digest(raw, task, entry) if self.digester else orjson.loads(raw)
+            return self.api.get_raw(task.path, params, priority=1 if entry.sub_lists else 0)
         sub = task.sub
         params = {"limit": PAGE_SIZE, **{k: v.format(id=task.parent_id) for k, v in sub.params.items()}}
         if task.starting_after:
             params["starting_after"] = task.starting_after
         try:
             # priority: every sub-list page shares one endpoint, the one that bounds a backfill
-            raw = self.api.get_raw(sub.path.format(id=task.parent_id), params, endpoint=sub.path, priority=1)
+            return self.api.get_raw(sub.path.format(id=task.parent_id), params, endpoint=sub.path, priority=1)
         except stripe.InvalidRequestError as exc:
-            if exc.http_status == 404:  # the parent was deleted while we read it
-                return {"data": [], "has_more": False}
+            if exc.http_status == 404:
+                return None
             raise
-        return self._digest(raw, task, entry) if self.digester else orjson.loads(raw)
-
-    def _digest(self, raw: bytes, task: Any, entry: StripeObject) -> PageDigest:
-        assert self.digester is not None
-        if isinstance(task, _ListTask):
-            job = DigestJob(entry.table, self.account_id, self.wanted_tables, self.skip_ids, task.created_field)
-        else:
-            job = DigestJob(task.sub.table, self.account_id, sub=task.sub, parent_id=task.parent_id)
-        return self.digester.digest(raw, job)
 
     def _continue_list(self, task: _ListTask, edges: PageEdges, idle: int) -> list[_ListTask]:
         if not edges.has_more or not edges.count:
