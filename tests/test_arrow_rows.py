@@ -9,6 +9,7 @@ linkage is compared too.
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -265,6 +266,31 @@ def test_digested_pages_and_a_page_whose_types_clash(tmp_path: Path, pooled: boo
     assert len(actual["customers"]["rows"]) == 5 and "customers__tax_ids" in actual
     assert actual["customers"]["columns"]["balance"] == "BIGINT"
     assert "balance__v_text" in actual["customers"]["columns"]  # dlt's variant column for the clash
+
+
+def test_arrow_items_give_dlt_nothing_to_warn_about(tmp_path: Path) -> None:
+    # dlt compares every Arrow item's schema with the table hints and warns per item where they
+    # differ: the ids and keys must be NOT NULL in Arrow too, and JSON carried as text (by design)
+    # must not flood the log of an unattended run
+    dlt.pipeline("warn_init", pipelines_dir=str(tmp_path / "pipelines"))  # dlt sets up its logger once
+    dlt_logger = logging.getLogger("dlt")
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = records.append  # type: ignore[method-assign]
+    level = dlt_logger.level
+    dlt_logger.addHandler(handler)
+    dlt_logger.setLevel(logging.INFO)
+    try:
+        pages = [("invoices", [invoice(n) for n in range(2, 6)], hints("invoices", timestamps=TS))]
+        run(pages, True, tmp_path / "fast.duckdb", "warn_fast")
+        run(pages, "buffer", tmp_path / "buffer.duckdb", "warn_buffer")
+    finally:
+        dlt_logger.removeHandler(handler)
+        dlt_logger.setLevel(level)
+    differences = {r.getMessage().split(" on column ")[1].split(". The hint")[0]
+                   for r in records if "when merging arrow schema on column" in r.getMessage()}
+    assert differences == {"metadata"}  # json hint, JSON text in Arrow: the one difference by design
+    assert not [r for r in records if r.levelno >= logging.WARNING and "column hints were different" in r.getMessage()]
 
 
 def test_events_insert_only_with_json_data(tmp_path: Path) -> None:

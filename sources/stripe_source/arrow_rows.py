@@ -23,6 +23,7 @@ only slower for that page.
 from __future__ import annotations
 
 import gc
+import logging
 import multiprocessing
 import os
 import signal
@@ -45,6 +46,7 @@ from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.common.normalizers.utils import generate_dlt_ids
 from dlt.common.schema import Schema
 from dlt.common.schema.detections import is_iso_timestamp
+from dlt.extract.state import get_current_pipe_name
 
 __all__ = ["to_arrow_items", "ArrowRowsUnsupported"]
 
@@ -298,6 +300,35 @@ def _patch_extract_metrics() -> None:
 _patch_extract_metrics()
 
 
+class _JsonTextIsByDesign(logging.Filter):
+    """Drops dlt's warning, once per Arrow item, that the item's column hints differ from the table's.
+
+    For our tables the only difference left is by design: JSON columns travel as JSON text (Arrow
+    has no JSON type that dlt reads), and dlt keeps the hinted `json` type, as its warning says.
+    The details stay at INFO. Other resources keep the warning.
+    """
+
+    PREFIX = "In resource: "
+    SUFFIX = ", when merging arrow schema with dlt schema, several column hints were different."
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.msg
+        if not isinstance(message, str) or not message.startswith(self.PREFIX) or self.SUFFIX not in message:
+            return True
+        return message[len(self.PREFIX):message.index(self.SUFFIX)] not in _json_as_text
+
+
+_json_as_text: set[str] = set()  # resources whose Arrow items carry JSON columns as text
+logging.getLogger("dlt").addFilter(_JsonTextIsByDesign())
+
+
+def _resource_name() -> str | None:
+    try:
+        return get_current_pipe_name()
+    except Exception:  # outside a resource (e.g. called directly)
+        return None
+
+
 def _root_hints(hints: Any) -> Any:
     """The caller's hints plus dlt's row-key columns (merge SQL finds `_dlt_id` by `row_key`)."""
     columns = hints.get("original_columns") or hints.get("columns") or {}
@@ -451,11 +482,32 @@ def _marked(arrow_tables: list[tuple[str, str | None, pa.Table]], hints: Any, pl
     items = []
     for name, parent, arrow_table in arrow_tables:
         if parent is None:
+            if "json" in plan.hinted.values():
+                _json_as_text.add(_resource_name() or name)
+            arrow_table = _not_null(arrow_table, (C_DLT_ID, C_DLT_LOAD_ID, *plan.primary_key))
             items.append(dlt.mark.with_hints(arrow_table, _root_hints(hints), create_table_variant=True))
         else:
+            arrow_table = _not_null(arrow_table, _DLT_COLUMNS)
             nested = _nested_hints(name, parent, plan.with_root_id, hints.get("write_disposition"))
             items.append(dlt.mark.with_hints(arrow_table, nested, create_table_variant=True))
     return items
+
+
+def _not_null(arrow_table: pa.Table, names: tuple[str, ...]) -> pa.Table:
+    """The Arrow schema says NOT NULL where the hints do (ids, keys), without copying any data.
+
+    dlt compares each Arrow item's schema with the table hints and warns about every item where
+    they differ, so a nullable `_dlt_id` meant one warning per item.
+    """
+    schema = arrow_table.schema
+    required = {
+        name for name in names
+        if name in schema.names and schema.field(name).nullable and arrow_table.column(name).null_count == 0
+    }
+    if not required:
+        return arrow_table
+    fields = [field.with_nullable(False) if field.name in required else field for field in schema]
+    return pa.Table.from_arrays(arrow_table.columns, schema=pa.schema(fields, metadata=schema.metadata))
 
 
 # --- flattening in worker processes
