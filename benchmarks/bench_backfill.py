@@ -9,6 +9,9 @@ Scenarios (one run, printed as one table):
    ours vs the baseline (one request at a time, SDK objects + `to_dict()`, dlt's default path).
 2. CPU path: no latency, no limits: objects/s end to end into DuckDB, time per stage, peak RSS.
 3. incremental: requests and wall time of the run after K changes.
+The CPU path is also printed as a multiple of dlt's default path on Stripe's example objects,
+measured in the same run: the issue's own yardstick (~2,500/s when it was written; its 15,000/s
+floor is 6x that), so the figure does not depend on how busy this shared machine is today.
 
 "Ceiling" is the least time Stripe's limits allow for the requests the world needs (every list page
 at 100 objects plus every sub-list page): max(requests / global limit, max over endpoints of that
@@ -19,11 +22,13 @@ The emulator runs in its own process so it does not share our interpreter's GIL.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import multiprocessing as mp
 import os
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -296,19 +301,48 @@ def backfill(label: str, options: dict, workdir: Path, baseline_budget: float, r
           f"whole {ours['wall']:.1f}s (CPU {ours['cpu']:.1f}s); stages {ours['steps']}", flush=True)
 
 
-def cpu_path(scale: int, workdir: Path, rows: list, paths: tuple[str, ...] = ("dicts", "arrow")) -> None:
+def cpu_path(scale: int, workdir: Path, rows: list, paths: tuple[str, ...] = ("dicts", "arrow")) -> dict[str, float]:
     """No latency, no limits: what the CPU allows end to end, dlt's dict path vs our Arrow rows."""
+    rates = {}
     with Emulated({"scale": scale, "limits": False}) as emu:
         objects = sum(emu.info["world"]["objects"].values())
         for path in paths:
             ours = run_ours(emu, workdir, limits=False, name=f"cpu_{path}_{scale}", arrow=path == "arrow")
             lost = shortfall(f"cpu path {path}", emu.info["world"]["objects"], ours["loaded"])
+            rates[f"cpu path, {path}, {objects:,} objects"] = objects / ours["wall"]
             rows.append([
                 f"cpu path, {path} (no latency/limits)", f"{objects:,}", f"{objects / ours['wall']:,.0f}", "", "",
                 "", "", f"{lost:+d}", f"{ours['rss']:,.0f}",
             ])
             stages = ", ".join(f"{k} {v:.1f}s ({objects / v:,.0f}/s)" for k, v in ours["steps"].items() if v)
             print(f"  cpu path {path}: {stages}", flush=True)
+    return rates
+
+
+ISSUE_REFERENCE_RATE = 2_500.0  # objects/s the issue measured for dlt's default path on this machine
+ISSUE_CPU_FLOOR = 15_000.0
+
+
+def machine_reference(objects: int, workdir: Path, rows: list, rates: dict[str, float]) -> None:
+    """The issue's own yardstick, measured now: dlt's default path on Stripe's example objects
+    (`bench_cpu_path.py`'s `dlt` design). The issue measured ~2,500/s on this machine and set the
+    CPU-path floor at 15,000/s, 6x that; our CPU path as a multiple of the reference measured in
+    the same run holds however fast this shared machine happens to be today."""
+    env = dict(os.environ, RUNTIME__DLTHUB_TELEMETRY="false", PYTHONPATH=str(ROOT / "sources"))
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_cpu_path.py"), "--design", "dlt", "--objects",
+         str(objects), "--disposition", "merge", "--workdir", str(workdir)],
+        env=env, capture_output=True, text=True, check=True,
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    reference = result["objects"] / result["wall"]
+    rows.append(["reference: dlt default path (issue: ~2,500/s)", f"{result['objects']:,}", f"{reference:,.0f}",
+                 "", "", "", "", "", f"{result['peak_rss_mb']:,.0f}"])
+    for label, rate in rates.items():
+        rows.append([f"{label} / reference", "", f"{rate / reference:.1f}x", "", "", "", "", "", ""])
+    print(f"  reference: dlt's default path {reference:,.0f}/s now, {reference / ISSUE_REFERENCE_RATE:.0%} of the "
+          f"issue's {ISSUE_REFERENCE_RATE:,.0f}/s; the {ISSUE_CPU_FLOOR:,.0f}/s floor is "
+          f"{ISSUE_CPU_FLOOR / ISSUE_REFERENCE_RATE:.1f}x the reference", flush=True)
 
 
 def incremental(scale: int, k: int, workdir: Path, rows: list) -> None:
@@ -330,11 +364,13 @@ def main() -> None:
     parser.add_argument("--cpu-scale", type=int, default=1_000_000, help="world for the peak-RSS run (Arrow path)")
     parser.add_argument("--cpu-compare-scale", type=int, default=100_000, help="world for dicts vs Arrow")
     parser.add_argument("--baseline-seconds", type=float, default=60.0)
+    parser.add_argument("--reference-objects", type=int, default=100_000,
+                        help="objects for the dlt default-path reference of the CPU path (0: skip it)")
     parser.add_argument("--only", choices=["backfill", "charges", "cpu", "incremental"])
     args = parser.parse_args()
     if args.quick:
         args.scale, args.charges, args.cpu_scale, args.baseline_seconds = 5_000, 5_000, 20_000, 10.0
-        args.cpu_compare_scale = 10_000
+        args.cpu_compare_scale, args.reference_objects = 10_000, 5_000
     os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
     workdir = Path(tempfile.mkdtemp(prefix="stripe-bench-"))
     latency = {"latency_ms": 300, "jitter_ms": 50}
@@ -346,9 +382,11 @@ def main() -> None:
             backfill("charges world", {"scale": args.charges, "counts": {"charges": args.charges}, **latency},
                      workdir, args.baseline_seconds, rows)
         if args.only in (None, "cpu"):
-            cpu_path(args.cpu_compare_scale, workdir, rows)
+            rates = cpu_path(args.cpu_compare_scale, workdir, rows)
             if args.cpu_scale > args.cpu_compare_scale:
-                cpu_path(args.cpu_scale, workdir, rows, paths=("arrow",))
+                rates.update(cpu_path(args.cpu_scale, workdir, rows, paths=("arrow",)))
+            if args.reference_objects:
+                machine_reference(args.reference_objects, workdir, rows, rates)
         if args.only in (None, "incremental"):
             incremental(min(args.scale, 20_000), 50, workdir, rows)
     finally:
