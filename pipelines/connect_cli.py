@@ -78,12 +78,15 @@ def _add_base_options(parser: argparse.ArgumentParser) -> None:
 
 def connect_command(args: argparse.Namespace) -> int:
     try:
-        api_base, connect_base = _bases(args)
         if args.check:
+            api_base, connect_base = _bases(args)
             credentials = load_credentials()
             report = validate(credentials, api_base, connect_base=connect_base)
             _print_report(report.lines(), sys.stdout)
             return EXIT_OK
+        # A new connection goes to Stripe unless told otherwise here: not to a server (the
+        # emulator) an earlier `connect --api-base` stored.
+        api_base, connect_base = _bases(args, stored=False)
         credentials = _obtain_credentials(args, connect_base)
         report = validate(credentials, api_base, connect_base=connect_base)
         if args.print_env:
@@ -177,20 +180,20 @@ def _read_key(args: argparse.Namespace, prompt: str) -> str:
     return key
 
 
-def _bases(args: argparse.Namespace) -> tuple[str, str]:
+def _bases(args: argparse.Namespace, stored: bool = True) -> tuple[str, str]:
     return (
-        _base(getattr(args, "api_base", None), "api_base", API_BASE_ENV, DEFAULT_API_BASE),
-        _base(getattr(args, "connect_base", None), "connect_base", CONNECT_BASE_ENV, DEFAULT_CONNECT_BASE),
+        _base(getattr(args, "api_base", None), "api_base", API_BASE_ENV, DEFAULT_API_BASE, stored),
+        _base(getattr(args, "connect_base", None), "connect_base", CONNECT_BASE_ENV, DEFAULT_CONNECT_BASE, stored),
     )
 
 
-def _base(flag: str | None, config_key: str, env: str, default: str) -> str:
-    """--flag, then dlt config `sources.stripe.<key>`, then the env var, then Stripe's own host."""
+def _base(flag: str | None, config_key: str, env: str, default: str, stored: bool) -> str:
+    """--flag, then (if `stored`) dlt config `sources.stripe.<key>`, then the env var, then Stripe's own host."""
     if flag:
         return flag
     import dlt
 
-    return dlt.config.get(f"sources.stripe.{config_key}") or os.environ.get(env) or default
+    return (stored and dlt.config.get(f"sources.stripe.{config_key}")) or os.environ.get(env) or default
 
 
 def _print_report(lines: list[str], stream: Any) -> None:

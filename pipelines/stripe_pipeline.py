@@ -21,13 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import dlt
-from dlt.common.configuration.exceptions import ConfigurationException
+import stripe
+from dlt.common.configuration.exceptions import ConfigFieldMissingException, ConfigurationException
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from stripe_source import stripe_source
 from stripe_source.errors import (
     EXIT_LOAD_FAILED,
     EXIT_OK,
+    EXIT_PERMISSION,
     InvalidInput,
     ReauthenticationRequired,
     StripeSourceError,
@@ -154,6 +156,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         check_memory_limit(args.duckdb_memory_limit)  # before the source makes any request
     options = {"resources": args.resources, "start_date": args.start_date, "end_date": args.end_date,
                "api_base": args.api_base, "full_refresh": args.full_refresh or None, **_tuning(args)}
+    # The destination first: a wrong name or missing credentials fail before any request to Stripe.
+    pipeline = build_pipeline(args.destination, args.dataset, args.duckdb_path, args.pipeline_name,
+                              duckdb_memory_limit=args.duckdb_memory_limit)
+    if not _is_duckdb(pipeline):
+        pipeline.destination_client()  # resolves its configuration (credentials) without connecting
     # Only what was given on the command line: the rest comes from dlt config (e.g. the api_base
     # `connect` stored in .dlt/config.toml), which an explicit None would override.
     try:
@@ -163,8 +170,6 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise
         # A rejected key cannot tell whose it was; the last successful run can.
         raise ReauthenticationRequired(exc.reason, last_account(args.pipeline_name)) from None
-    pipeline = build_pipeline(args.destination, args.dataset, args.duckdb_path, args.pipeline_name,
-                              duckdb_memory_limit=args.duckdb_memory_limit)
     pipeline = forget_state_of_a_lost_destination(pipeline)
     started = time.perf_counter()
     loaded = load(pipeline, source)
@@ -185,8 +190,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print_summary(loaded, table_totals(pipeline), time.perf_counter() - started)
     path = Path(args.duckdb_path).resolve()
     query = (
-        "SELECT date_trunc('month', created) AS month, status, count(*) AS invoices, "
-        "sum(amount_paid) / 100 AS paid FROM stripe.invoices GROUP BY ALL ORDER BY month DESC, status LIMIT 8"
+        "SELECT date_trunc('month', created) AS month, status, count(*) AS invoices, sum(amount_paid) / 100 AS paid "
+        f"FROM {pipeline.dataset_name}.invoices GROUP BY ALL ORDER BY month DESC, status LIMIT 8"
     )
     print(f"\nLoaded into {path}. Try:\n  duckdb {path} \"{query}\"\n")
     import duckdb
@@ -226,7 +231,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--lookback-seconds", type=int, help="re-read this far behind the last cursor (default 300)")
     run.add_argument("--max-rps", type=float, help="requests per second overall (default: 100 live, 25 test)")
     run.add_argument("--max-rps-per-endpoint", type=float, help="requests per second per endpoint (default 25)")
-    run.add_argument("--workers", type=int, help="concurrent requests at most (default 64)")
+    run.add_argument("--workers", type=int,
+                     help="concurrent list requests at most (default 64); sub-list pages as many again, at most 40")
     run.add_argument("--flatten-processes", type=int,
                      help="worker processes that parse and flatten pages (default: cores - 1, at most 4; 0: none)")
     run.set_defaults(handler=cmd_run)
@@ -276,7 +282,21 @@ def user_error(exc: BaseException) -> tuple[str, int] | None:
         seen.add(id(current))
         if isinstance(current, StripeSourceError):
             return str(current), current.exit_code
+        if isinstance(current, stripe.PermissionError):  # a permission taken away during the run
+            # Stripe's message echoes part of the key: only the permission it names is shown
+            named = re.search(r"'(rak_\w+)'", str(current))
+            needs = f" (needs '{named.group(1)}')" if named else ""
+            return (f"the Stripe key was refused a read during the run{needs}: grant the permission in the "
+                    "Stripe Dashboard and run `stripe-pipeline connect --check`"), EXIT_PERMISSION
         current = current.__cause__ or current.__context__
+    from dlt.common.destination.exceptions import UnknownDestinationModule
+
+    if isinstance(exc, UnknownDestinationModule):
+        return (f"unknown destination '{exc.ref}': use duckdb (the default) or a dlt "
+                "destination name such as postgres, bigquery, snowflake or filesystem"), 2
+    if isinstance(exc, ConfigFieldMissingException):
+        return (f"{str(exc).splitlines()[0]}: set it in .dlt/secrets.toml or as an environment variable "
+                "(see dlt's docs for the destination)"), 2
     if isinstance(exc, ConfigurationException):
         return str(exc).splitlines()[0], 2
     from dlt.pipeline.exceptions import PipelineStepFailed

@@ -31,10 +31,17 @@ from stripe_source.connection import (
     remove_credentials,
     run_oauth_flow,
     save_credentials,
+    save_endpoints,
     validate,
 )
 from stripe_source.credentials import StripeCredentials
-from stripe_source.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_REAUTHENTICATE, ReauthenticationRequired
+from stripe_source.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    EXIT_PERMISSION,
+    EXIT_REAUTHENTICATE,
+    ReauthenticationRequired,
+)
 
 # --- helpers
 
@@ -102,6 +109,41 @@ def test_restricted_key_lists_what_it_can_and_cannot_read(fresh_emulator, dlt_pr
     assert "invoices" in report.unreadable and report.unreadable["invoices"] == "rak_invoice_read"
     assert "invoices (needs 'rak_invoice_read')" in shown
     assert "invoice_line_items" not in report.readable | report.unreadable  # shares invoices' permission
+
+
+def test_restricted_key_without_events_is_refused_before_it_loads(fresh_emulator, dlt_project, monkeypatch, capsys,
+                                                                  caplog):
+    # runs after the first follow changes through /v1/events: without that permission the first
+    # run would pass and every later one fail, so the first one says so
+    from pipelines.stripe_pipeline import main
+
+    tables = {"charges": "read", "customers": "read"}
+    key = fresh_emulator.add_key(kind="restricted", permissions=tables)
+    db = dlt_project / "restricted.duckdb"
+    run = ["run", "--api-base", fresh_emulator.api_base, "--resources", "charges,customers", "--duckdb-path", str(db)]
+    monkeypatch.setenv("STRIPE_API_KEY", key)
+    assert main(run) == EXIT_PERMISSION
+    shown = assert_never_shown(key, capsys, caplog)
+    assert "events (needs 'rak_event_read')" in shown and len(shown.strip().splitlines()) == 1
+    assert not db.exists()
+    with_events = fresh_emulator.add_key(kind="restricted", permissions={**tables, "events": "read"})
+    monkeypatch.setenv("STRIPE_API_KEY", with_events)
+    assert main(run) == EXIT_OK
+    assert main(run) == EXIT_OK  # the incremental run reads events
+
+
+def test_a_new_connect_goes_to_stripe_not_to_a_server_stored_before(fresh_emulator, dlt_project, monkeypatch,
+                                                                     capsys, caplog):
+    # after trying the emulator (`connect --api-base ...`), connecting a key without the flag must
+    # not send it to the emulator's stored URL; here the environment stands in for Stripe's host
+    key = fresh_emulator.add_key(kind="secret")
+    save_endpoints("http://127.0.0.1:9", "http://127.0.0.1:9")  # stored by an earlier connect
+    monkeypatch.setenv("STRIPE_API_BASE", fresh_emulator.api_base)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(key + "\n"))
+    assert cli("connect", "--api-key-stdin") == EXIT_OK
+    assert_never_shown(key, capsys, caplog)
+    config = (dlt_project / ".dlt" / "config.toml").read_text()
+    assert "127.0.0.1" not in config and "api_base" not in config
 
 
 def test_unknown_key_asks_to_reauthenticate(fresh_emulator, dlt_project, monkeypatch, capsys, caplog):

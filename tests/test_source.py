@@ -168,6 +168,13 @@ def test_a_connected_account_lands_with_its_account_id(emulator, monkeypatch, tm
         (("--start-date", "last tuesday"), "start_date 'last tuesday' is not a date"),
         (("--resources", "charges,invoicez"), "Unknown Stripe resource(s): invoicez"),
         (("--duckdb-memory-limit", "lots"), "--duckdb-memory-limit 'lots' is not a size"),
+        (("--lookback-seconds", "-600"), "lookback_seconds must be a whole number of at least 0"),
+        (("--workers", "0"), "workers must be a whole number of at least 1"),
+        (("--max-rps", "-1"), "max_requests_per_second must be a number above 0"),
+        (("--max-rps-per-endpoint", "0"), "max_requests_per_endpoint must be a number above 0"),
+        (("--flatten-processes", "-1"), "flatten_processes must be a whole number of at least 0"),
+        (("--destination", "nosuchwarehouse"), "unknown destination 'nosuchwarehouse'"),
+        (("--destination", "postgres"), "`PostgresClientConfiguration`: `credentials`: set it in .dlt/secrets.toml"),
     ],
 )
 def test_bad_input_fails_clearly_before_any_request(emulator, monkeypatch, tmp_path, capsys, args, message):
@@ -178,6 +185,49 @@ def test_bad_input_fails_clearly_before_any_request(emulator, monkeypatch, tmp_p
     assert len(err) == 1 and message in err[0]
     assert emulator.stats()["requests_total"] == 0
     assert not db.exists()
+
+
+def test_a_start_date_in_the_future_is_refused_and_moves_no_cursor(emulator, monkeypatch, tmp_path, capsys):
+    # a typo (2205 for 2025) would load nothing and, as a cursor, skip every object in later runs
+    db = tmp_path / "future.duckdb"
+    assert run_pipeline(emulator, monkeypatch, db, "--resources", "customers", "--start-date", "2205-01-01") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "start_date 2205-01-01T00:00:00+00:00 is in the future" in err[0]
+    assert run_pipeline(emulator, monkeypatch, db, "--resources", "customers") == 0
+    assert set(ids(db, "customers")) == {c["id"] for c in emulator.objects("customers")}
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("2024", "2024-01-01"), ("20240115", "2024-01-15"), ("2024-01-15T12:00:00Z", "2024-01-15T12:00:00"),
+    ("1705320000", "2024-01-15T12:00:00"), (1705320000, "2024-01-15T12:00:00"),
+])
+def test_dates_iso_8601_or_unix_seconds(value, expected):
+    import datetime as dt
+
+    from stripe_source.options import parse_date
+
+    moment = dt.datetime.fromisoformat(expected).replace(tzinfo=dt.UTC)
+    assert parse_date(value, "start_date") == int(moment.timestamp())
+
+
+def test_a_permission_refused_during_the_run_is_named_without_the_key():
+    import stripe
+
+    from pipelines.stripe_pipeline import user_error
+
+    refused = stripe.PermissionError(
+        "The provided key 'rk_test_********************wXyZ' does not have the required permissions for this "
+        "endpoint on account 'acct_1'. Having the 'rak_event_read' permission would allow this request to continue."
+    )
+    try:
+        try:
+            raise refused
+        except stripe.PermissionError as exc:
+            raise RuntimeError("In processing pipe charges: extraction failed") from exc
+    except RuntimeError as wrapped:
+        message, code = user_error(wrapped)
+    assert code == 4 and "(needs 'rak_event_read')" in message
+    assert "wXyZ" not in message and "rk_test" not in message
 
 
 def test_missing_key_says_how_to_connect(emulator, monkeypatch, tmp_path, capsys):

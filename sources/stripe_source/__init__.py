@@ -37,7 +37,7 @@ from .credentials import StripeCredentials, resolve_credentials
 from .digest import Digester
 from .errors import PermissionMissing
 from .incremental import ChangeFeed, ObjectChanges, RunBounds, is_complete, is_gap, tombstones
-from .options import DateLike, check_window, parse_date, select_tables
+from .options import DateLike, check_start_is_past, check_tuning, check_window, parse_date, select_tables
 from .sync import Batch, ObjectReader, Window, read_singleton
 
 __all__ = ["stripe_source", "StripeCredentials", "CATALOG", "API_VERSION"]
@@ -78,7 +78,8 @@ def stripe_source(
         full_refresh: ignore cursors and read everything again.
         max_requests_per_second / max_requests_per_endpoint: pacing (default from the key's mode:
             live 100 and 25, test 25 and 25); raise them for accounts with raised limits.
-        workers: concurrent requests at most.
+        workers: concurrent list requests at most; sub-list pages (invoice lines, ...) run on as
+            many threads again, at most 40.
         arrow: hand dlt Arrow tables flattened the way its normalizer would (the default: same
             tables, a fraction of the CPU); False uses dlt's own normalizer on dicts.
         flatten_processes: worker processes that do that flattening, off the process that fetches
@@ -87,19 +88,26 @@ def stripe_source(
     # Everything the user gave is checked before the first request.
     start, end = parse_date(start_date, "start_date"), parse_date(end_date, "end_date")
     check_window(start, end)
+    check_tuning(lookback_seconds, workers, max_requests_per_second, max_requests_per_endpoint, flatten_processes)
     selection = select_tables(resources)
     creds = resolve_credentials(credentials)
     api_base = (api_base or os.environ.get(API_BASE_ENV) or DEFAULT_API_BASE).rstrip("/")
     connect_base = connect_base or os.environ.get(CONNECT_BASE_ENV) or DEFAULT_CONNECT_BASE
 
     limits = RateLimits.for_mode(creds.livemode)
-    limits.global_rps = max_requests_per_second or limits.global_rps
-    limits.endpoint_rps = max_requests_per_endpoint or limits.endpoint_rps
-    api = StripeApi(creds, api_base, connect_base=connect_base, limits=limits, pool_size=workers)
+    if max_requests_per_second is not None:
+        limits.global_rps = max_requests_per_second
+    if max_requests_per_endpoint is not None:
+        limits.endpoint_rps = max_requests_per_endpoint
+    # a connection for every thread that may request at once: list pages and sub-list pages
+    api = StripeApi(creds, api_base, connect_base=connect_base, limits=limits,
+                    pool_size=workers + min(SUB_LIST_WORKERS, workers))
 
     account_id, account_created = _connect(api, creds, selection)
+    now = api.server_time or int(time.time())
+    check_start_is_past(start, now)
     bounds = RunBounds(
-        now=api.server_time or int(time.time()),
+        now=now,
         start=start,
         end=end,
         lookback=lookback_seconds,
@@ -110,7 +118,7 @@ def stripe_source(
         flatten_processes = flatten_processes_default()
     flatten_pool = start_flatten_pool(flatten_processes) if arrow else None
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stripe")
-    sub_lists = ThreadPoolExecutor(max_workers=SUB_LIST_WORKERS, thread_name_prefix="stripe-sub-lists")
+    sub_lists = ThreadPoolExecutor(max_workers=min(SUB_LIST_WORKERS, workers), thread_name_prefix="stripe-sub-lists")
     run = _Run(api, executor, account_id, bounds, selection, arrow, oldest=account_created, sub_lists=sub_lists,
                flatten_pool=flatten_pool)
     for root, tables in selection.items():
@@ -132,12 +140,14 @@ def _connect(
         pass  # a restricted key without account access: still valid, data rows name no account
     if creds.key_type == "restricted":
         missing = {}
-        for root in selection:
-            entry = BY_TABLE[root]
+        needed = [BY_TABLE[root] for root in selection]
+        if "events" not in selection and any(entry.mutable and entry.events for entry in needed):
+            needed.append(BY_TABLE["events"])  # runs after the first follow changes through /v1/events
+        for entry in needed:
             try:
                 api.get(entry.path or "", {"limit": 1} if not entry.singleton else None)
             except stripe.PermissionError:
-                missing[root] = entry.permission
+                missing[entry.table] = entry.permission
         if missing:
             raise PermissionMissing(missing, account_id)
     return account_id, account_created

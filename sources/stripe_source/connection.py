@@ -468,33 +468,41 @@ def save_credentials(credentials: StripeCredentials, project_dir: str | os.PathL
 def save_endpoints(
     api_base: str | None, connect_base: str | None, project_dir: str | os.PathLike[str] | None = None
 ) -> Path | None:
-    """Remember endpoints other than Stripe's own (the emulator) in `.dlt/config.toml`.
+    """Remember the endpoints of a new connection in `.dlt/config.toml`; the path if it holds any.
 
     The source reads `[sources.stripe] api_base / connect_base` from config, so a `run` after
-    `connect --api-base ...` talks to the same server with no flag. Not secrets: plain config.
+    `connect --api-base ...` (the emulator) talks to the same server with no flag. Stripe's own
+    endpoints are not written; they remove what an earlier `connect` stored, so a key connected
+    without --api-base never goes to a server tried before. Not secrets: plain config.
     """
-    wanted = {
-        key: value.rstrip("/")
+    endpoints = {
+        key: (value or default).rstrip("/")
         for key, value, default in (
             ("api_base", api_base, DEFAULT_API_BASE),
             ("connect_base", connect_base, DEFAULT_CONNECT_BASE),
         )
-        if value and value.rstrip("/") != default
     }
-    if not wanted:
-        return None
+    custom = {key: value for key, value in endpoints.items() if value not in (DEFAULT_API_BASE, DEFAULT_CONNECT_BASE)}
     path = secrets_path(project_dir).with_name("config.toml")
     doc = _load(path)
     table: Any = doc
     for depth, key in enumerate(SECTION[:2]):
         if not isinstance(table.get(key), Mapping):
+            if not custom:
+                return None  # nothing stored, nothing to store
             table[key] = tomlkit.table(is_super_table=depth == 0)
         table = table[key]
-    for key, value in wanted.items():
-        table[key] = value
-    path.write_text(tomlkit.dumps(doc), encoding="utf-8")
-    _reload_dlt_providers()
-    return path
+    changed = False
+    for key, value in endpoints.items():
+        if key in custom and table.get(key) != value:
+            table[key], changed = value, True
+        elif key not in custom and key in table:
+            del table[key]
+            changed = True
+    if changed:
+        path.write_text(tomlkit.dumps(doc), encoding="utf-8")
+        _reload_dlt_providers()
+    return path if custom else None
 
 
 def remove_credentials(project_dir: str | os.PathLike[str] | None = None) -> bool:

@@ -11,6 +11,7 @@ from .catalog import BY_TABLE, CATALOG
 from .errors import InvalidInput
 
 DateLike = str | int | float | dt.date | dt.datetime | None
+UNIX_SECONDS_DIGITS = 9  # 100000000 is 1973: Stripe has nothing older
 
 
 def parse_date(value: DateLike, name: str) -> int | None:
@@ -26,8 +27,8 @@ def parse_date(value: DateLike, name: str) -> int | None:
         return int(moment.timestamp())
     if isinstance(value, dt.date):
         return int(dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC).timestamp())
-    if isinstance(value, str) and value.strip().isdigit():  # Unix seconds, as Stripe writes times
-        return int(value)
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) >= UNIX_SECONDS_DIGITS:
+        return int(value)  # Unix seconds, as Stripe writes times (shorter digit strings are ISO: 2024, 20240115)
     try:
         return int(pendulum.parse(str(value), tz="UTC").timestamp())  # type: ignore[union-attr]
     except (ValueError, TypeError, pendulum.parsing.exceptions.ParserError):
@@ -39,6 +40,32 @@ def parse_date(value: DateLike, name: str) -> int | None:
 def check_window(start: int | None, end: int | None) -> None:
     if start is not None and end is not None and end <= start:
         raise InvalidInput("end_date must be after start_date: swap them or widen the window")
+
+
+def check_start_is_past(start: int | None, now: int) -> None:
+    """A start_date after Stripe's clock loads nothing, yet would move the cursor past every object."""
+    if start is not None and start > now:
+        when = dt.datetime.fromtimestamp(start, dt.UTC).isoformat()
+        raise InvalidInput(f"start_date {when} is in the future (Stripe's clock): give a past date")
+
+
+def check_tuning(lookback_seconds: int, workers: int, max_requests_per_second: float | None,
+                 max_requests_per_endpoint: float | None, flatten_processes: int | None) -> None:
+    """Numbers the user may set: each must make sense, none may quietly switch something off."""
+    _whole("lookback_seconds", lookback_seconds, 0)
+    _whole("workers", workers, 1)
+    if flatten_processes is not None:
+        _whole("flatten_processes", flatten_processes, 0)
+    for name, value in (("max_requests_per_second", max_requests_per_second),
+                        ("max_requests_per_endpoint", max_requests_per_endpoint)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or not value > 0
+                                  or value == float("inf")):
+            raise InvalidInput(f"{name} must be a number above 0, got {value!r}: leave it unset for Stripe's defaults")
+
+
+def _whole(name: str, value: object, least: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise InvalidInput(f"{name} must be a whole number of at least {least}, got {value!r}")
 
 
 def select_tables(names: Iterable[str] | str | None) -> dict[str, frozenset[str]]:
