@@ -400,9 +400,7 @@ def test_run_uses_what_connect_stored_and_asks_to_reauthenticate_after_revoke(
     monkeypatch.setattr(sys, "stdin", io.StringIO(marker + "\n"))
     assert main(["connect", "--api-key-stdin", "--api-base", fresh_emulator.api_base]) == EXIT_OK
     db = dlt_project / "connected.duckdb"
-    # `run` passes api_base=None explicitly, which stops dlt injecting the api_base `connect` wrote to
-    # config.toml; the emulator's URL comes from the environment until that is fixed.
-    monkeypatch.setenv("STRIPE_API_BASE", fresh_emulator.api_base)
+    # no --api-base: `run` talks to the server `connect` stored in .dlt/config.toml
     assert main(["run", "--resources", "customers", "--duckdb-path", str(db)]) == EXIT_OK  # no key flag
 
     fresh_emulator.revoke_key(marker)
