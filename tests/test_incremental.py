@@ -140,3 +140,89 @@ def test_full_refresh_reads_everything_again(fresh_emulator, monkeypatch, tmp_pa
     pages = emu.stats()["requests"]
     assert pages.get("GET /v1/products", 0) >= math.ceil(len(emu.objects("products")) / 100)
     assert set(ids(db, "products")) == {p["id"] for p in emu.objects("products")}
+
+
+def test_a_sub_list_emptied_since_the_last_run_leaves_no_rows(fresh_emulator, monkeypatch, tmp_path):
+    emu = fresh_emulator
+    db = tmp_path / "emptied.duckdb"
+    assert run_pipeline(emu, monkeypatch, db) == 0
+    draft = next(i for i in _pick(emu, "invoices", status="draft") if _line_count(emu, i["id"]))
+    emu.remove_invoice_lines(draft["id"])
+    subscription = next(s for s in emu.objects("subscriptions")
+                        if len([i for i in emu.objects("subscription_items") if i["subscription"] == s["id"]]) == 1)
+    (only_item,) = [i["id"] for i in emu.objects("subscription_items") if i["subscription"] == subscription["id"]]
+    emu.remove_subscription_item(only_item)
+    emu.advance(seconds=10)
+    assert run_pipeline(emu, monkeypatch, db) == 0
+    assert rows(db, f"SELECT count(*) FROM stripe.invoice_line_items WHERE invoice = '{draft['id']}'") == [(0,)]
+    assert only_item not in ids(db, "subscription_items")
+    assert_warehouse_equals_emulator(emu, db)
+    assert sorted(ids(db, "subscription_items")) == sorted(i["id"] for i in emu.objects("subscription_items"))
+
+
+def test_loading_a_parent_alone_leaves_its_sub_list_to_be_caught_up(fresh_emulator, monkeypatch, tmp_path):
+    emu = fresh_emulator
+    db = tmp_path / "subset.duckdb"
+    assert run_pipeline(emu, monkeypatch, db) == 0
+    draft = _pick(emu, "invoices", status="draft")[0]
+    emu.add_invoice_lines(draft["id"], 3)
+    emu.advance(seconds=LOOKBACK + 100)  # beyond the lookback: only the cursor can bring the lines
+    assert run_pipeline(emu, monkeypatch, db, "--resources", "invoices") == 0
+    assert run_pipeline(emu, monkeypatch, db) == 0
+    assert_warehouse_equals_emulator(emu, db)
+
+
+def test_a_subset_run_after_a_gap_does_not_break_the_next_full_run(fresh_emulator, monkeypatch, tmp_path):
+    emu = fresh_emulator
+    db = tmp_path / "gap_subset.duckdb"
+    assert run_pipeline(emu, monkeypatch, db) == 0
+    emu.advance(days=31)
+    assert run_pipeline(emu, monkeypatch, db, "--resources", "customers") == 0
+    change_the_world(emu)
+    assert run_pipeline(emu, monkeypatch, db) == 0
+    assert_warehouse_equals_emulator(emu, db)
+
+
+def test_a_backfill_window_loads_its_window_whatever_the_cursor(fresh_emulator, monkeypatch, tmp_path):
+    emu = fresh_emulator
+    db = tmp_path / "window.duckdb"
+    created = sorted(c["created"] for c in emu.objects("charges"))
+    middle = created[len(created) // 2]
+    assert run_pipeline(emu, monkeypatch, db, "--resources", "charges", "--start-date", str(middle)) == 0
+    assert set(ids(db, "charges")) == {c["id"] for c in emu.objects("charges") if c["created"] >= middle}
+    assert run_pipeline(emu, monkeypatch, db, "--resources", "charges", "--start-date", str(created[0]),
+                        "--end-date", str(middle)) == 0
+    assert set(ids(db, "charges")) == {c["id"] for c in emu.objects("charges")}
+
+
+def test_a_connected_account_and_the_platform_share_a_dataset(fresh_emulator, monkeypatch, tmp_path):
+    # each account keeps its own cursors, and a first or full load of one never wipes the other's rows
+    emu = fresh_emulator
+    account = emu.connected_account_ids[0]
+    db = tmp_path / "shared.duckdb"
+    resources = ("--resources", "charges,customers")
+
+    def run(connected: bool, *args: str) -> None:
+        if connected:
+            monkeypatch.setenv("SOURCES__STRIPE__CREDENTIALS__STRIPE_ACCOUNT", account)
+        else:
+            monkeypatch.delenv("SOURCES__STRIPE__CREDENTIALS__STRIPE_ACCOUNT", raising=False)
+        assert run_pipeline(emu, monkeypatch, db, *resources, *args) == 0
+
+    def expected(table: str) -> set[str]:
+        return {o["id"] for o in emu.objects(table)} | {o["id"] for o in emu.objects(table, account=account)}
+
+    run(connected=False)
+    run(connected=True)
+    for table in ("charges", "customers"):
+        assert set(ids(db, table)) == expected(table)
+    platform_customer = emu.objects("customers")[0]["id"]
+    emu.update("customers", platform_customer, email="moved@example.com")
+    emu.advance(seconds=10)
+    run(connected=True)  # must not move the platform's events cursor past that change
+    run(connected=False)
+    assert rows(db, f"SELECT email FROM stripe.customers WHERE id = '{platform_customer}'") == [("moved@example.com",)]
+    run(True, "--full-refresh")
+    for table in ("charges", "customers"):
+        assert set(ids(db, table)) == expected(table)
+        assert_no_duplicates(ids(db, table))

@@ -266,6 +266,25 @@ class Emulator:
                                           total=total, total_excluding_tax=total, amount_due=total,
                                           amount_remaining=total))
 
+    def remove_invoice_lines(self, invoice_id: str, account: str | None = None) -> dict:
+        """Delete every invoice item of a draft invoice: Stripe sends `invoice.updated`, lines empty."""
+        store = self.store(account)
+        if store.get("invoices", invoice_id)["status"] != "draft":
+            raise ValueError("lines can only be removed from draft invoices")
+        with store.lock:
+            store.set_lines(invoice_id, [])
+        return copy.deepcopy(store.update("invoices", invoice_id, subtotal=0, subtotal_excluding_tax=0, total=0,
+                                          total_excluding_tax=0, amount_due=0, amount_remaining=0))
+
+    def remove_subscription_item(self, item_id: str, account: str | None = None) -> dict:
+        """Delete a subscription item: Stripe sends `customer.subscription.updated` (no event of its own)."""
+        store = self.store(account)
+        with store.lock:
+            item = store.collections["subscription_items"].remove(item_id)
+            store.items_of[item["subscription"]].remove(item_id)
+            store.invalidate(item["subscription"])
+        return copy.deepcopy(store.update("subscriptions", item["subscription"]))
+
     def cancel_subscription(self, subscription_id: str, account: str | None = None) -> dict:
         now = self.now()
         return copy.deepcopy(self.store(account).update(

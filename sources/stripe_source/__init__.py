@@ -36,7 +36,17 @@ from .client import (
 from .credentials import StripeCredentials, resolve_credentials
 from .digest import Digester
 from .errors import PermissionMissing
-from .incremental import ChangeFeed, ObjectChanges, RunBounds, is_complete, is_gap, tombstones
+from .incremental import (
+    EVENTS_RETENTION_SECONDS,
+    ChangeFeed,
+    ObjectChanges,
+    RunBounds,
+    cursors_of,
+    is_complete,
+    is_gap,
+    save_cursors,
+    tombstones,
+)
 from .options import DateLike, check_start_is_past, check_tuning, check_window, parse_date, select_tables
 from .sync import Batch, ObjectReader, Window, read_singleton
 
@@ -186,13 +196,19 @@ class _Run:
         self._hints: dict[str, Any] = {}
         self._feed: ChangeFeed | None = None
         self._feed_lock = threading.Lock()
+        self._accounts_noted = False
+        self._legacy_account: str | None = None
+        self._other_accounts = False
 
     def reader(
-        self, tables: frozenset[str] | None = None, skip_ids: frozenset[str] = frozenset(), rows: bool = False
+        self, tables: frozenset[str] | None = None, skip_ids: frozenset[str] = frozenset(), rows: bool = False,
+        clear_emptied: bool = False,
     ) -> ObjectReader:
-        """A reader for this run; `rows`: batches must hold parsed rows (not digests)."""
+        """A reader for this run; `rows`: batches must hold parsed rows (not digests); `clear_emptied`:
+        (merging) a sub-list read empty deletes the rows its parent had."""
         reader = ObjectReader(self.api, self.executor, self.account_id, wanted_tables=tables, skip_ids=skip_ids,
-                              sub_list_executor=self.sub_lists, digester=None if rows else self.digester)
+                              sub_list_executor=self.sub_lists, digester=None if rows else self.digester,
+                              clear_emptied=clear_emptied)
         if self.oldest:
             reader.oldest_created = self.oldest - 86400  # a day of slack for clock skew
         return reader
@@ -241,16 +257,17 @@ class _Run:
 
     # --- what one resource reads this run
     def _batches(self, entry: StripeObject, tables: frozenset[str]) -> Iterator[Batch]:
-        if self.account_id:  # lets a later failure say which account needs re-authentication
-            dlt.current.source_state()["account_id"] = self.account_id
+        self._note_account()
         if entry.singleton:
             self._set_hints(entry, "merge")
             yield read_singleton(self.api, entry, self.account_id)
             return
         state = dlt.current.resource_state(entry.table)
-        cursor = None if self.bounds.full_refresh else state.get("created_cursor")
+        cursor = events_cursor = None
+        # an end_date makes a stateless backfill window: it reads its window whatever the cursors
+        if not self.bounds.full_refresh and self.bounds.stateful:
+            cursor, events_cursor = cursors_of(state, self.account_id, tables, self._legacy_account)
         tracks_changes = entry.mutable and bool(entry.events)
-        events_cursor = state.get("events_cursor") if cursor is not None else None
         if tracks_changes and cursor is not None:
             if events_cursor is None or is_gap(events_cursor, self.bounds):
                 logger.warning(
@@ -261,35 +278,58 @@ class _Run:
                 )
                 cursor = None
         whole = cursor is None and self.bounds.start is None and self.bounds.end is None
-        self._set_hints(entry, "replace" if whole and entry.table != "events" else "merge")
+        # replacing a table would also wipe the rows other accounts loaded into this dataset
+        replace = whole and entry.table != "events" and not self._other_accounts
+        self._set_hints(entry, "replace" if replace else "merge")
+        merging = not replace
 
         known = set(state.get("known_fields", ()))
         skip: frozenset[str] = frozenset()
-        if cursor is not None and tracks_changes:
+        if cursor is not None and events_cursor is not None and tracks_changes:
             changes = self._feed_from(events_cursor - self.bounds.lookback).changes_for(
                 entry.table, events_cursor - self.bounds.lookback
             )
             skip = changes.ids
             yield from tombstones(entry, changes.deleted, self.account_id)
-            yield from self.reader(tables).complete(entry, self._current(entry, changes, known))
+            yield from self.reader(tables, clear_emptied=merging).complete(
+                entry, self._current(entry, changes, known)
+            )
 
         start = self.bounds.start
         if cursor is not None:
             start = max(cursor - self.bounds.lookback, start or 0)
         window = Window(start, self.bounds.list_end)
         if entry.table == "events" and cursor is not None:
-            events = self._feed_from(start).events(start)
+            since = max(start or 0, self.bounds.now - EVENTS_RETENTION_SECONDS)  # Stripe keeps no older ones
+            events = self._feed_from(since).events(since)
             yield Batch("events", [dict(e, stripe_account_id=self.account_id) for e in events])
         else:
-            for batch in self.reader(tables, skip_ids=skip).read(entry, window):
+            for batch in self.reader(tables, skip_ids=skip, clear_emptied=merging).read(entry, window):
                 if batch.table == entry.table:
                     known.update(batch.flat.first_keys if batch.flat else batch.rows[0].keys())
                 yield batch
         if self.bounds.stateful:
-            state["created_cursor"] = self.bounds.list_end
+            all_tables = (entry.table, *(sub.table for sub in entry.sub_lists))
+            save_cursors(state, self.account_id, tables, self.bounds.list_end,
+                         self.bounds.now if tracks_changes else None, all_tables, self._legacy_account)
             state["known_fields"] = sorted(known - {"stripe_account_id"})
-            if tracks_changes:
-                state["events_cursor"] = self.bounds.now
+
+    def _note_account(self) -> None:
+        """Record this run's account in the source state, once: whose cursors the state's older,
+        one-cursor form holds, and whether the dataset holds rows of other accounts too."""
+        with self._feed_lock:
+            if self._accounts_noted:
+                return
+            state = dlt.current.source_state()
+            self._legacy_account = state.get("account_id")
+            accounts = set(state.get("accounts", ()))
+            if self._legacy_account is not None:
+                accounts.add(self._legacy_account)
+            self._other_accounts = bool(accounts - {self.account_id})
+            state["accounts"] = sorted(accounts | {self.account_id})
+            if self.account_id:  # lets a later failure say which account needs re-authentication
+                state["account_id"] = self.account_id
+            self._accounts_noted = True
 
     def _current(self, entry: StripeObject, changes: ObjectChanges, known: set[str]) -> list[dict]:
         """The newest state of changed objects: the event snapshot, or a re-fetch if it is partial."""
@@ -311,11 +351,13 @@ class _Run:
     def _oldest_events_cursor(self) -> int:
         resources = dlt.current.source_state().get("resources", {})
         cursors = []
-        for root in self.selection:
-            state = resources.get(root, {})
-            cursor = state.get("events_cursor" if root != "events" else "created_cursor")
-            if cursor is not None and not is_gap(cursor, self.bounds):
-                cursors.append(cursor - self.bounds.lookback)
+        for root, tables in self.selection.items():
+            created, events = cursors_of(resources.get(root, {}), self.account_id, tables, self._legacy_account)
+            if root == "events":
+                if created is not None:
+                    cursors.append(max(created - self.bounds.lookback, self.bounds.now - EVENTS_RETENTION_SECONDS))
+            elif events is not None and not is_gap(events, self.bounds):
+                cursors.append(events - self.bounds.lookback)
         return min(cursors, default=self.bounds.now)
 
     def _set_hints(self, entry: StripeObject, mode: str) -> None:

@@ -35,6 +35,7 @@ class DigestJob:
     created_field: str = "created"
     sub: SubList | None = None
     parent_id: str = ""
+    clear_emptied: bool = False  # merging: an empty sub-list removes its parent's rows (a sub job: its first page)
 
 
 @dataclass
@@ -116,9 +117,10 @@ def shaped_page(raw: bytes, job: DigestJob) -> tuple[PageEdges, dict[str, list[d
     page = orjson.loads(raw)
     if job.sub is None:
         edges = page_edges(page, job.created_field)
-        tables, follow_ups = shape_objects(BY_TABLE[job.table], page["data"], job.account_id, job.wanted, job.skip_ids)
+        tables, follow_ups = shape_objects(BY_TABLE[job.table], page["data"], job.account_id, job.wanted, job.skip_ids,
+                                           job.clear_emptied)
         return edges, tables, follow_ups
-    rows, after = shape_sub_page(job.sub, job.parent_id, page, job.account_id)
+    rows, after = shape_sub_page(job.sub, job.parent_id, page, job.account_id, job.clear_emptied)
     follow_ups = [(job.sub, job.parent_id, after)] if after is not None else []
     return PageEdges(after is not None, len(rows)), {job.table: rows} if rows else {}, follow_ups
 

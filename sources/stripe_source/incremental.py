@@ -10,21 +10,57 @@ The sync model (the README repeats it for users):
 - Stripe keeps events 30 days. A cursor older than that is a gap: the run says so and reads the
   mutable objects fully again, replacing their tables, so the warehouse ends equal to Stripe.
 
-Cursors live in dlt's state (destination-backed), so they survive a lost working directory.
+Cursors live in dlt's state (destination-backed), so they survive a lost working directory. They
+are kept per account (a connected account's run never moves the platform's) and per table (loading
+invoices alone leaves invoice lines' cursor where it was, so a later run still catches them up).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from .catalog import BY_TABLE, StripeObject, object_for_event
 from .client import API_VERSION
+from .shaping import removed_row
 from .sync import Batch, ObjectReader, Window
 
 EVENTS_RETENTION_SECONDS = 30 * 86400
+
+
+def cursors_of(state: dict, account: str, tables: Iterable[str], legacy_account: str | None = None,
+               ) -> tuple[int | None, int | None]:
+    """Where the last runs left `tables` of one resource for `account`: (created, events) cursors,
+    the oldest of the tables'; (None, None) if any of them was never loaded for this account."""
+    per_account = state.get("cursors")
+    if per_account is None:  # written before cursors were kept per account and table
+        if legacy_account is not None and legacy_account != account:
+            return None, None
+        return state.get("created_cursor"), state.get("events_cursor")
+    per_table = per_account.get(account, {})
+    found = [per_table.get(table) for table in tables]
+    if not found or any(cursor is None for cursor in found):
+        return None, None
+    events = [cursor.get("events") for cursor in found]
+    return min(cursor["created"] for cursor in found), None if None in events else min(events)
+
+
+def save_cursors(state: dict, account: str, tables: Iterable[str], created: int, events: int | None,
+                 all_tables: Iterable[str], legacy_account: str | None = None) -> None:
+    """Record where this run left `tables` for `account` (the resource's state in the older,
+    one-cursor form is converted: it held the cursor of every table of `legacy_account`)."""
+    if "cursors" not in state:
+        old_created, old_events = state.pop("created_cursor", None), state.pop("events_cursor", None)
+        state["cursors"] = {}
+        if old_created is not None:
+            state["cursors"][legacy_account if legacy_account is not None else account] = {
+                table: {"created": old_created, "events": old_events} for table in all_tables
+            }
+    per_table = state["cursors"].setdefault(account, {})
+    for table in tables:
+        per_table[table] = {"created": created, "events": events}
 
 
 @dataclass(frozen=True)
@@ -130,8 +166,4 @@ def tombstones(entry: StripeObject, deleted_ids: Any, account_id: str | None) ->
         return
     yield Batch(entry.table, [{"id": i, "deleted": True, "stripe_account_id": account_id} for i in ids])
     for sub in entry.sub_lists:
-        rows = [
-            {"id": f"{i}:deleted", sub.parent_column: i, "deleted": True, "stripe_account_id": account_id}
-            for i in ids
-        ]
-        yield Batch(sub.table, rows)
+        yield Batch(sub.table, [removed_row(sub, i, account_id, "deleted") for i in ids])

@@ -28,10 +28,11 @@ def page_edges(page: dict, created_field: str) -> PageEdges:
 
 def shape_objects(
     entry: StripeObject, objects: list[dict], account_id: str, wanted: frozenset[str] | None,
-    skip_ids: frozenset[str] = frozenset(),
+    skip_ids: frozenset[str] = frozenset(), clear_emptied: bool = False,
 ) -> tuple[dict[str, list[dict]], list[tuple[SubList, str, str | None]]]:
     """Rows per table (the object's own first, then its sub-lists' items) and the sub-list pages
-    still to read as (sub-list, parent id, starting_after)."""
+    still to read as (sub-list, parent id, starting_after). With `clear_emptied` (merging), an
+    empty sub-list gives a `removed_row` so the rows its parent had go."""
     rows: list[dict] = []
     tables: dict[str, list[dict]] = {entry.table: rows}
     sub_pages: list[tuple[SubList, str, str | None]] = []
@@ -47,6 +48,8 @@ def shape_objects(
                 continue
             items = embedded.get("data", [])
             tables.setdefault(sub.table, []).extend(child_rows(sub, obj["id"], items, account_id))
+            if clear_emptied and not items and not embedded.get("has_more"):
+                tables[sub.table].append(removed_row(sub, obj["id"], account_id, "emptied"))
             if embedded.get("has_more"):
                 sub_pages.append((sub, obj["id"], items[-1]["id"] if items else None))
         obj["stripe_account_id"] = account_id
@@ -63,8 +66,18 @@ def child_rows(sub: SubList, parent_id: str, items: list[dict], account_id: str)
     return items
 
 
-def shape_sub_page(sub: SubList, parent_id: str, page: dict, account_id: str) -> tuple[list[dict], str | None]:
-    """A sub-list page's rows, and the cursor of its next page (None: this was the last)."""
+def shape_sub_page(sub: SubList, parent_id: str, page: dict, account_id: str,
+                   clear_emptied: bool = False) -> tuple[list[dict], str | None]:
+    """A sub-list page's rows, and the cursor of its next page (None: this was the last).
+    `clear_emptied`: this is the list's first page, and an empty list removes the parent's rows."""
     items = page["data"]
     after = items[-1]["id"] if page.get("has_more") and items else None
+    if clear_emptied and not items:
+        return [removed_row(sub, parent_id, account_id, "emptied")], None
     return child_rows(sub, parent_id, items, account_id), after
+
+
+def removed_row(sub: SubList, parent_id: str, account_id: str | None, why: str) -> dict:
+    """A row that makes a merge delete every row of `parent_id` in the sub-list's table (its merge
+    key) and is not loaded itself (dlt's hard-delete hint on `deleted`)."""
+    return {"id": f"{parent_id}:{why}", sub.parent_column: parent_id, "deleted": True, "stripe_account_id": account_id}

@@ -101,6 +101,7 @@ class ObjectReader:
     # With a digester, list and sub-list pages are parsed, shaped and flattened in worker processes
     # (the page's Arrow tables come back with just the facts scheduling needs); else here.
     digester: Digester | None = None
+    clear_emptied: bool = False  # merging: a sub-list read empty deletes the rows its parent had
 
     def read(self, entry: StripeObject, window: Window | None) -> Iterator[Batch]:
         if entry.path is None:
@@ -203,9 +204,11 @@ class ObjectReader:
         if self.digester is None:
             return orjson.loads(raw)
         if isinstance(task, _ListTask):
-            job = DigestJob(entry.table, self.account_id, self.wanted_tables, self.skip_ids, task.created_field)
+            job = DigestJob(entry.table, self.account_id, self.wanted_tables, self.skip_ids, task.created_field,
+                            clear_emptied=self.clear_emptied)
         else:
-            job = DigestJob(task.sub.table, self.account_id, sub=task.sub, parent_id=task.parent_id)
+            job = DigestJob(task.sub.table, self.account_id, sub=task.sub, parent_id=task.parent_id,
+                            clear_emptied=self.clear_emptied and task.starting_after is None)
         return self.digester.digest(raw, job)
 
     def _request(self, task: Any, entry: StripeObject) -> bytes | None:
@@ -253,13 +256,15 @@ class ObjectReader:
         return tasks
 
     def _emit_objects(self, entry: StripeObject, objects: list[dict], follow_ups: list) -> Iterator[Batch]:
-        tables, sub_pages = shape_objects(entry, objects, self.account_id, self.wanted_tables, self.skip_ids)
+        tables, sub_pages = shape_objects(entry, objects, self.account_id, self.wanted_tables, self.skip_ids,
+                                          self.clear_emptied)
         follow_ups.extend(_SubListTask(sub, parent_id, after) for sub, parent_id, after in sub_pages)
         for table, rows in tables.items():
             yield Batch(table, rows)
 
     def _emit_sub_items(self, task: _SubListTask, page: dict, follow_ups: list) -> Iterator[Batch]:
-        rows, after = shape_sub_page(task.sub, task.parent_id, page, self.account_id)
+        rows, after = shape_sub_page(task.sub, task.parent_id, page, self.account_id,
+                                     self.clear_emptied and task.starting_after is None)
         if after is not None:
             follow_ups.append(_SubListTask(task.sub, task.parent_id, after))
         if rows:
