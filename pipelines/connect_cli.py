@@ -94,13 +94,17 @@ def connect_command(args: argparse.Namespace) -> int:
             _print_report(report.lines(), sys.stderr)
             for name, value in credentials_env(credentials).items():
                 print(f"export {name}={shlex.quote(value)}")
+            # dlt reads these before .dlt/config.toml: the key goes where it was just checked,
+            # not to a server an earlier `connect --api-base` stored there
+            print(f"export SOURCES__STRIPE__API_BASE={shlex.quote(api_base)}")
+            print(f"export SOURCES__STRIPE__CONNECT_BASE={shlex.quote(connect_base)}")
             return EXIT_OK
         path = save_credentials(credentials)
         _print_report(report.lines(), sys.stdout)
         print(f"Saved to {_shown(path)} [sources.stripe.credentials]; `stripe-pipeline run` will use it.")
         config = save_endpoints(getattr(args, "api_base", None), getattr(args, "connect_base", None))
         if config:
-            print(f"Saved the API endpoint {api_base} to {_shown(config)} [sources.stripe].")
+            print(f"Saved the endpoints (API {api_base}, Connect {connect_base}) to {_shown(config)} [sources.stripe].")
         return EXIT_OK
     except StripeSourceError as exc:
         return _fail(exc)

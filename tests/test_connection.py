@@ -169,6 +169,8 @@ def test_print_env_writes_nothing(fresh_emulator, dlt_project, monkeypatch, caps
     assert f"export SOURCES__STRIPE__CREDENTIALS__API_KEY={key}" in out.splitlines()
     assert "Connection successful!" in err and key not in err
     assert not (dlt_project / ".dlt" / "secrets.toml").exists()
+    # the endpoints it was checked against win over any stored in config.toml (dlt reads env first)
+    assert f"export SOURCES__STRIPE__API_BASE={fresh_emulator.api_base}" in out.splitlines()
 
 
 def test_key_from_env_for_unattended_use(fresh_emulator, dlt_project, monkeypatch, capsys, caplog):

@@ -109,9 +109,10 @@ def stripe_source(
         limits.global_rps = max_requests_per_second
     if max_requests_per_endpoint is not None:
         limits.endpoint_rps = max_requests_per_endpoint
-    # a connection for every thread that may request at once: list pages and sub-list pages
+    # a connection for every thread that may request at once: list pages, sub-list pages, and
+    # dlt's extract threads (objects re-fetched after a partial event, singletons)
     api = StripeApi(creds, api_base, connect_base=connect_base, limits=limits,
-                    pool_size=workers + min(SUB_LIST_WORKERS, workers))
+                    pool_size=workers + min(SUB_LIST_WORKERS, workers) + len(selection) + 1)
 
     account_id, account_created = _connect(api, creds, selection)
     now = api.server_time or int(time.time())
@@ -321,14 +322,17 @@ class _Run:
             if self._accounts_noted:
                 return
             state = dlt.current.source_state()
-            self._legacy_account = state.get("account_id")
+            # pinned on the first run that keeps cursors per account: `account_id` is overwritten
+            # by every run, and resources convert their older state only when they next run
+            self._legacy_account = state.setdefault("legacy_account", state.get("account_id"))
             accounts = set(state.get("accounts", ()))
-            if self._legacy_account is not None:
+            if self._legacy_account:
                 accounts.add(self._legacy_account)
-            self._other_accounts = bool(accounts - {self.account_id})
-            state["accounts"] = sorted(accounts | {self.account_id})
-            if self.account_id:  # lets a later failure say which account needs re-authentication
-                state["account_id"] = self.account_id
+            # "" (a restricted key that cannot read its account) may be any account: never "only us"
+            self._other_accounts = bool(accounts - {self.account_id}) or (not self.account_id and bool(accounts))
+            if self.account_id:
+                state["accounts"] = sorted(accounts | {self.account_id})
+                state["account_id"] = self.account_id  # lets a later failure say whom to re-authenticate
             self._accounts_noted = True
 
     def _current(self, entry: StripeObject, changes: ObjectChanges, known: set[str]) -> list[dict]:

@@ -20,7 +20,9 @@ def parse_date(value: DateLike, name: str) -> int | None:
         return None
     if isinstance(value, bool):
         raise InvalidInput(f"{name} must be a date, got {value!r}")
-    if isinstance(value, int | float):
+    if isinstance(value, int) and 0 <= value < 10 ** (UNIX_SECONDS_DIGITS - 1):
+        value = str(value)  # 2024 or 20240115 from a config file: a date, as for strings
+    elif isinstance(value, int | float):
         return int(value)
     if isinstance(value, dt.datetime):
         moment = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
