@@ -22,7 +22,14 @@ import dlt
 import stripe
 from dlt.extract.resource import DltResource
 
-from .arrow_rows import ArrowBuffer, FlattenPlan, flatten_processes_default, plan_for, start_flatten_pool
+from .arrow_rows import (
+    ArrowBuffer,
+    FlattenPlan,
+    flatten_processes_default,
+    plan_for,
+    release_json_as_text,
+    start_flatten_pool,
+)
 from .catalog import BY_TABLE, CATALOG, StripeObject
 from .client import (
     API_BASE_ENV,
@@ -255,6 +262,7 @@ class _Run:
                     gc.set_threshold(*self._gc_threshold)
                 if self.flatten_pool is not None:
                     self.flatten_pool.shutdown(wait=False, cancel_futures=True)
+                release_json_as_text(self.selection)
 
     # --- what one resource reads this run
     def _batches(self, entry: StripeObject, tables: frozenset[str]) -> Iterator[Batch]:

@@ -31,7 +31,7 @@ import socket
 import stat
 import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -305,7 +305,8 @@ class _JsonTextIsByDesign(logging.Filter):
 
     For our tables the only difference left is by design: JSON columns travel as JSON text (Arrow
     has no JSON type that dlt reads), and dlt keeps the hinted `json` type, as its warning says.
-    The details stay at INFO. Other resources keep the warning.
+    The details stay at INFO. Other resources keep the warning, and ours get it back when their run
+    ends (`release_json_as_text`).
     """
 
     PREFIX = "In resource: "
@@ -319,6 +320,12 @@ class _JsonTextIsByDesign(logging.Filter):
 
 
 _json_as_text: set[str] = set()  # resources whose Arrow items carry JSON columns as text
+
+
+def release_json_as_text(resources: Iterable[str]) -> None:
+    """The run of these resources ended: dlt's warning about resources of these names is heard again
+    (another source in a long-lived process may use the same names)."""
+    _json_as_text.difference_update(resources)
 logging.getLogger("dlt").addFilter(_JsonTextIsByDesign())
 
 
