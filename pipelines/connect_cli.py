@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import re
 import shlex
 import sys
 import webbrowser
@@ -16,6 +17,8 @@ from typing import Any
 
 from stripe_source.client import API_BASE_ENV, CONNECT_BASE_ENV, DEFAULT_API_BASE, DEFAULT_CONNECT_BASE
 from stripe_source.connection import (
+    CALLBACK_PATH,
+    DEFAULT_REDIRECT_PORT,
     SCOPES,
     credentials_env,
     deauthorize,
@@ -50,6 +53,11 @@ def add_commands(subparsers: Any) -> None:
     oauth.add_argument("--client-id", metavar="ca_...", help="the platform's Connect client_id")
     oauth.add_argument("--scope", choices=SCOPES, default="read_only", help="access to request (default read_only)")
     oauth.add_argument("--no-browser", action="store_true", help="only print the authorize URL")
+    oauth.add_argument(
+        "--redirect-port", type=int, default=DEFAULT_REDIRECT_PORT, metavar="PORT",
+        help=f"receive Stripe's redirect on 127.0.0.1:PORT (default {DEFAULT_REDIRECT_PORT}); register "
+        f"http://127.0.0.1:PORT{CALLBACK_PATH} as a redirect URI in the platform's Connect settings",
+    )
     oauth.add_argument(
         "--timeout", type=float, default=300.0, metavar="SECONDS", help="wait this long for the browser"
     )
@@ -118,9 +126,13 @@ def disconnect_command(args: argparse.Namespace) -> int:
             credentials = load_credentials()
         except InvalidInput:
             credentials = None
+        not_deauthorized: StripeSourceError | None = None
         if credentials is not None and credentials.refresh_token and credentials.client_id:
-            account = deauthorize(credentials, connect_base=connect_base)
-            print(f"Deauthorized {account} from the platform.")
+            try:
+                account = deauthorize(credentials, connect_base=connect_base)
+                print(f"Deauthorized {account} from the platform.")
+            except StripeSourceError as exc:  # the stored credentials go anyway: that is what was asked
+                not_deauthorized = exc
         removed = remove_credentials()
         if removed:
             print(f"Removed the Stripe credentials from {_shown(path)}.")
@@ -131,6 +143,14 @@ def disconnect_command(args: argparse.Namespace) -> int:
                 "The Stripe credentials come from environment variables, not secrets.toml: unset "
                 f"{API_KEY_ENV} / SOURCES__STRIPE__CREDENTIALS__* to finish disconnecting."
             )
+        if not_deauthorized is not None:
+            reason = re.split(r": (?:run|re-authenticate) ", str(not_deauthorized))[0]  # its advice is for connecting
+            print(
+                f"Error: the stored credentials are removed, but Stripe did not deauthorize the connection ({reason}): "
+                "revoke it in the Stripe Dashboard (Settings > Connect > Connected accounts)",
+                file=sys.stderr,
+            )
+            return not_deauthorized.exit_code
         return EXIT_OK
     except StripeSourceError as exc:
         return _fail(exc)
@@ -160,6 +180,7 @@ def _obtain_credentials(args: argparse.Namespace, connect_base: str) -> StripeCr
             open_browser=None if args.no_browser else webbrowser.open,
             announce=announce,
             timeout=args.timeout,
+            redirect_port=args.redirect_port,
         )
     return StripeCredentials(
         api_key=_read_key(args, "Stripe secret or restricted key (input hidden): "),

@@ -16,6 +16,7 @@ import os
 import re
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -268,9 +269,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if error is None:
             raise
         message, code = error
-        print(f"Error: {message}", file=sys.stderr)
         if os.environ.get("STRIPE_PIPELINE_DEBUG"):
-            raise
+            traceback.print_exc()  # the same exit code with or without it: orchestrators read it
+        print(f"Error: {message}", file=sys.stderr)
         return code
 
 

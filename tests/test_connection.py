@@ -124,7 +124,8 @@ def test_restricted_key_without_events_is_refused_before_it_loads(fresh_emulator
     monkeypatch.setenv("STRIPE_API_KEY", key)
     assert main(run) == EXIT_PERMISSION
     shown = assert_never_shown(key, capsys, caplog)
-    assert "events (needs 'rak_event_read')" in shown and len(shown.strip().splitlines()) == 1
+    assert "events (needs 'rak_event_read', to follow updates and deletes)" in shown
+    assert len(shown.strip().splitlines()) == 1 and "--resources" not in shown  # leaving events out is no fix
     assert not db.exists()
     with_events = fresh_emulator.add_key(kind="restricted", permissions={**tables, "events": "read"})
     monkeypatch.setenv("STRIPE_API_KEY", with_events)
@@ -259,7 +260,7 @@ def oauth_connect(emu, monkeypatch, *extra: str) -> int:
     monkeypatch.setenv("STRIPE_API_KEY", emu.api_key)  # the platform key, read like any key
     monkeypatch.setattr(connect_cli.webbrowser, "open", follow)
     return cli(
-        "connect", "--oauth", "--client-id", emu.client_id, "--timeout", "20",
+        "connect", "--oauth", "--client-id", emu.client_id, "--timeout", "20", "--redirect-port", "0",
         "--api-base", emu.api_base, "--connect-base", emu.connect_base, *extra,
     )  # fmt: skip
 
@@ -303,7 +304,7 @@ def test_denied_consent_stores_nothing(fresh_emulator, dlt_project, monkeypatch,
     assert oauth_connect(fresh_emulator, monkeypatch) == EXIT_REAUTHENTICATE
     shown = assert_never_shown(fresh_emulator.api_key, capsys, caplog)
     assert "Access was denied on Stripe's consent page" in shown
-    assert "`stripe-pipeline connect --oauth`" in shown
+    assert "`stripe-pipeline connect --oauth --client-id ca_...`" in shown
     assert not (dlt_project / ".dlt" / "secrets.toml").exists()
 
 
@@ -338,6 +339,61 @@ def test_callback_server_is_loopback_only_and_answers_once():
     assert server.wait("s", timeout=20) == "ac_1"
     with pytest.raises(requests.ConnectionError):
         requests.get(server.redirect_uri + "?code=ac_2&state=s", timeout=2)
+
+
+def test_callback_server_ignores_stray_requests_and_shows_failure_on_a_wrong_state():
+    import socket
+
+    with CallbackServer() as server:
+        host, port = server.redirect_uri.split("/")[2].split(":")
+        idle = socket.create_connection((host, int(port)))  # a browser's preconnect: sends nothing
+        base = server.redirect_uri.rsplit("/stripe/callback", 1)[0]
+        answers: list[requests.Response] = []
+
+        def browser() -> None:
+            answers.append(requests.get(base + "/favicon.ico", timeout=20))
+            answers.append(requests.get(server.redirect_uri + "?code=ac_1&state=forged", timeout=20))
+
+        clicks = threading.Thread(target=browser, daemon=True)
+        clicks.start()
+        with pytest.raises(OAuthFailed, match="wrong or missing state"):
+            server.wait("expected", timeout=30)
+        clicks.join(timeout=20)
+        idle.close()
+    assert [a.status_code for a in answers] == [404, 400]
+    assert "did not connect" in answers[1].text
+
+
+def test_a_refreshed_token_that_is_refused_too_asks_to_reauthenticate(fresh_emulator, monkeypatch):
+    # one refresh per request: a token refused again must not loop (e.g. tokens from another server)
+    api = StripeApi(StripeCredentials(api_key="sk_test_neverissued000000"), fresh_emulator.api_base)
+    refreshes: list[int] = []
+    # "refreshed" three times at most, so a regression fails here instead of looping forever
+    monkeypatch.setattr(api, "_refresh_access_token", lambda: refreshes.append(1) or len(refreshes) <= 3)
+    with pytest.raises(ReauthenticationRequired):
+        api.get("/v1/customers")
+    assert refreshes == [1]
+
+
+def test_disconnect_removes_the_credentials_even_when_stripe_cannot_deauthorize(
+    fresh_emulator, dlt_project, monkeypatch, capsys, caplog
+):
+    assert oauth_connect(fresh_emulator, monkeypatch) == EXIT_OK
+    creds = stored(dlt_project)
+    capsys.readouterr()
+    assert cli("disconnect", "--connect-base", "http://127.0.0.1:9") == 5  # Stripe unreachable
+    shown = assert_never_shown(creds["api_key"], capsys, caplog)
+    assert "revoke it in the Stripe Dashboard" in shown and stored(dlt_project) == {}
+
+
+def test_a_failure_is_the_same_exit_code_with_debug_output(fresh_emulator, dlt_project, monkeypatch, capsys):
+    from pipelines.stripe_pipeline import main
+
+    monkeypatch.setenv("STRIPE_PIPELINE_DEBUG", "1")
+    monkeypatch.setenv("STRIPE_API_KEY", "sk_test_neverissued000000")
+    args = ["run", "--api-base", fresh_emulator.api_base, "--duckdb-path", str(dlt_project / "d.duckdb")]
+    assert main(args) == EXIT_REAUTHENTICATE
+    assert "Traceback" in capsys.readouterr().err
 
 
 def test_callback_server_times_out_clearly():

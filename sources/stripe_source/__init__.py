@@ -167,7 +167,7 @@ def _connect(
             except stripe.PermissionError:
                 missing[entry.table] = entry.permission
         if missing:
-            raise PermissionMissing(missing, account_id)
+            raise PermissionMissing(missing, account_id, follows_changes="events" not in selection)
     return account_id, account_created
 
 

@@ -226,6 +226,7 @@ class StripeApi:
             # as requests encodes them: lists as repeated keys, None values left out
             url += "?" + urlencode({k: v for k, v in params.items() if v is not None}, doseq=True)
         attempt = 0
+        refreshed = False
         while True:
             attempt += 1
             self.pacer.wait_turn(endpoint, priority)
@@ -251,7 +252,8 @@ class StripeApi:
                     self.pacer.slow_down()
                 self._backoff(attempt, endpoint, reason=str(status))
                 continue
-            if status == 401 and self._refresh_access_token():
+            if status == 401 and not refreshed and self._refresh_access_token():
+                refreshed = True  # once: a new token that is refused too means re-authenticate
                 continue
             self._raise_sdk_error(response)
 

@@ -36,6 +36,7 @@ ENV_PREFIX = "SOURCES__STRIPE__CREDENTIALS__"
 CREDENTIAL_FIELDS = ("api_key", "stripe_account", "refresh_token", "client_secret", "client_id")
 SCOPES = ("read_only", "read_write")
 CALLBACK_PATH = "/stripe/callback"
+DEFAULT_REDIRECT_PORT = 8765  # the CLI's: Stripe redirects only to a redirect URI registered in advance
 OAUTH_TIMEOUT = 300.0  # seconds to wait for the browser; Stripe's codes live 5 minutes anyway
 HTTP_TIMEOUT = 30.0
 
@@ -203,15 +204,18 @@ def authorize_url(
 
 
 class CallbackServer:
-    """The redirect target: loopback only, a random port, exactly one request, then closed.
+    """The redirect target: loopback only, on `port` (0: a free one), closed after the redirect.
 
-    `wait()` returns the authorization code once the one request carried the expected `state`;
+    Stripe redirects only to a `redirect_uri` registered in the platform's Connect settings, so a
+    fixed `port` lets the user register `http://127.0.0.1:<port>/stripe/callback` once. Requests
+    to other paths (a browser's favicon) or that send nothing (a preconnect) are ignored until the
+    redirect comes. `wait()` returns the authorization code once it carried the expected `state`;
     anything else (wrong or missing state, `error=access_denied`, silence) raises `OAuthFailed`.
     """
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._params: dict[str, str] | None = None
-        self._path: str | None = None
+        self._state: str | None = None
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -219,15 +223,21 @@ class CallbackServer:
 
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
                 url = urlsplit(self.path)
-                outer._path = url.path
+                if url.path != CALLBACK_PATH:
+                    self._answer(404, "Not the Stripe redirect.")
+                    return
                 outer._params = {k: v[0] for k, v in parse_qs(url.query).items()}
-                ok = url.path == CALLBACK_PATH and "code" in outer._params
-                body = (
-                    "Stripe connected. You can close this tab and return to the terminal."
-                    if ok
-                    else "Stripe did not connect. Return to the terminal for details."
-                ).encode()
-                self.send_response(200 if ok else 400)
+                state_ok = outer._state is not None and secrets.compare_digest(
+                    outer._params.get("state", ""), outer._state
+                )
+                if state_ok and outer._params.get("code"):
+                    self._answer(200, "Stripe connected. You can close this tab and return to the terminal.")
+                else:
+                    self._answer(400, "Stripe did not connect. Return to the terminal for details.")
+
+            def _answer(self, status: int, text: str) -> None:
+                body = text.encode()
+                self.send_response(status)
                 self.send_header("Content-Type", "text/plain; charset=utf-8")
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Connection", "close")
@@ -237,7 +247,13 @@ class CallbackServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # the request line carries the authorization code
 
-        self._server = HTTPServer((host, 0), Handler)
+        try:
+            self._server = HTTPServer((host, port), Handler)
+        except OSError as exc:
+            raise OAuthFailed(
+                f"Cannot listen for Stripe's redirect on {host}:{port} ({exc.strerror}): free the port or "
+                "pick another with --redirect-port (and register that redirect URI with Stripe)"
+            ) from None
 
     @property
     def redirect_uri(self) -> str:
@@ -245,35 +261,39 @@ class CallbackServer:
         return f"http://{host}:{port}{CALLBACK_PATH}"
 
     def wait(self, state: str, timeout: float = OAUTH_TIMEOUT) -> str:
-        self._server.timeout = timeout
+        self._state = state
+        deadline = time.monotonic() + timeout
         try:
-            self._server.handle_request()
+            while self._params is None and (left := deadline - time.monotonic()) > 0:
+                self._server.timeout = left
+                self._server.handle_request()
         finally:
             self.close()
         params = self._params
         if params is None:
             raise OAuthFailed(
                 f"No answer from Stripe's consent page within {int(timeout)} s: "
-                f"run `{CONNECT_COMMAND} --oauth` again and finish in the browser"
+                f"run `{CONNECT_COMMAND} --oauth --client-id ca_...` again and finish in the browser"
             )
         if not secrets.compare_digest(params.get("state", ""), state):
             raise OAuthFailed(
                 "The OAuth redirect carried a wrong or missing state (possible forgery), nothing was "
-                f"stored: run `{CONNECT_COMMAND} --oauth` again"
+                f"stored: run `{CONNECT_COMMAND} --oauth --client-id ca_...` again"
             )
         if params.get("error"):
             if params["error"] == "access_denied":
                 raise OAuthFailed(
                     "Access was denied on Stripe's consent page, nothing was stored: run "
-                    f"`{CONNECT_COMMAND} --oauth` again and choose Connect"
+                    f"`{CONNECT_COMMAND} --oauth --client-id ca_...` again and choose Connect"
                 )
             raise OAuthFailed(
                 f"Stripe's consent page returned {params['error']}: "
                 f"{params.get('error_description', 'no description')}"
             )
-        if self._path != CALLBACK_PATH or not params.get("code"):
+        if not params.get("code"):
             raise OAuthFailed(
-                f"The OAuth redirect carried no authorization code: run `{CONNECT_COMMAND} --oauth` again"
+                f"The OAuth redirect carried no authorization code: run `{CONNECT_COMMAND} --oauth --client-id ca_...` "
+                "again"
             )
         return params["code"]
 
@@ -296,14 +316,16 @@ def run_oauth_flow(
     open_browser: Callable[[str], Any] | None = None,
     announce: Callable[[str], None] = print,
     timeout: float = OAUTH_TIMEOUT,
+    redirect_port: int = 0,
 ) -> StripeCredentials:
     """The whole "Connect with Stripe" dance; returns credentials for the connected account.
 
     `announce` shows the authorize URL (always: the user may be on a machine without a browser);
-    `open_browser` (e.g. `webbrowser.open`) is called with it when given.
+    `open_browser` (e.g. `webbrowser.open`) is called with it when given. `redirect_port`: where
+    the redirect is received (0: any free port; Stripe needs the redirect URI registered).
     """
     state = new_state()
-    with CallbackServer() as server:
+    with CallbackServer(port=redirect_port) as server:
         url = authorize_url(client_id, server.redirect_uri, state, scope, connect_base)
         announce(url)
         if open_browser:

@@ -57,13 +57,17 @@ class PermissionMissing(StripeSourceError):
 
     exit_code = EXIT_PERMISSION
 
-    def __init__(self, resources: dict[str, str], account: str | None = None) -> None:
+    def __init__(self, resources: dict[str, str], account: str | None = None,
+                 follows_changes: bool = False) -> None:
+        """`follows_changes`: `events` is missing though not selected; later runs read it for updates."""
         where = f" on account {account}" if account else ""
-        listed = ", ".join(f"{name} (needs '{perm}')" for name, perm in sorted(resources.items()))
+        why = {"events": ", to follow updates and deletes"} if follows_changes else {}
+        listed = ", ".join(f"{name} (needs '{perm}'{why.get(name, '')})" for name, perm in sorted(resources.items()))
+        selected = [name for name in resources if not (name == "events" and follows_changes)]
+        alternative = ", or leave these resources out with --resources" if selected else ""
         super().__init__(
             f"The Stripe key cannot read {listed}{where}: grant the permission to the restricted "
-            f"key in the Stripe Dashboard and run `{CONNECT_COMMAND} --check`, or leave these "
-            "resources out with --resources"
+            f"key in the Stripe Dashboard and run `{CONNECT_COMMAND} --check`{alternative}"
         )
         self.resources = resources
 
