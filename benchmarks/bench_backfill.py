@@ -22,13 +22,11 @@ The emulator runs in its own process so it does not share our interpreter's GIL.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import multiprocessing as mp
 import os
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -328,13 +326,9 @@ def machine_reference(objects: int, workdir: Path, rows: list, rates: dict[str, 
     (`bench_cpu_path.py`'s `dlt` design). The issue measured ~2,500/s on this machine and set the
     CPU-path floor at 15,000/s, 6x that; our CPU path as a multiple of the reference measured in
     the same run holds however fast this shared machine happens to be today."""
-    env = dict(os.environ, RUNTIME__DLTHUB_TELEMETRY="false", PYTHONPATH=str(ROOT / "sources"))
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_cpu_path.py"), "--design", "dlt", "--objects",
-         str(objects), "--disposition", "merge", "--workdir", str(workdir)],
-        env=env, capture_output=True, text=True, check=True,
-    )
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    from benchmarks.bench_cpu_path import run_isolated
+
+    result = run_isolated("dlt", objects, "merge", workdir)
     reference = result["objects"] / result["wall"]
     rows.append(["reference: dlt default path (issue: ~2,500/s)", f"{result['objects']:,}", f"{reference:,.0f}",
                  "", "", "", "", "", f"{result['peak_rss_mb']:,.0f}"])

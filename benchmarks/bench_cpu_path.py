@@ -123,6 +123,20 @@ def run_design(design: str, n: int, disposition: str, workdir: Path) -> dict:
     }
 
 
+def run_isolated(design: str, n: int, disposition: str, workdir: Path) -> dict:
+    """`run_design` in a process of its own (a clean peak RSS)."""
+    env = dict(os.environ, RUNTIME__DLTHUB_TELEMETRY="false", PYTHONPATH=str(ROOT / "sources"))
+    out = subprocess.run(
+        [sys.executable, __file__, "--design", design, "--objects", str(n), "--disposition", disposition,
+         "--workdir", str(workdir)],
+        env=env, capture_output=True, text=True, check=False,
+    )
+    if out.returncode:
+        print(out.stderr[-3000:], file=sys.stderr)
+        raise SystemExit(f"{design} failed")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objects", type=int, default=100_000)
@@ -135,19 +149,9 @@ def main() -> None:
         print(json.dumps(run_design(args.design, args.objects, args.disposition, Path(args.workdir))))
         return
 
-    env = dict(os.environ, RUNTIME__DLTHUB_TELEMETRY="false", PYTHONPATH=str(ROOT / "sources"))
-    results = []
     with tempfile.TemporaryDirectory(prefix="bench_cpu_") as tmp:
-        for design in args.designs.split(","):
-            out = subprocess.run(
-                [sys.executable, __file__, "--design", design, "--objects", str(args.objects),
-                 "--disposition", args.disposition, "--workdir", tmp],
-                env=env, capture_output=True, text=True, check=False,
-            )
-            if out.returncode:
-                print(out.stderr[-3000:], file=sys.stderr)
-                raise SystemExit(f"{design} failed")
-            results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        results = [run_isolated(design, args.objects, args.disposition, Path(tmp))
+                   for design in args.designs.split(",")]
 
     base = next((r for r in results if r["design"] == "dlt"), results[0])
     print(f"CPU path, {results[0]['objects']:,} Stripe objects ({', '.join(TEMPLATES)}), "

@@ -153,8 +153,6 @@ def print_summary(loaded: dict[str, int], totals: dict[str, int], seconds: float
 
 # --- commands
 def cmd_run(args: argparse.Namespace) -> int:
-    if args.destination == "duckdb":
-        check_memory_limit(args.duckdb_memory_limit)  # before the source makes any request
     options = {"resources": args.resources, "start_date": args.start_date, "end_date": args.end_date,
                "api_base": args.api_base, "full_refresh": args.full_refresh or None, **_tuning(args)}
     # The destination first: a wrong name or missing credentials fail before any request to Stripe.

@@ -204,6 +204,7 @@ class _Run:
         self._hints: dict[str, Any] = {}
         self._feed: ChangeFeed | None = None
         self._feed_lock = threading.Lock()
+        self._account_lock = threading.Lock()
         self._accounts_noted = False
         self._legacy_account: str | None = None
         self._other_accounts = False
@@ -318,15 +319,14 @@ class _Run:
                     known.update(batch.flat.first_keys if batch.flat else batch.rows[0].keys())
                 yield batch
         if self.bounds.stateful:
-            all_tables = (entry.table, *(sub.table for sub in entry.sub_lists))
             save_cursors(state, self.account_id, tables, self.bounds.list_end,
-                         self.bounds.now if tracks_changes else None, all_tables, self._legacy_account)
+                         self.bounds.now if tracks_changes else None, entry.tables, self._legacy_account)
             state["known_fields"] = sorted(known - {"stripe_account_id"})
 
     def _note_account(self) -> None:
         """Record this run's account in the source state, once: whose cursors the state's older,
         one-cursor form holds, and whether the dataset holds rows of other accounts too."""
-        with self._feed_lock:
+        with self._account_lock:
             if self._accounts_noted:
                 return
             state = dlt.current.source_state()
@@ -373,7 +373,7 @@ class _Run:
         return min(cursors, default=self.bounds.now)
 
     def _set_hints(self, entry: StripeObject, mode: str) -> None:
-        for table in (entry.table, *(sub.table for sub in entry.sub_lists)):
+        for table in entry.tables:
             self._hints[table] = table_hints(BY_TABLE[table], mode)
             if self.digester is not None:
                 self._plans[table] = plan_for(table, self._hints[table])

@@ -320,13 +320,13 @@ class _JsonTextIsByDesign(logging.Filter):
 
 
 _json_as_text: set[str] = set()  # resources whose Arrow items carry JSON columns as text
+logging.getLogger("dlt").addFilter(_JsonTextIsByDesign())
 
 
 def release_json_as_text(resources: Iterable[str]) -> None:
     """The run of these resources ended: dlt's warning about resources of these names is heard again
     (another source in a long-lived process may use the same names)."""
     _json_as_text.difference_update(resources)
-logging.getLogger("dlt").addFilter(_JsonTextIsByDesign())
 
 
 def _resource_name() -> str | None:

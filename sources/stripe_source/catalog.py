@@ -48,6 +48,11 @@ class StripeObject:
     deletable: bool = False  # Stripe emits `<object>.deleted` for it
     singleton: bool = False  # one object, not a list (the account)
 
+    @property
+    def tables(self) -> tuple[str, ...]:
+        """Its own table, then its sub-lists' tables: every table one read of it fills."""
+        return (self.table, *(sub.table for sub in self.sub_lists))
+
 
 def _entry(table: str, object: str, path: str | None, permission: str, **kw) -> StripeObject:
     timestamps = kw.pop("timestamps", ())

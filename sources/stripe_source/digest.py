@@ -103,7 +103,7 @@ class Digester:
 def _tables_of(job: DigestJob) -> tuple[str, ...]:
     if job.sub is not None:
         return (job.table,)
-    return (job.table, *(sub.table for sub in BY_TABLE[job.table].sub_lists))
+    return BY_TABLE[job.table].tables
 
 
 def digest_page(raw: bytes, job: DigestJob, plans: Mapping[str, FlattenPlan]) -> PageDigest:
