@@ -3,10 +3,13 @@
     with Emulator(seed=1, scale=1000) as emu:
         client = stripe.StripeClient(emu.api_key, base_addresses={"api": emu.api_base})
 
-It answers the official SDK the way Stripe does for reading data: list semantics (newest first,
-cursors, `created` filters, `limit` bounds, `expand`), truncated sub-lists, events with 30-day
-retention on its own clock, key types and their errors, connected accounts, OAuth, rate limits
-and injected faults. It never imports the Stripe source; the source never imports it.
+It answers the official SDK the way Stripe's API version 2026-10-28.endive does for reading data:
+objects with every field that version returns, list semantics (newest first, cursors, `created`
+and every documented filter, `limit` bounds), `expand[]` (ids and includable fields, 4 levels),
+truncated sub-lists and their paging endpoints, `Stripe-Version` (2022-11-15 shapes too), events
+with 30-day retention on its own clock, key types and their errors, connected accounts, OAuth,
+rate limits and injected faults. What it serves is declared once, in `objects.OBJECTS`. It never
+imports the Stripe source; the source never imports it.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ import time
 from collections import Counter
 from typing import Any
 
+from .accounts import account_object, balance_object
+from .objects import BY_NAME
 from .server import Api, EmulatorServer, FaultConfig, OAuth, RateLimits, Stats, _Bucket, jitter
-from .store import EVENT_PREFIX, EVENT_RETENTION, Store
+from .store import EVENT_RETENTION, Store
 from .world import API_VERSION, Ids, WorldBuilder
 
-__all__ = ["Emulator", "RateLimits", "FaultConfig", "API_VERSION"]
+__all__ = ["Emulator", "RateLimits", "FaultConfig", "API_VERSION", "EVENT_RETENTION"]
 
 
 class Emulator:
@@ -59,40 +64,28 @@ class Emulator:
         ids = Ids(random.Random(seed), "")
         self.account_id = "acct_1" + ids.new("x")[5:21]
         self.client_id = "ca_" + ids.new("x")[5:]
+        self.connected_account_ids = ["acct_1" + ids.new("x")[5:21] for _ in range(connected_accounts)]
         now = self.now()
-        self._build(self.account_id, seed, scale, span_days, now, counts)
-        self.connected_account_ids = []
-        for n in range(connected_accounts):
-            account = "acct_1" + ids.new("x")[5:21]
-            self.connected_account_ids.append(account)
-            self._build(account, seed * 31 + n + 1, max(60, scale // 10), span_days, now, None)
+        self._created = {self.account_id: now - 800 * 86400}
+        self._build(self.account_id, seed, scale, span_days, now, counts, destinations=self.connected_account_ids)
+        for n, account in enumerate(self.connected_account_ids):
+            self._created[account] = now - 400 * 86400
+            self._build(account, seed * 31 + n + 1, max(60, scale // 10), span_days, now, None, connected=True)
         self.api_key = self.add_key(api_key, kind="secret")
         self.api = Api(self)
         self.oauth = OAuth(self)
         self._server = EmulatorServer(self, host, port)
         self._thread: threading.Thread | None = None
 
-    def _build(self, account: str, seed: int, scale: int, span_days: int, now: int, counts) -> None:
+    def _build(self, account: str, seed: int, scale: int, span_days: int, now: int, counts: dict | None,
+               destinations: list[str] | None = None, connected: bool = False) -> None:
         tag = account[6:8]
-        store = Store(account, False, self.now, Ids(random.Random(seed * 101), tag))
+        store = Store(account, False, self.now, Ids(random.Random(seed * 101), tag), connected=connected)
         WorldBuilder(store, seed=seed, scale=scale, span_days=span_days, now=now, livemode=False, tag=tag,
-                     counts=counts).build()
-        self._seed_events(store, now)
+                     counts=counts, destinations=destinations or (),
+                     account_name="Connected Shop" if connected else "Emulated Inc.").build()
         store.compact()
         self.stores[account] = store
-
-    @staticmethod
-    def _seed_events(store: Store, now: int) -> None:
-        """`<object>.created` events for what was created in the last 30 days, as Stripe would have."""
-        horizon = now - EVENT_RETENTION
-        for resource in EVENT_PREFIX:
-            coll = store.collections[resource]
-            for *_, object_id in coll.ordered():
-                obj = coll.objects[object_id]
-                created = obj.get(coll.created_field, 0)
-                if created < horizon:
-                    break  # newest first: the rest is older
-                store.created(resource, obj, created=created)
 
     # --- lifecycle
     @property
@@ -155,165 +148,140 @@ class Emulator:
         return self.stores[account or self.account_id]
 
     def objects(self, resource: str, account: str | None = None) -> list[dict]:
+        """Every current object of a list, as the API renders it, newest first (sub-list items: parent by parent)."""
         return self.store(account).objects(resource)
 
     def get(self, resource: str, object_id: str, account: str | None = None) -> dict:
         store = self.store(account)
-        return copy.deepcopy(store.render(resource, store.get(resource, object_id)))
+        return copy.deepcopy(store.snapshot(resource, object_id))
 
     def lines_of(self, parent_id: str, account: str | None = None) -> list[dict]:
-        return self.store(account).lines(parent_id)
+        """The items of a parent's truncating sub-list (invoice or credit note lines, subscription items, reversals)."""
+        store = self.store(account)
+        resource = store.where.get(parent_id)
+        for sub in BY_NAME[resource].sub_lists if resource else ():
+            return store.children(sub.item, parent_id)
+        return []
 
     def deleted_ids(self, resource: str, account: str | None = None) -> set[str]:
         return set(self.store(account).deleted[resource])
 
     def _builder(self, store: Store) -> WorldBuilder:
-        now = self.now()
-        builder = WorldBuilder(store, seed=self._rng.randint(1, 10**9), scale=0, span_days=0, now=now,
-                               livemode=store.livemode, tag=store.account_id[6:8], counts={})
-        builder.ids = store.ids
-        return builder
+        """A builder working on a built world, at the emulator's now (for the change methods below)."""
+        return WorldBuilder(store, seed=self._rng.randint(1, 10**9), scale=0, span_days=3650, now=self.now(),
+                            livemode=store.livemode, tag=store.account_id[6:8], counts={},
+                            destinations=self.connected_account_ids if store.account_id == self.account_id else (),
+                            account_name="Emulated Inc." if store.account_id == self.account_id
+                            else "Connected Shop")
 
     def create(self, resource: str, account: str | None = None, **fields: Any) -> dict:
-        """Create an object now (or at `created=`), with its dependents, recording `<object>.created`."""
+        """Create an object now (or at `created=`) with its dependents, recording the events Stripe records.
+
+        References may be given by id (`customer="cus_..."`, `invoice=`, `charge=`, `subscription=`,
+        `product=`, `price=`, `coupon=`, `transfer=`); other fields override the generated ones.
+        Generator arguments pass through (`status=`, `items=`, `lines=`, `reversals=`, `amount=`).
+        """
         store = self.store(account)
+        entry = BY_NAME.get(resource)
+        if entry is None or entry.generator is None:
+            raise ValueError(f"create({resource!r}) is not supported by the emulator")
         builder = self._builder(store)
-        created = fields.pop("created", None)
-        customer = store.get("customers", fields["customer"]) if "customer" in fields else None
-        if customer is None and resource not in ("customers", "products", "coupons", "tax_rates", "payouts",
-                                                 "transfers"):
-            customer = next(iter(store.collections["customers"].objects.values()))
-        when = created or self.now()
-        builder.when = lambda after=None: when  # everything it builds is created now
+        refs = {"customer": "customers", "invoice": "invoices", "charge": "charges", "subscription": "subscriptions",
+                "product": "products", "price": "prices", "coupon": "coupons", "transfer": "transfers"}
+        args: dict[str, Any] = {}
+        for name, kind in refs.items():
+            if name in fields and isinstance(fields[name], str) and name != resource[:-1]:
+                args[name] = store.get(kind, fields.pop(name))
+        for name in ("created", "status", "items", "lines", "reversals", "amount", "currency", "automatic",
+                     "recurring", "quantity"):
+            if name in fields:
+                args[name] = fields.pop(name)
+        if args.get("created"):
+            builder.now = max(builder.now, args["created"])
         with store.lock:
-            if resource == "charges":
-                obj = builder.charge(customer, None, when)
-            elif resource == "customers":
-                obj = builder.customer()
-            elif resource == "payment_intents":
-                obj = builder.payment(customer, when)[0]
-            elif resource == "products":
-                obj = builder.product()
-            elif resource == "invoiceitems":
-                price = next(iter(store.collections["prices"].objects.values()))
-                obj = builder.invoiceitem(customer, None, price)
-            else:
-                raise ValueError(f"create({resource!r}) is not supported by the emulator")
-            obj.update({k: v for k, v in fields.items() if k != "customer"})
-            store.invalidate(obj["id"])
-        store.created(resource, obj)
-        if resource == "payment_intents" and obj.get("latest_charge"):
-            store.created("charges", store.get("charges", obj["latest_charge"]))
-        return copy.deepcopy(store.render(resource, obj))
+            obj = getattr(builder, entry.generator)(**args, **fields)
+        if obj is None:
+            raise ValueError(f"nothing to create a {entry.object} from")
+        return copy.deepcopy(store.snapshot(resource, obj["id"]))
 
     def update(self, resource: str, object_id: str, account: str | None = None, **fields: Any) -> dict:
-        return copy.deepcopy(self.store(account).update(resource, object_id, **fields))
+        """Change fields now: `<object>.updated` with `previous_attributes` (no event when nothing changed)."""
+        store = self.store(account)
+        builder = self._builder(store)
+        with store.lock:
+            builder.update(resource, store.get(resource, object_id), builder.now, **fields)
+        return copy.deepcopy(store.snapshot(resource, object_id))
 
     def delete(self, resource: str, object_id: str, account: str | None = None) -> None:
         store = self.store(account)
-        if resource == "invoices" and store.get("invoices", object_id)["status"] != "draft":
-            raise ValueError("Stripe only deletes draft invoices")
-        store.delete(resource, object_id)
+        builder = self._builder(store)
+        with store.lock:
+            builder.delete(resource, store.get(resource, object_id), builder.now)
+
+    def _change(self, account: str | None, method: str, *args: Any) -> dict:
+        store = self.store(account)
+        builder = self._builder(store)
+        with store.lock:
+            return copy.deepcopy(getattr(builder, method)(*args, builder.now))
 
     def pay_invoice(self, invoice_id: str, account: str | None = None) -> dict:
-        store = self.store(account)
-        invoice = store.get("invoices", invoice_id)
+        """Pay an open invoice: payment intent, charge, invoice payment, then `invoice.updated/paid/payment_succeeded`."""
+        invoice = self.store(account).get("invoices", invoice_id)
         if invoice["status"] != "open":
             raise ValueError(f"invoice {invoice_id} is {invoice['status']}, not open")
-        now = self.now()
-        builder = self._builder(store)
-        builder.when = lambda after=None: now
-        customer = store.get("customers", invoice["customer"])
-        with store.lock:
-            pi, charge = builder.payment(customer, now)
-            store.patch("payment_intents", pi["id"], amount=invoice["amount_due"], status="succeeded",
-                        amount_received=invoice["amount_due"], latest_charge=charge["id"] if charge else None)
-        store.created("payment_intents", pi)
-        if charge:
-            store.created("charges", charge)
-        transitions = dict(invoice["status_transitions"], paid_at=now)
-        invoice = store.update("invoices", invoice_id, status="paid", amount_paid=invoice["amount_due"],
-                               amount_remaining=0, attempted=True, attempt_count=1, status_transitions=transitions)
-        store.record("invoice.paid", store.render("invoices", invoice))
-        store.record("invoice.payment_succeeded", store.render("invoices", invoice))
-        return copy.deepcopy(store.render("invoices", invoice))
+        self._change(account, "pay", invoice)
+        return self.get("invoices", invoice_id, account)
+
+    def finalize_invoice(self, invoice_id: str, account: str | None = None) -> dict:
+        invoice = self.store(account).get("invoices", invoice_id)
+        if invoice["status"] != "draft":
+            raise ValueError(f"invoice {invoice_id} is {invoice['status']}, not a draft")
+        self._change(account, "finalize_invoice", invoice)
+        return self.get("invoices", invoice_id, account)
+
+    def void_invoice(self, invoice_id: str, account: str | None = None) -> dict:
+        self._change(account, "void_invoice", self.store(account).get("invoices", invoice_id))
+        return self.get("invoices", invoice_id, account)
 
     def add_invoice_lines(self, invoice_id: str, n: int, account: str | None = None) -> dict:
-        store = self.store(account)
-        invoice = store.get("invoices", invoice_id)
-        if invoice["status"] != "draft":
-            raise ValueError("lines can only be added to draft invoices")
-        builder = self._builder(store)
-        now = self.now()
-        builder.when = lambda after=None: now
-        price = next(iter(store.collections["prices"].objects.values()))
-        customer = store.get("customers", invoice["customer"])
-        lines = []
-        for _ in range(n):
-            item = builder.invoiceitem(customer, invoice, price)
-            store.created("invoiceitems", item)
-            lines.append({"id": store.ids.new("il"), "object": "line_item", "amount": item["amount"],
-                          "currency": "usd", "description": item["description"], "discount_amounts": [],
-                          "discountable": True, "discounts": [], "invoice": invoice_id, "livemode": store.livemode,
-                          "metadata": {}, "parent": {"type": "invoice_item_details",
-                                                     "invoice_item_details": {"invoice_item": item["id"]},
-                                                     "subscription_item_details": None},
-                          "period": item["period"], "pretax_credit_amounts": [], "pricing": item["pricing"],
-                          "quantity": item["quantity"], "subtotal": item["amount"], "taxes": []})
-        store.add_lines(invoice_id, lines)
-        total = sum(line["amount"] for line in store.lines(invoice_id))
-        return copy.deepcopy(store.update("invoices", invoice_id, subtotal=total, subtotal_excluding_tax=total,
-                                          total=total, total_excluding_tax=total, amount_due=total,
-                                          amount_remaining=total))
+        return self._change(account, "add_invoice_lines", self.store(account).get("invoices", invoice_id), n)
 
     def remove_invoice_lines(self, invoice_id: str, account: str | None = None) -> dict:
-        """Delete every invoice item of a draft invoice: Stripe sends `invoice.updated`, lines empty."""
-        store = self.store(account)
-        if store.get("invoices", invoice_id)["status"] != "draft":
-            raise ValueError("lines can only be removed from draft invoices")
-        with store.lock:
-            store.set_lines(invoice_id, [])
-        return copy.deepcopy(store.update("invoices", invoice_id, subtotal=0, subtotal_excluding_tax=0, total=0,
-                                          total_excluding_tax=0, amount_due=0, amount_remaining=0))
+        """Delete every invoice item of a draft invoice: Stripe sends `invoiceitem.deleted`s and `invoice.updated`."""
+        return self._change(account, "remove_invoice_lines", self.store(account).get("invoices", invoice_id))
+
+    def add_subscription_items(self, subscription_id: str, n: int, account: str | None = None) -> dict:
+        """Add `n` items (new prices): Stripe sends `customer.subscription.updated` with the old `items`."""
+        return self._change(account, "add_subscription_items",
+                            self.store(account).get("subscriptions", subscription_id), n)
 
     def remove_subscription_item(self, item_id: str, account: str | None = None) -> dict:
         """Delete a subscription item: Stripe sends `customer.subscription.updated` (no event of its own)."""
-        store = self.store(account)
-        with store.lock:
-            item = store.collections["subscription_items"].remove(item_id)
-            store.items_of[item["subscription"]].remove(item_id)
-            store.invalidate(item["subscription"])
-        return copy.deepcopy(store.update("subscriptions", item["subscription"]))
+        return self._change(account, "remove_subscription_item", item_id)
 
     def cancel_subscription(self, subscription_id: str, account: str | None = None) -> dict:
-        now = self.now()
-        return copy.deepcopy(self.store(account).update(
-            "subscriptions", subscription_id, event_suffix="deleted", status="canceled", canceled_at=now,
-            ended_at=now, cancellation_details={"comment": None, "feedback": None, "reason": "cancellation_requested"},
-        ))
+        self._change(account, "cancel_subscription", self.store(account).get("subscriptions", subscription_id))
+        return self.get("subscriptions", subscription_id, account)
+
+    def add_transfer_reversals(self, transfer_id: str, n: int, account: str | None = None) -> dict:
+        """Reverse a transfer in `n` parts: each sends `transfer.reversed` with the transfer's new totals."""
+        store = self.store(account)
+        builder = self._builder(store)
+        with store.lock:
+            builder.reverse_transfer(store.get("transfers", transfer_id), n, at=builder.now)
+        return self.get("transfers", transfer_id, account)
 
     def emit_event(self, type: str, obj: dict, previous_attributes: dict | None = None,
                    account: str | None = None) -> dict:
+        """Record an event as given (tests of odd snapshots; Stripe's own events come from the methods above)."""
         return copy.deepcopy(self.store(account).record(type, obj, previous_attributes))
 
     # --- accounts
     def account_object(self, store: Store) -> dict:
-        connected = store.account_id != self.account_id
-        return {
-            "id": store.account_id, "object": "account", "business_type": "company",
-            "business_profile": {"name": "Connected Shop" if connected else "Emulated Inc.", "url": None,
-                                 "mcc": "5734", "support_email": None},
-            "capabilities": {"card_payments": "active", "transfers": "active"}, "charges_enabled": True,
-            "controller": {"type": "account"}, "country": "US", "created": self.now() - 800 * 86400,
-            "default_currency": "usd", "details_submitted": True, "email": "owner@example.com",
-            "metadata": {}, "payouts_enabled": True, "settings": {"dashboard": {"display_name": "Emulated"}},
-            "type": "standard",
-        }
+        return account_object(store, self._created[store.account_id], store.account_id == self.account_id)
 
     def balance_object(self, store: Store) -> dict:
-        return {"object": "balance", "livemode": store.livemode,
-                "available": [{"amount": 123456, "currency": "usd", "source_types": {"card": 123456}}],
-                "pending": [{"amount": 7890, "currency": "usd", "source_types": {"card": 7890}}]}
+        return balance_object(store)
 
     # --- limits, faults, counters (called by the server)
     def latency(self) -> float:

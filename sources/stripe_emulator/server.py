@@ -1,4 +1,10 @@
-"""The HTTP face of the emulator: Stripe's v1 read API and Connect OAuth, with limits and faults."""
+"""The HTTP face of the emulator: Stripe's v1 read API and Connect OAuth, with limits and faults.
+
+Routes come from the object table (`objects.OBJECTS`): every entry's list path, single-object
+path and sub-list paging paths. A list applies each documented filter the entry declares, in
+Stripe's order (newest first, the later change first within a second), with its cursors and
+`created` windows; sub-lists page in their parent's order.
+"""
 
 from __future__ import annotations
 
@@ -18,91 +24,57 @@ from urllib.parse import parse_qsl, urlencode, urlparse
 
 import orjson
 
+from .errors import (
+    ApiError,
+    exclusive,
+    lock_timeout,
+    missing_parameter,
+    rate_limited,
+    resource_missing,
+    server_error,
+    unknown_parameter,
+    unrecognized_url,
+)
+from .expand import check_paths, expand
+from .filters import parse_int, parse_range
+from .objects import BY_NAME, OBJECTS, RELATIONS, SINGLETONS, SUB_LIST_OF, EmulatedObject
 from .store import EVENT_RETENTION, Store
-from .world import API_VERSION
+from .versions import API_VERSION, SUPPORTED, render
 
 if TYPE_CHECKING:
     from . import Emulator
 
 COMMON_PARAMS = {"limit", "starting_after", "ending_before", "expand"}
-# List endpoint -> (its store list, parameters it accepts beyond the common ones).
-LISTS: dict[str, tuple[str, set[str]]] = {
-    "charges": ("charges", {"created", "customer", "payment_intent", "transfer_group"}),
-    "payment_intents": ("payment_intents", {"created", "customer"}),
-    "refunds": ("refunds", {"created", "charge", "payment_intent"}),
-    "disputes": ("disputes", {"created", "charge", "payment_intent"}),
-    "balance_transactions": ("balance_transactions", {"created", "payout", "source", "type", "currency"}),
-    "payouts": ("payouts", {"created", "arrival_date", "destination", "status"}),
-    "transfers": ("transfers", {"created", "destination", "transfer_group"}),
-    "invoices": ("invoices", {"created", "customer", "status", "subscription", "collection_method", "due_date"}),
-    "invoiceitems": ("invoiceitems", {"created", "customer", "invoice", "pending"}),
-    "credit_notes": ("credit_notes", {"created", "customer", "invoice"}),
-    "customers": ("customers", {"created", "email", "test_clock"}),
-    "subscriptions": ("subscriptions", {"created", "customer", "price", "status", "collection_method"}),
-    "subscription_items": ("subscription_items", {"subscription"}),
-    "products": ("products", {"created", "active", "ids", "shippable", "url"}),
-    "prices": ("prices", {"created", "active", "currency", "product", "type", "lookup_keys"}),
-    "plans": ("plans", {"created", "active", "product"}),
-    "coupons": ("coupons", {"created"}),
-    "promotion_codes": ("promotion_codes", {"created", "active", "code", "coupon", "customer"}),
-    "tax_rates": ("tax_rates", {"created", "active", "inclusive"}),
-    "events": ("events", {"created", "type", "types", "delivery_success"}),
-}
-# Restricted-key permission guarding each list (Stripe's `rak_<resource>_read` names).
-PERMISSIONS = {
-    "charges": "rak_charge_read", "payment_intents": "rak_payment_intent_read", "refunds": "rak_refund_read",
-    "disputes": "rak_dispute_read", "balance_transactions": "rak_balance_transaction_source_read",
-    "payouts": "rak_payout_read", "transfers": "rak_transfer_read", "invoices": "rak_invoice_read",
-    "invoiceitems": "rak_invoice_read", "credit_notes": "rak_credit_note_read", "customers": "rak_customer_read",
-    "subscriptions": "rak_subscription_read", "subscription_items": "rak_subscription_read",
-    "products": "rak_product_read", "prices": "rak_price_read", "plans": "rak_plan_read",
-    "coupons": "rak_coupon_read", "promotion_codes": "rak_promotion_code_read", "tax_rates": "rak_tax_rate_read",
-    "events": "rak_event_read", "account": "rak_account_read", "balance": "rak_balance_read",
-}
-OBJECT_NAMES = {
-    "charges": "charge", "payment_intents": "payment_intent", "refunds": "refund", "disputes": "dispute",
-    "balance_transactions": "balance_transaction", "payouts": "payout", "transfers": "transfer",
-    "invoices": "invoice", "invoiceitems": "invoiceitem", "credit_notes": "credit_note", "customers": "customer",
-    "subscriptions": "subscription", "subscription_items": "subscription_item", "products": "product",
-    "prices": "price", "plans": "plan", "coupons": "coupon", "promotion_codes": "promotion_code",
-    "tax_rates": "tax_rate", "events": "event",
-}
 _BRACKET = re.compile(r"^([a-z_]+)\[([a-z_]*|\d+)\]$")
+_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$")
 
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error", code: str | None = None,
-                 param: str | None = None, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        body: dict[str, Any] = {"message": message, "type": type}
-        if code:
-            body["code"] = code
-        if param:
-            body["param"] = param
-        self.status, self.body, self.headers = status, {"error": body}, headers or {}
-
-
-def rate_limited(reason: str) -> ApiError:
-    return ApiError(429, "Request rate limit exceeded. Learn more about rate limits here "
-                         "https://stripe.com/docs/rate-limits.", code="rate_limit",
-                    headers={"Stripe-Rate-Limited-Reason": reason})
-
-
-def lock_timeout() -> ApiError:
-    # Stripe's wording; the SDKs retry it because the API says so in Stripe-Should-Retry.
-    return ApiError(429, "This object cannot be accessed right now because another API request or Stripe process is "
-                         "currently accessing it. If you see this error intermittently, retry the request. If you see "
-                         "this error frequently and are making multiple concurrent requests to a single object, make "
-                         "your requests serially or at a lower rate.", code="lock_timeout",
-                    headers={"Stripe-Should-Retry": "true"})
-
-
-def server_error() -> ApiError:
-    return ApiError(500, "An unknown error occurred", type="api_error", headers={"Stripe-Should-Retry": "true"})
-
-
-# Scheduled or random faults answered with an error body (the others: "reset", "slow", "429").
+# Stripe's errors for a failing request, by kind of fault injected ("reset", "slow", "429" are not bodies).
 FAULT_ERRORS = {"500": server_error, "lock_timeout": lock_timeout}
+
+
+def _routes() -> list[tuple[tuple[str, ...], str, str]]:
+    """(path segments with "{}" placeholders, kind, entry or relation name) for every served path."""
+    routes = [(("v1", "account"), "account", ""), (("v1", "balance"), "balance", ""),
+              (("v1", "accounts", "{}"), "connected_account", "")]
+    for entry in OBJECTS:
+        if entry.path:
+            routes.append((tuple(entry.path.strip("/").split("/")), "list", entry.name))
+        if entry.retrieve:
+            segments = tuple("{}" if s.startswith("{") else s for s in entry.retrieve.strip("/").split("/"))
+            routes.append((segments, "retrieve", entry.name))
+        for sub in entry.sub_lists:
+            path = sub.path.split("?")[0]
+            if "{id}" in path:
+                routes.append((tuple("{}" if s == "{id}" else s for s in path.strip("/").split("/")), "sub_list",
+                               sub.item))
+    for relation, (_, url) in RELATIONS.items():
+        if "?" not in url:
+            routes.append((tuple("{}" if s == "{id}" else s for s in url.strip("/").split("/")), "relation",
+                           relation))
+    return routes
+
+
+ROUTES = _routes()
 
 
 def mask(key: str) -> str:
@@ -194,11 +166,14 @@ def parse_params(query: str) -> dict[str, Any]:
     return params
 
 
-def _int(value: Any, param: str) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ApiError(400, f"Invalid integer: {value}", param=param) from None
+@dataclass
+class Request:
+    """What the handler of one request needs: the account's store, the key, the version, the path's ids."""
+
+    store: Store
+    key: dict
+    version: str
+    args: list[str]
 
 
 class Api:
@@ -207,19 +182,19 @@ class Api:
     def __init__(self, emu: Emulator) -> None:
         self.emu = emu
 
-    # --- auth
+    # --- auth and version
     def authenticate(self, headers: Any) -> tuple[Store, dict]:
         auth = headers.get("Authorization", "")
         if not auth.startswith("Bearer ") or not auth[7:].strip():
             raise ApiError(401, "You did not provide an API key. You need to provide your API key in the "
                                 "Authorization header, using Bearer auth "
-                                "(e.g. 'Authorization: Bearer YOUR_SECRET_KEY').")
+                                "(e.g. 'Authorization: Bearer YOUR_SECRET_KEY').", logged=False)
         key = auth[7:].strip()
         info = self.emu.keys.get(key)
         if info is None or info["status"] == "revoked":
-            raise ApiError(401, f"Invalid API Key provided: {mask(key)}")
+            raise ApiError(401, f"Invalid API Key provided: {mask(key)}", logged=False)
         if info["status"] == "expired":
-            raise ApiError(401, f"Expired API Key provided: {mask(key)}", code="api_key_expired")
+            raise ApiError(401, f"Expired API Key provided: {mask(key)}", code="api_key_expired", logged=False)
         store = self.emu.stores[info["account"]]
         target = headers.get("Stripe-Account")
         if target and target != info["account"]:
@@ -231,257 +206,277 @@ class Api:
             store = self.emu.stores[target]
         return store, dict(info, key=key)
 
-    def require(self, key_info: dict, store: Store, resource: str) -> None:
-        if key_info["kind"] != "restricted":
+    @staticmethod
+    def version(headers: Any) -> str:
+        """The version to render: the request's `Stripe-Version`, or the account's default (the pinned one)."""
+        asked = (headers.get("Stripe-Version") or "").strip()
+        if not asked:
+            return API_VERSION
+        if asked not in SUPPORTED:
+            raise ApiError(400, f"Invalid Stripe API version: {asked}")
+        return asked
+
+    def require(self, key_info: dict, store: Store, permission: str | None) -> None:
+        if key_info["kind"] != "restricted" or permission is None:
             return
-        if key_info["permissions"].get(resource, "none") not in ("read", "write"):
+        resource = permission.removeprefix("rak_").removesuffix("_read")
+        names = {resource, resource + "s", _PERMISSION_NAMES.get(permission, "")}
+        if not any(key_info["permissions"].get(name, "none") in ("read", "write") for name in names):
             raise ApiError(403, f"The provided key '{mask(key_info['key'])}' does not have the required permissions "
                                 f"for this endpoint on account '{store.account_id}'. Having the "
-                                f"'{PERMISSIONS[resource]}' permission would allow this request to continue.")
+                                f"'{permission}' permission would allow this request to continue.")
 
     # --- routes
+    @staticmethod
+    def match(path: str) -> tuple[str, str, list[str]] | None:
+        """(kind, entry or relation name, path ids) of a served path."""
+        parts = tuple(path.strip("/").split("/"))
+        for segments, kind, name in ROUTES:
+            if len(segments) == len(parts) and all(s == "{}" or s == p for s, p in zip(segments, parts, strict=True)):
+                return kind, name, [p for s, p in zip(segments, parts, strict=True) if s == "{}"]
+        return None
+
     def route(self, path: str) -> tuple[str, list[str]]:
-        """(endpoint template, path arguments) for counting, limiting and dispatch."""
+        """(endpoint template, path ids) for counting, limiting and dispatch."""
         parts = path.strip("/").split("/")
-        if parts[:1] == ["v1"]:
-            rest = parts[1:]
-            if len(rest) == 1:
-                return f"GET /v1/{rest[0]}", []
-            if len(rest) == 2:
-                return f"GET /v1/{rest[0]}/{{id}}", [rest[1]]
-            if len(rest) == 3:
-                return f"GET /v1/{rest[0]}/{{id}}/{rest[2]}", [rest[1]]
+        matched = self.match(path)
+        if matched:
+            template = "/".join("{id}" if p in matched[2] else p for p in parts)
+            return f"GET /{template}", matched[2]
+        if parts[:1] == ["v1"] and len(parts) >= 2:  # the old shapes, for unknown paths
+            return f"GET /{'/'.join(parts[:2] + ['{id}'] * (len(parts) > 2) + parts[3:4])}", parts[2:3]
         return f"GET {path}", []
 
     def get(self, path: str, params: dict, headers: Any) -> bytes:
-        endpoint, args = self.route(path)
         store, key_info = self.authenticate(headers)
-        parts = path.strip("/").split("/")
-        if len(parts) < 2 or parts[0] != "v1":
-            raise self.unknown(path)
-        name = parts[1]
-        if name == "account" and len(parts) == 2:
-            self.require(key_info, store, "account")
-            return orjson.dumps(self.emu.account_object(store))
-        if name == "accounts" and len(parts) == 3 and args[0] in self.emu.stores:
-            return orjson.dumps(self.emu.account_object(self.emu.stores[args[0]]))
-        if name == "balance" and len(parts) == 2:
-            self.require(key_info, store, "balance")
-            return orjson.dumps(self.emu.balance_object(store))
-        if name not in LISTS:
-            raise self.unknown(path)
-        resource, accepted = LISTS[name]
-        self.require(key_info, store, resource)
-        if len(parts) == 2:
-            return self.list(store, resource, params, accepted, f"/v1/{name}")
-        if len(parts) == 3:
-            return self.retrieve(store, resource, args[0], params)
-        if len(parts) == 4 and parts[3] == "lines" and resource in ("invoices", "credit_notes"):
-            return self.lines(store, resource, args[0], params)
-        raise self.unknown(path)
+        matched = self.match(path)
+        if matched is None:
+            raise unrecognized_url("GET", path)
+        version = self.version(headers)
+        kind, name, args = matched
+        request = Request(store, key_info, version, args)
+        if kind == "account":
+            self.require(key_info, store, SINGLETONS["account"])
+            return self.single(request, self.emu.account_object(store), params)
+        if kind == "balance":
+            self.require(key_info, store, SINGLETONS["balance"])
+            return self.single(request, self.emu.balance_object(store), params)
+        if kind == "connected_account":
+            if args[0] not in self.emu.stores:
+                raise resource_missing("account", args[0])
+            return self.single(request, self.emu.account_object(self.emu.stores[args[0]]), params)
+        if kind == "relation":
+            return self.relation(request, name, params)
+        entry = BY_NAME[name]
+        self.require(key_info, store, entry.permission)
+        if kind == "list":
+            if entry.name in SUB_LIST_OF:  # /v1/subscription_items?subscription=...
+                return self.sub_list(request, entry, params)
+            return self.list(request, entry, params, path)
+        if kind == "sub_list":
+            return self.sub_list(request, entry, params)
+        return self.retrieve(request, entry, params)
 
-    def unknown(self, path: str) -> ApiError:
-        return ApiError(404, f"Unrecognized request URL (GET: {path}). Please see https://stripe.com/docs or we "
-                             "can help at https://support.stripe.com/.")
-
-    def retrieve(self, store: Store, resource: str, object_id: str, params: dict) -> bytes:
+    # --- single objects
+    def single(self, request: Request, obj: dict, params: dict) -> bytes:
         self.check_params(params, {"expand"})
-        obj = store.collections[resource].objects.get(object_id)
-        if obj is None:
-            raise ApiError(404, f"No such {OBJECT_NAMES[resource]}: '{object_id}'", code="resource_missing",
-                           param="id")
+        obj = render(request.store, obj, request.version)
         if params.get("expand"):
-            return orjson.dumps(self.expand(store, store.render(resource, obj), params["expand"], ""))
-        return store.rendered_bytes(resource, object_id)
+            check_paths(params["expand"])
+            obj = expand(request.store, obj, params["expand"], self.resolver(request), request.version)
+        return orjson.dumps(obj)
+
+    def retrieve(self, request: Request, entry: EmulatedObject, params: dict) -> bytes:
+        self.check_params(params, {"expand"})
+        store, object_id = request.store, request.args[-1]
+        objects = store.collections[entry.name].objects
+        if object_id not in objects or (entry.parent and request.args[0] not in store.item_ids(entry.name, "") and
+                                        object_id not in store.item_ids(entry.name, request.args[0])):
+            raise resource_missing(entry.object, object_id)
+        if not params.get("expand") and request.version == API_VERSION:
+            return store.rendered_bytes(entry.name, object_id)
+        return self.single(request, store.rendered(entry.name, object_id), params)
+
+    def resolver(self, request: Request) -> Any:
+        """id -> the object it names in this account (or a connected account), in the request's version."""
+        store = request.store
+
+        def resolve(object_id: str) -> dict | None:
+            if object_id in self.emu.stores:
+                return render(store, self.emu.account_object(self.emu.stores[object_id]), request.version)
+            found = store.find(object_id)
+            if found is None:
+                return None
+            return render(store, store.rendered(found[0], object_id), request.version)
+        return resolve
 
     def check_params(self, params: dict, accepted: set[str]) -> None:
         for name in params:
             if name not in accepted:
-                raise ApiError(400, f"Received unknown parameter: {name}", param=name)
+                raise unknown_parameter(name)
+        if "expand" in params and not isinstance(params["expand"], list):
+            raise ApiError(400, "Invalid array", param="expand")
 
+    # --- lists
     def page_bounds(self, params: dict) -> int:
-        limit = _int(params.get("limit", 10), "limit")
+        limit = parse_int(params.get("limit", 10), "limit")
         # Stripe's wording for an out-of-range integer parameter
         if limit < 1:
             raise ApiError(400, "This value must be greater than or equal to 1.", param="limit")
         if limit > 100:
             raise ApiError(400, "This value must be less than or equal to 100.", param="limit")
         if "starting_after" in params and "ending_before" in params:
-            raise ApiError(400, "You may only specify one of these parameters: ending_before, starting_after.")
+            raise exclusive("ending_before", "starting_after")
         return limit
 
-    def list(self, store: Store, resource: str, params: dict, accepted: set[str], url: str) -> bytes:
-        self.check_params(params, COMMON_PARAMS | accepted)
-        limit = self.page_bounds(params)
-        expand = self.list_expand(params)
-        with store.lock:
-            coll = store.collections[resource]
-            gte, lt = self.created_bounds(params.get("created"))
-            if resource == "events":
-                gte = max(gte or 0, self.emu.now() - EVENT_RETENTION)
-            start, end = coll.window(gte, lt)
-            keys = coll.ordered()
-            if self.needs_filter(resource, params):
-                ids, has_more = self.cursor(store, resource, self.filter(store, resource, keys[start:end], params),
-                                            params, limit)
-            else:  # the common case, O(log n) per page however long the list
-                ids, has_more = self.bisect_page(store, resource, keys, start, end, params, limit)
-            if expand:
-                data = [self.expand(store, store.render(resource, coll.objects[i]), expand, "data.")
-                        for i in ids]
-                return orjson.dumps({"object": "list", "data": data, "has_more": has_more, "url": url})
-            body = b",".join(store.page_bytes(resource, ids))
-        return b'{"object":"list","data":[' + body + b'],"has_more":' + (b"true" if has_more else b"false") + \
-            b',"url":' + orjson.dumps(url) + b"}"
-
-    def created_bounds(self, created: Any) -> tuple[int | None, int | None]:
-        """`created` as [gte, lt): an exact int, or a dict of gt/gte/lt/lte."""
-        if created is None:
-            return None, None
-        if isinstance(created, str):
-            value = _int(created, "created")
-            return value, value + 1
-        if not isinstance(created, dict):
-            raise ApiError(400, "Invalid created: must be an integer or a hash", param="created")
-        gte = lt = None
-        for op, raw in created.items():
-            value = _int(raw, f"created[{op}]")
-            if op == "gte":
-                gte = max(gte or value, value)
-            elif op == "gt":
-                gte = max(gte or value + 1, value + 1)
-            elif op == "lt":
-                lt = min(lt or value, value)
-            elif op == "lte":
-                lt = min(lt or value + 1, value + 1)
-            else:
-                raise ApiError(400, f"Received unknown parameter: created[{op}]", param=f"created[{op}]")
-        return gte, lt
-
-    FILTERS = ("customer", "charge", "payment_intent", "invoice", "product", "status", "type", "currency", "active",
-               "subscription", "types")
-
-    def needs_filter(self, resource: str, params: dict) -> bool:
-        if resource == "subscriptions" and params.get("status") != "all":
-            return True
-        return resource == "subscription_items" or any(name in params for name in self.FILTERS)
-
-    def bisect_page(self, store: Store, resource: str, keys: list, start: int, end: int, params: dict,
-                    limit: int) -> tuple[list[str], bool]:
-        self.check_cursors(store, resource, params)
-        if "ending_before" in params:
-            end = min(end, bisect_left(keys, self._position(store, resource, params["ending_before"])))
-            first = max(start, end - limit)
-            return [k[-1] for k in keys[first:end]], first > start
-        if "starting_after" in params:
-            start = max(start, bisect_right(keys, self._position(store, resource, params["starting_after"])))
-        return [k[-1] for k in keys[start:min(end, start + limit)]], end - start > limit
-
-    def filter(self, store: Store, resource: str, keys: list[tuple[int, str]], params: dict) -> list[tuple[int, str]]:
-        """The list keys whose objects pass the request's filters (objects decoded once each)."""
-        if resource == "subscription_items":
-            if "subscription" not in params:
-                raise ApiError(400, "Missing required param: subscription.", param="subscription")
-            wanted = set(store.items_of.get(params["subscription"], []))
-            keys = [k for k in keys if k[2] in wanted]
-        tests = []
-        if resource == "subscriptions":
-            status = params.get("status")
-            if status is None:
-                tests.append(lambda o: o["status"] not in ("canceled", "incomplete_expired"))
-            elif status != "all":
-                tests.append(lambda o: o["status"] == status)
-        if resource == "events":
-            types = params.get("types") or ([params["type"]] if "type" in params else None)
-            if types:
-                patterns = [re.compile("^" + re.escape(t).replace(r"\*", "[^.]+(\\.[^.]+)*") + "$") for t in types]
-                tests.append(lambda o: any(p.match(o["type"]) for p in patterns))
-        for name in ("customer", "charge", "payment_intent", "invoice", "product", "status", "type", "currency"):
-            if name in params and resource not in ("subscriptions", "events"):
-                tests.append(lambda o, name=name: _ref(o.get(name)) == params[name])
-        if "active" in params:
-            wanted_active = params["active"] == "true"
-            tests.append(lambda o: o.get("active") == wanted_active)
-        if not tests:
-            return keys
-        objects = store.collections[resource].objects
-        return [k for k in keys if all(test(o) for o in (objects[k[2]],) for test in tests)]
-
-    def cursor(self, store: Store, resource: str, keys: list[tuple[int, str]], params: dict,
-               limit: int) -> tuple[list[str], bool]:
-        self.check_cursors(store, resource, params)
-        for name in ("starting_after", "ending_before"):
-            if name in params:
-                anchor = self._position(store, resource, params[name])
-                return _slice(keys, name, anchor, limit)
-        return [k[-1] for k in keys[:limit]], len(keys) > limit
-
-    def check_cursors(self, store: Store, resource: str, params: dict) -> None:
-        # A cursor must name an object of this list; Stripe answers resource_missing naming the parameter.
-        for name in ("starting_after", "ending_before"):
-            if name in params and params[name] not in store.collections[resource].objects:
-                raise ApiError(400, f"No such {OBJECT_NAMES[resource]}: '{params[name]}'", code="resource_missing",
-                               param=name)
-
-    def _position(self, store: Store, resource: str, object_id: str) -> tuple:
-        return store.collections[resource].position[object_id]
-
-    def lines(self, store: Store, resource: str, parent_id: str, params: dict) -> bytes:
-        self.check_params(params, COMMON_PARAMS)
-        limit = self.page_bounds(params)
-        if parent_id not in store.collections[resource].objects:
-            raise ApiError(404, f"No such {OBJECT_NAMES[resource]}: '{parent_id}'", code="resource_missing", param="id")
-        with store.lock:
-            lines = store.sub_lists.get(parent_id, [])
-            ids = store.sub_list_ids.get(parent_id, [])
-        position = {line_id: n for n, line_id in enumerate(ids)}  # lines keep the invoice's order
-        keys = [(n, line_id) for n, line_id in enumerate(ids)]
-        page, has_more = [line_id for _, line_id in keys[:limit]], len(keys) > limit
-        for name in ("starting_after", "ending_before"):
-            if name in params:
-                if params[name] not in position:
-                    raise ApiError(400, f"No such line item: '{params[name]}'", code="resource_missing", param=name)
-                page, has_more = _slice(keys, name, (position[params[name]], params[name]), limit)
-        body = b",".join(lines[position[i]] for i in page)
-        url = f"/v1/{resource}/{parent_id}/lines"
-        return b'{"object":"list","data":[' + body + b'],"has_more":' + (b"true" if has_more else b"false") + \
-            b',"url":' + orjson.dumps(url) + b"}"
-
-    # --- expand
     def list_expand(self, params: dict) -> list[str]:
-        expand = params.get("expand") or []
-        for path in expand:
+        expand_paths = params.get("expand") or []
+        for path in expand_paths:
             if not path.startswith("data."):
                 raise ApiError(400, f"This property cannot be expanded ({path}). You may want to try expanding "
                                     f"'data.{path}' instead.", param="expand")
-        return [p[len("data."):] for p in expand]
+        check_paths(expand_paths)
+        return [p[len("data."):] for p in expand_paths]
 
-    def expand(self, store: Store, obj: dict, paths: list[str], prefix: str) -> dict:
-        obj = orjson.loads(orjson.dumps(obj))
-        for path in paths:
-            parts = path.split(".")
-            if len(parts) + (1 if prefix else 0) > 4:
-                raise ApiError(400, "You cannot expand more than 4 levels of a property.", param="expand")
-            self._expand_into(store, obj, parts, prefix + path)
-        return obj
+    def list(self, request: Request, entry: EmulatedObject, params: dict, url: str) -> bytes:
+        store = request.store
+        accepted = COMMON_PARAMS | set(entry.filters) | ({"created"} if entry.created_filter else set())
+        self.check_params(params, accepted)
+        for group in entry.rules.exclusive:
+            if all(name in params for name in group):
+                raise exclusive(*group)
+        limit = self.page_bounds(params)
+        expand_paths = self.list_expand(params)
+        wanted = {name: entry.filters[name].parse(params[name], name) for name in entry.filters if name in params}
+        hidden = [test for test, lifted_by in entry.rules.hidden if not any(p in params for p in lifted_by)]
+        gte, lt = parse_range(params["created"], "created") if "created" in params else (None, None)
+        with store.lock:
+            coll = store.collections[entry.name]
+            if entry.name == "events":
+                gte = max(gte or 0, self.emu.now() - EVENT_RETENTION)
+            start, end = coll.window(gte, lt)
+            keys = coll.ordered()
+            self.check_cursors(store, entry, params)
+            if wanted or hidden:
+                kept = self.filter(store, entry, keys[start:end], wanted, hidden, params)
+                ids, has_more = self.cursor(store, entry, kept, params, limit)
+            else:  # the common case, O(log n) per page however long the list
+                ids, has_more = self.bisect_page(store, entry, keys, start, end, params, limit)
+            body = self.page(request, entry.name, ids, expand_paths)
+        return _list_bytes(body, has_more, url)
 
-    def _expand_into(self, store: Store, node: Any, parts: list[str], full: str) -> None:
-        if not isinstance(node, dict) or not parts:
-            return
-        head, rest = parts[0], parts[1:]
-        if head not in node:
-            raise ApiError(400, f"This property cannot be expanded ({full}).", param="expand")
-        value = node[head]
-        if isinstance(value, str):
-            resource = store.where.get(value)
-            if resource is None:
-                raise ApiError(400, f"This property cannot be expanded ({full}).", param="expand")
-            value = node[head] = orjson.loads(store.rendered_bytes(resource, value))
-        self._expand_into(store, value, rest, full)
+    def page(self, request: Request, resource: str, ids: list[str], expand_paths: list[str]) -> bytes:
+        store = request.store
+        if not expand_paths and request.version == API_VERSION:
+            return b",".join(store.page_bytes(resource, ids))
+        resolve = self.resolver(request)
+        objects = [render(store, store.rendered(resource, i), request.version) for i in ids]
+        if expand_paths:
+            objects = [expand(store, obj, expand_paths, resolve, request.version) for obj in objects]
+        return b",".join(orjson.dumps(obj) for obj in objects)
+
+    def bisect_page(self, store: Store, entry: EmulatedObject, keys: list, start: int, end: int, params: dict,
+                    limit: int) -> tuple[list[str], bool]:
+        position = store.collections[entry.name].position
+        if "ending_before" in params:
+            end = min(end, bisect_left(keys, position[params["ending_before"]]))
+            first = max(start, end - limit)
+            return [k[-1] for k in keys[first:end]], first > start
+        if "starting_after" in params:
+            start = max(start, bisect_right(keys, position[params["starting_after"]]))
+        return [k[-1] for k in keys[start:min(end, start + limit)]], end - start > limit
+
+    def filter(self, store: Store, entry: EmulatedObject, keys: list[tuple[int, int, str]], wanted: dict,
+               hidden: list, params: dict) -> list[tuple[int, int, str]]:
+        """The list keys whose objects pass the request's filters (objects decoded once each)."""
+        objects = store.collections[entry.name].objects
+        filters = [(entry.filters[name], value) for name, value in wanted.items()]
+        kept = []
+        for key in keys:
+            obj = objects[key[2]]
+            if any(test(store, obj, params) for test in hidden):
+                continue
+            if all(f.keeps(store, obj, value) for f, value in filters):
+                kept.append(key)
+        return kept
+
+    def cursor(self, store: Store, entry: EmulatedObject, keys: list[tuple[int, int, str]], params: dict,
+               limit: int) -> tuple[list[str], bool]:
+        for name in ("starting_after", "ending_before"):
+            if name in params:
+                anchor = store.collections[entry.name].position[params[name]]
+                return _slice(keys, name, anchor, limit)
+        return [k[-1] for k in keys[:limit]], len(keys) > limit
+
+    def check_cursors(self, store: Store, entry: EmulatedObject, params: dict) -> None:
+        # A cursor must name an object of this list; Stripe answers resource_missing naming the parameter.
+        for name in ("starting_after", "ending_before"):
+            if name in params and params[name] not in store.collections[entry.name].position:
+                raise resource_missing(entry.object, params[name], param=name, status=400)
+
+    # --- sub-lists: a parent's items in its order
+    def sub_list(self, request: Request, entry: EmulatedObject, params: dict) -> bytes:
+        store = request.store
+        parent_entry, sub = SUB_LIST_OF[entry.name]
+        by_query = "?" in sub.path  # /v1/subscription_items?subscription={id}
+        param = sub.path.split("?")[1].split("=")[0] if by_query else None
+        self.check_params(params, COMMON_PARAMS | ({param} if param else set()))
+        if param and param not in params:
+            raise missing_parameter(param)
+        parent_id = params[param] if param else request.args[0]
+        limit = self.page_bounds(params)
+        expand_paths = self.list_expand(params)
+        if parent_id not in store.collections[parent_entry.name].objects:
+            raise resource_missing(parent_entry.object, parent_id, param=param or "id",
+                                   status=400 if param else 404)
+        with store.lock:
+            ids = list(store.item_ids(entry.name, parent_id))
+            page, has_more = self.page_ids(ids, params, limit, entry.object)
+            body = self.page(request, entry.name, page, expand_paths)
+        return _list_bytes(body, has_more, sub.path.split("?")[0].format(id=parent_id))
+
+    def relation(self, request: Request, relation: str, params: dict) -> bytes:
+        """An includable list's own endpoint (a charge's refunds, a customer's subscriptions)."""
+        store = request.store
+        resource, url = RELATIONS[relation]
+        self.check_params(params, COMMON_PARAMS)
+        limit = self.page_bounds(params)
+        expand_paths = self.list_expand(params)
+        parent = request.args[0]
+        if store.find(parent) is None:
+            raise resource_missing(url.split("/")[2][:-1], parent)
+        with store.lock:
+            ids = list(store.related(relation, parent))
+            page, has_more = self.page_ids(ids, params, limit, BY_NAME[resource].object)
+            body = self.page(request, resource, page, expand_paths)
+        return _list_bytes(body, has_more, url.format(id=parent))
+
+    @staticmethod
+    def page_ids(ids: list[str], params: dict, limit: int, object_name: str) -> tuple[list[str], bool]:
+        position = {item: n for n, item in enumerate(ids)}
+        keys = [(n, item) for n, item in enumerate(ids)]
+        for name in ("starting_after", "ending_before"):
+            if name in params:
+                if params[name] not in position:
+                    raise resource_missing(object_name.replace("_", " "), params[name], param=name, status=400)
+                return _slice(keys, name, (position[params[name]], params[name]), limit)
+        return ids[:limit], len(ids) > limit
+
+    def unknown(self, path: str) -> ApiError:
+        return unrecognized_url("GET", path)
 
 
-def _ref(value: Any) -> Any:
-    return value.get("id") if isinstance(value, dict) else value
+# Restricted-key permission names as keys carry them (the emulator's `permissions={...}` uses list names).
+_PERMISSION_NAMES = {"rak_balance_transaction_source_read": "balance_transactions",
+                     "rak_invoice_read": "invoices", "rak_subscription_read": "subscriptions",
+                     "rak_credit_note_read": "credit_notes", "rak_transfer_read": "transfers",
+                     "rak_account_read": "account", "rak_balance_read": "balance",
+                     "rak_payment_method_read": "payment_methods", "rak_customer_read": "customers"}
+
+
+def _list_bytes(body: bytes, has_more: bool, url: str) -> bytes:
+    return (b'{"object":"list","data":[' + body + b'],"has_more":' + (b"true" if has_more else b"false")
+            + b',"url":' + orjson.dumps(url) + b"}")
 
 
 def _slice(keys: list[tuple], cursor: str, anchor: tuple, limit: int) -> tuple[list[str], bool]:
@@ -521,6 +516,9 @@ class Handler(BaseHTTPRequestHandler):
         if url.path.startswith("/_emulator/"):
             return self.emulator_control(url.path)
         endpoint = emu.api.route(url.path)[0] if method == "GET" else f"POST {url.path}"
+        self.request_id = "req_" + secrets.token_hex(7)
+        asked = (self.headers.get("Stripe-Version") or "").strip()
+        self.version = asked if asked in SUPPORTED else API_VERSION  # what the response says it speaks
         number = emu.count_request(endpoint)
         fault = emu.fault_for(number)
         latency = emu.latency()
@@ -552,7 +550,10 @@ class Handler(BaseHTTPRequestHandler):
             payload = emu.api.get(url.path, parse_params(url.query), self.headers)
             self.respond(200, payload)
         except ApiError as exc:
-            self.respond(exc.status, orjson.dumps(exc.body), exc.headers)
+            info = emu.keys.get(self.headers.get("Authorization", "")[7:].strip(), {})
+            account = self.headers.get("Stripe-Account") or info.get("account")
+            body = exc.body(account, self.request_id, info.get("livemode", False))
+            self.respond(exc.status, orjson.dumps(body), exc.headers)
 
     def oauth(self, method: str, url: Any, body: bytes) -> None:
         emu = self.server.emu
@@ -571,7 +572,7 @@ class Handler(BaseHTTPRequestHandler):
         elif url.path == "/oauth/deauthorize" and method == "POST":
             status, payload = emu.oauth.deauthorize(form, secret)
         else:
-            raise emu.api.unknown(url.path)
+            raise unrecognized_url(method, url.path)
         self.respond(status, orjson.dumps(payload))
 
     def emulator_control(self, path: str) -> None:
@@ -589,8 +590,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
-        self.send_header("Request-Id", "req_" + secrets.token_hex(7))
-        self.send_header("Stripe-Version", API_VERSION)
+        self.send_header("Request-Id", getattr(self, "request_id", None) or "req_" + secrets.token_hex(7))
+        self.send_header("Stripe-Version", getattr(self, "version", API_VERSION))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self._headers_buffer.append(b"\r\n" + payload)  # type: ignore[attr-defined]

@@ -1,46 +1,21 @@
-"""One account's objects, kept in Stripe's list order, with the changes API and its events."""
+"""One account's objects, kept in Stripe's list order, with their sub-lists and the events of their changes."""
 
 from __future__ import annotations
 
-import copy
 import threading
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import orjson
 
-from .world import API_VERSION, Ids
+from .builder import API_VERSION, Ids
+from .objects import BY_NAME, EMBED_LIMIT, OBJECTS, SUB_LIST_OF
 
 EVENT_RETENTION = 30 * 86400
 
-# List name -> the event type prefix of its objects (subscriptions are customer.subscription.*).
-EVENT_PREFIX = {
-    "charges": "charge",
-    "payment_intents": "payment_intent",
-    "refunds": "refund",
-    "disputes": "charge.dispute",
-    "payouts": "payout",
-    "transfers": "transfer",
-    "invoices": "invoice",
-    "invoiceitems": "invoiceitem",
-    "credit_notes": "credit_note",
-    "customers": "customer",
-    "subscriptions": "customer.subscription",
-    "products": "product",
-    "prices": "price",
-    "plans": "plan",
-    "coupons": "coupon",
-    "promotion_codes": "promotion_code",
-    "tax_rates": "tax_rate",
-}
-# Stripe announces a new charge by its outcome; there is no `charge.created`.
-CREATED_EVENT = {"charges": "charge.succeeded"}
-RESOURCES = (*EVENT_PREFIX, "balance_transactions", "subscription_items", "events")
-EMBED_LIMIT = 10  # Stripe embeds the first 10 items of a sub-list
-SUB_LISTS = ("invoices", "credit_notes")  # lists whose objects embed `lines`
 
-
-def dumps(obj) -> bytes:
+def dumps(obj: Any) -> bytes:
     """JSON bytes of exactly their length: orjson's own result keeps its growth buffer (kilobytes)."""
     return bytes(memoryview(orjson.dumps(obj)))
 
@@ -54,25 +29,25 @@ class Objects(dict):
         value = dict.__getitem__(self, object_id)
         return orjson.loads(value) if type(value) is bytes else value
 
-    def get(self, object_id: str, default=None):  # type: ignore[override]
+    def get(self, object_id: str, default: Any = None) -> Any:  # type: ignore[override]
         value = dict.get(self, object_id)
         if value is None:
             return default
         return orjson.loads(value) if type(value) is bytes else value
 
-    def values(self):  # type: ignore[override]
+    def values(self) -> Iterator[dict]:  # type: ignore[override]
         return (self[object_id] for object_id in self)
 
-    def pop(self, object_id: str, *default):  # type: ignore[override]
+    def pop(self, object_id: str, *default: Any) -> Any:  # type: ignore[override]
         value = dict.pop(self, object_id, *default)
         return orjson.loads(value) if type(value) is bytes else value
 
     def raw(self, object_id: str) -> dict | bytes:
         return dict.__getitem__(self, object_id)
 
-    def item_ids(self, subscription_id: str) -> list[str]:
-        """A subscription's items in their list's order (the embedded ones are its first page)."""
-        return sorted(self.items_of.get(subscription_id, []), key=self.collections["subscription_items"].position.get)
+    def raw_bytes(self, object_id: str) -> bytes:
+        value = dict.__getitem__(self, object_id)
+        return value if type(value) is bytes else orjson.dumps(value)
 
     def compact(self) -> None:
         for object_id, value in dict.items(self):
@@ -85,10 +60,12 @@ class Collection:
 
     Keys are (-created, -sequence, id): the sequence breaks ties between objects created in the
     same second (a create, update and delete in one second list as delete, update, create).
+    Unordered collections (sub-list items, objects only reached by `expand`) keep no keys.
     """
 
-    def __init__(self, created_field: str = "created") -> None:
+    def __init__(self, created_field: str = "created", ordered: bool = True) -> None:
         self.created_field = created_field
+        self.ordered_list = ordered
         self.objects = Objects()
         self.keys: list[tuple[int, int, str]] = []
         self.position: dict[str, tuple[int, int, str]] = {}  # id -> its key
@@ -96,9 +73,11 @@ class Collection:
         self._sequence = 0
 
     def add(self, obj: dict) -> None:
+        self.objects[obj["id"]] = obj
+        if not self.ordered_list:
+            return
         self._sequence += 1
         key = (-obj[self.created_field], -self._sequence, obj["id"])
-        self.objects[obj["id"]] = obj
         self.position[obj["id"]] = key
         if self._sorted and (not self.keys or key > self.keys[-1]):
             self.keys.append(key)
@@ -110,8 +89,9 @@ class Collection:
 
     def remove(self, object_id: str) -> dict:
         obj = self.objects.pop(object_id)
-        keys = self.ordered()
-        del keys[bisect_left(keys, self.position.pop(object_id))]
+        if self.ordered_list:
+            keys = self.ordered()
+            del keys[bisect_left(keys, self.position.pop(object_id))]
         return obj
 
     def ordered(self) -> list[tuple[int, int, str]]:
@@ -131,51 +111,69 @@ class Collection:
 class Store:
     """An account's world. Thread-safe: the server reads while tests change it."""
 
-    def __init__(self, account_id: str, livemode: bool, clock: Callable[[], int], ids: Ids) -> None:
+    def __init__(self, account_id: str, livemode: bool, clock: Callable[[], int], ids: Ids,
+                 connected: bool = False) -> None:
         self.account_id = account_id
         self.livemode = livemode
         self.clock = clock
         self.ids = ids
+        self.connected = connected  # events read for a connected account name it (`account`)
         self.lock = threading.RLock()
-        # invoice items carry `date` instead of `created`; their list orders and filters by it
-        self.collections = {name: Collection("date" if name == "invoiceitems" else "created") for name in RESOURCES}
-        # invoice / credit note id -> all of its lines, as JSON bytes, and their ids (for cursors)
-        self.sub_lists: dict[str, list[bytes]] = {}
-        self.sub_list_ids: dict[str, list[str]] = {}
-        self.items_of: dict[str, list[str]] = {}  # subscription id -> its item ids
-        self.where: dict[str, str] = {}  # object id -> list name (for expand)
-        self.deleted: dict[str, set[str]] = {name: set() for name in RESOURCES}
-        self._bytes: dict[str, bytes] = {}
+        self.collections = {entry.name: Collection(entry.created_field, ordered=entry.path is not None)
+                            for entry in OBJECTS}
+        # sub-list item name -> parent id -> item ids, in the sub-list's order (the first 10 are embedded)
+        self.sub_lists: dict[str, dict[str, list[str]]] = {item: {} for item in SUB_LIST_OF}
+        # includable lists computed from other objects (see objects.RELATIONS): relation -> parent id -> ids
+        self.relations: dict[str, dict[str, list[str]]] = {}
+        self.extras: dict[str, dict[str, Any]] = {}  # object id -> includable values kept beside it
+        self.where: dict[str, str] = {}  # object id -> its entry (for `expand`)
+        self.deleted: dict[str, set[str]] = {entry.name: set() for entry in OBJECTS}
+        self.settled_by: dict[str, str] = {}  # balance transaction -> the automatic payout that paid it out
+        self.undelivered: set[str] = set()  # events whose webhooks are pending or failed
+        self._bytes: dict[str, bytes] = {}  # rendered JSON of live (changed) objects
 
     # --- building (no events)
-    def add(self, resource: str, obj: dict, lines: list[dict] | None = None) -> dict:
+    def add(self, resource: str, obj: dict, parent: str | None = None) -> dict:
+        """Add an object; a sub-list item goes after its parent's other items."""
         with self.lock:
             self.collections[resource].add(obj)
             self.where[obj["id"]] = resource
-            if lines is not None:
-                self.set_lines(obj["id"], lines)
-            if resource == "subscription_items":
-                self.items_of.setdefault(obj["subscription"], []).append(obj["id"])
-                self._bytes.pop(obj["subscription"], None)
+            if parent is not None:
+                self.sub_lists[resource].setdefault(parent, []).append(obj["id"])
+                self._bytes.pop(parent, None)
             return obj
 
-    def set_lines(self, parent_id: str, lines: list[dict]) -> None:
-        self.sub_lists[parent_id] = [dumps(line) for line in lines]
-        self.sub_list_ids[parent_id] = [line["id"] for line in lines]
-        self._bytes.pop(parent_id, None)
+    def relate(self, relation: str, parent: str, object_id: str) -> None:
+        self.relations.setdefault(relation, {}).setdefault(parent, []).append(object_id)
+        self._bytes.pop(parent, None)
 
-    def add_lines(self, parent_id: str, lines: list[dict]) -> None:
+    def related(self, relation: str, parent: str) -> list[str]:
+        return self.relations.get(relation, {}).get(parent, [])
+
+    def set_extra(self, object_id: str, **values: Any) -> None:
+        self.extras.setdefault(object_id, {}).update(values)
+
+    def extra(self, object_id: str, name: str, default: Any = None) -> Any:
+        return self.extras.get(object_id, {}).get(name, default)
+
+    def item_ids(self, resource: str, parent: str) -> list[str]:
+        return self.sub_lists[resource].get(parent, [])
+
+    def children(self, resource: str, parent: str) -> list[dict]:
+        objects = self.collections[resource].objects
+        return [objects[i] for i in self.item_ids(resource, parent)]
+
+    def remove_items(self, resource: str, parent: str, ids: list[str] | None = None) -> list[dict]:
+        """Take items out of a parent's sub-list (all of them when `ids` is None)."""
         with self.lock:
-            self.sub_lists.setdefault(parent_id, []).extend(dumps(line) for line in lines)
-            self.sub_list_ids.setdefault(parent_id, []).extend(line["id"] for line in lines)
-            self._bytes.pop(parent_id, None)
-
-    def lines(self, parent_id: str) -> list[dict]:
-        return [orjson.loads(line) for line in self.sub_lists.get(parent_id, [])]
-
-    def item_ids(self, subscription_id: str) -> list[str]:
-        """A subscription's items in their list's order (the embedded ones are its first page)."""
-        return sorted(self.items_of.get(subscription_id, []), key=self.collections["subscription_items"].position.get)
+            current = self.sub_lists[resource].get(parent, [])
+            going = list(current) if ids is None else ids
+            self.sub_lists[resource][parent] = [i for i in current if i not in set(going)]
+            self._bytes.pop(parent, None)
+            removed = [self.collections[resource].remove(i) for i in going]
+            for i in going:
+                self.where.pop(i, None)
+            return removed
 
     def compact(self) -> None:
         """Keep every object as its JSON bytes (see `Objects`); done once the world is built."""
@@ -184,44 +182,68 @@ class Store:
                 coll.objects.compact()
             self._bytes.clear()
 
-    def patch(self, resource: str, object_id: str, **fields) -> dict:
+    def patch(self, resource: str, object_id: str, **fields: Any) -> dict:
+        """Change fields without an event (building, or a change Stripe announces elsewhere)."""
         with self.lock:
             objects = self.collections[resource].objects
             obj = objects[object_id]
             obj.update(fields)
             objects[object_id] = obj
-            self._bytes.pop(object_id, None)
+            self.invalidate(object_id)
             return obj
 
     def get(self, resource: str, object_id: str) -> dict:
         return self.collections[resource].objects[object_id]
 
+    def find(self, object_id: str) -> tuple[str, dict] | None:
+        """(entry name, object) of any object the account holds, by id."""
+        resource = self.where.get(object_id)
+        if resource is None or object_id not in self.collections[resource].objects:
+            return None
+        return resource, self.collections[resource].objects[object_id]
+
+    def invalidate(self, object_id: str) -> None:
+        """Forget the rendered JSON of an object (and of the parent embedding it)."""
+        self._bytes.pop(object_id, None)
+        resource = self.where.get(object_id)
+        if resource in SUB_LIST_OF:
+            for parent, items in self.sub_lists[resource].items():
+                if object_id in items:
+                    self._bytes.pop(parent, None)
+                    break
+
     # --- reading, as the API renders it
     def render(self, resource: str, obj: dict) -> dict:
         """The object as Stripe returns it: truncated sub-lists embedded with `has_more`."""
-        if resource in SUB_LISTS:
-            lines = self.sub_lists.get(obj["id"], [])
-            obj = dict(obj, lines=_embedded([orjson.loads(line) for line in lines[:EMBED_LIMIT]], len(lines),
-                                            f"/v1/{resource}/{obj['id']}/lines"))
-        elif resource == "subscriptions":
-            items = [self.get("subscription_items", i) for i in self.item_ids(obj["id"])]
-            obj = dict(obj, items=_embedded(items[:EMBED_LIMIT], len(items),
-                                            f"/v1/subscription_items?subscription={obj['id']}"))
+        entry = BY_NAME[resource]
+        if not entry.sub_lists:
+            return obj
+        obj = dict(obj)
+        for sub in entry.sub_lists:
+            items = self.item_ids(sub.item, obj["id"])
+            objects = self.collections[sub.item].objects
+            obj[sub.field] = {"object": "list", "data": [objects[i] for i in items[:EMBED_LIMIT]],
+                              "has_more": len(items) > EMBED_LIMIT, "url": sub.path.format(id=obj["id"])}
         return obj
 
+    def rendered(self, resource: str, object_id: str) -> dict:
+        return orjson.loads(self.rendered_bytes(resource, object_id))
+
     def rendered_bytes(self, resource: str, object_id: str) -> bytes:
+        entry = BY_NAME[resource]
         raw = self.collections[resource].objects.raw(object_id)
         if type(raw) is bytes:
-            if resource in SUB_LISTS:  # splice the embedded lines into the stored bytes, no decoding
-                lines = self.sub_lists.get(object_id, [])
-                return raw[:-1] + b',"lines":' + _embedded_bytes(lines, f"/v1/{resource}/{object_id}/lines") + b"}"
-            if resource == "subscriptions":
-                items = self.collections["subscription_items"].objects
-                data = [items.raw(i) for i in self.item_ids(object_id)]
-                data = [d if type(d) is bytes else orjson.dumps(d) for d in data]
-                url = f"/v1/subscription_items?subscription={object_id}"
-                return raw[:-1] + b',"items":' + _embedded_bytes(data, url) + b"}"
-            return raw
+            if not entry.sub_lists:
+                return raw
+            parts = [raw[:-1]]  # splice the embedded sub-lists into the stored bytes, no decoding
+            for sub in entry.sub_lists:
+                objects = self.collections[sub.item].objects
+                items = self.item_ids(sub.item, object_id)
+                first = b",".join(objects.raw_bytes(i) for i in items[:EMBED_LIMIT])
+                parts.append(b',"' + sub.field.encode() + b'":{"object":"list","data":[' + first + b'],"has_more":'
+                             + (b"true" if len(items) > EMBED_LIMIT else b"false") + b',"url":'
+                             + orjson.dumps(sub.path.format(id=object_id)) + b"}")
+            return b"".join(parts) + b"}"
         cached = self._bytes.get(object_id)
         if cached is None:  # a live object: created or changed since the world was built
             cached = dumps(self.render(resource, raw))
@@ -230,86 +252,103 @@ class Store:
 
     def page_bytes(self, resource: str, ids: list[str]) -> list[bytes]:
         """The JSON of each object, for a list page (the hot path of every crawl)."""
-        if resource in SUB_LISTS or resource == "subscriptions":
+        if BY_NAME[resource].sub_lists:
             return [self.rendered_bytes(resource, i) for i in ids]
         stored = [dict.__getitem__(self.collections[resource].objects, i) for i in ids]
         return [raw if type(raw) is bytes else self.rendered_bytes(resource, i)
                 for raw, i in zip(stored, ids, strict=True)]
 
     def objects(self, resource: str) -> list[dict]:
-        """Every current object of a list as the API renders it, newest first (events: 30 days)."""
+        """Every current object of a list as the API renders it, newest first (events: 30 days).
+
+        Sub-list items come parent by parent in the parents' list order; credit note lines get a
+        `credit_note` key naming their parent (Stripe's line has no such field) for comparisons.
+        """
         with self.lock:
-            if resource == "invoice_line_items":
-                return [line for inv in self._ordered_ids("invoices") for line in self.lines(inv)]
-            if resource == "credit_note_line_items":
-                # Stripe's credit note line has no parent field; name it for comparisons
-                return [dict(line, credit_note=cn) for cn in self._ordered_ids("credit_notes")
-                        for line in self.lines(cn)]
-            rendered = [orjson.loads(self.rendered_bytes(resource, i)) for i in self._ordered_ids(resource)]
+            if resource in SUB_LIST_OF:
+                parent, _ = SUB_LIST_OF[resource]
+                items = [(p, item) for p in self.ordered_ids(parent.name) for item in self.children(resource, p)]
+                if resource == "credit_note_line_items":
+                    return [dict(item, credit_note=p) for p, item in items]
+                return [item for _, item in items]
+            rendered = [orjson.loads(self.rendered_bytes(resource, i)) for i in self.ordered_ids(resource)]
             if resource == "events":
                 horizon = self.clock() - EVENT_RETENTION
                 rendered = [e for e in rendered if e["created"] >= horizon]
             return rendered
 
-    def _ordered_ids(self, resource: str) -> list[str]:
+    def ordered_ids(self, resource: str) -> list[str]:
         return [k[2] for k in self.collections[resource].ordered()]
 
     # --- changes, each recorded the way Stripe records it: as an event
-    def record(self, event_type: str, obj: dict, previous: dict | None = None, created: int | None = None) -> dict:
+    def record(self, event_type: str, obj: dict, previous: dict | None = None, created: int | None = None,
+               delivered: bool = True) -> dict:
         data: dict = {"object": orjson.loads(orjson.dumps(obj))}  # a snapshot; faster than deepcopy
         if previous is not None:
             data["previous_attributes"] = previous
-        event = {
-            "id": self.ids.new("evt"),
-            "object": "event",
+        event = {"id": self.ids.new("evt"), "object": "event"}
+        if self.connected:
+            event["account"] = self.account_id
+        event.update({
             "api_version": API_VERSION,
+            "context": None,
             "created": created if created is not None else self.clock(),
             "data": data,
             "livemode": self.livemode,
-            "pending_webhooks": 0,
+            "pending_webhooks": 0 if delivered else 1,
             "request": {"id": None, "idempotency_key": None},
             "type": event_type,
-        }
+        })
+        if not event["context"]:
+            del event["context"]  # only on events of an account's organization
         with self.lock:
             self.collections["events"].add(event)
             self.where[event["id"]] = "events"
+            if not delivered:
+                self.undelivered.add(event["id"])
         return event
 
-    def created(self, resource: str, obj: dict, created: int | None = None) -> None:
-        event_type = CREATED_EVENT.get(resource, f"{EVENT_PREFIX[resource]}.created")
-        self.record(event_type, self.render(resource, obj), created=created)
+    def snapshot(self, resource: str, object_id: str) -> dict:
+        """A copy of the object as the API renders it now (live objects change in place while building)."""
+        return orjson.loads(orjson.dumps(self.render(resource, self.collections[resource].objects[object_id])))
 
-    def update(self, resource: str, object_id: str, event_suffix: str = "updated", **fields) -> dict:
-        with self.lock:
-            objects = self.collections[resource].objects
-            obj = objects[object_id]
-            previous = {k: copy.deepcopy(obj.get(k)) for k, v in fields.items() if obj.get(k) != v}
-            obj.update(fields)
-            objects[object_id] = obj
-            self._bytes.pop(object_id, None)
-            if resource in EVENT_PREFIX:
-                self.record(f"{EVENT_PREFIX[resource]}.{event_suffix}", self.render(resource, obj), previous)
-            return obj
+    def update(self, resource: str, object_id: str, event: str | None = "updated", when: int | None = None,
+               **fields: Any) -> dict:
+        """Change fields and record `<prefix>.updated` with the old values of what changed.
 
-    def delete(self, resource: str, object_id: str) -> None:
+        `event=None` changes without an event (Stripe announces some changes only through another
+        object's events). No event when nothing changed: Stripe never sends empty
+        `previous_attributes`.
+        """
         with self.lock:
-            obj = self.collections[resource].remove(object_id)
+            before = self.snapshot(resource, object_id)
+            self.patch(resource, object_id, **fields)
+            after = self.snapshot(resource, object_id)
+            self.changed(resource, after, before, event, when)
+            return after
+
+    def changed(self, resource: str, after: dict, before: dict, event: str | None = "updated",
+                when: int | None = None) -> dict | None:
+        """Record the event of a change already made (`before` and `after` are snapshots)."""
+        prefix = BY_NAME[resource].events
+        if event is None or prefix is None:
+            return None
+        if event == "updated":
+            previous = {k: before.get(k) for k in after if before.get(k) != after.get(k)}
+            previous.update({k: v for k, v in before.items() if k not in after})
+            if not previous:
+                return None
+            return self.record(f"{prefix}.updated", after, previous, created=when)
+        return self.record(f"{prefix}.{event}", after, created=when)
+
+    def delete(self, resource: str, object_id: str, when: int | None = None) -> dict:
+        """Remove an object from its list; `<prefix>.deleted` carries it as it was (without `deleted`)."""
+        with self.lock:
+            snapshot = self.snapshot(resource, object_id)
+            self.collections[resource].remove(object_id)
             self.deleted[resource].add(object_id)
             self._bytes.pop(object_id, None)
-            snapshot = self.render(resource, obj)
-            self.sub_lists.pop(object_id, None)
-            self.sub_list_ids.pop(object_id, None)
-            self.record(f"{EVENT_PREFIX[resource]}.deleted", dict(snapshot, deleted=True))
-
-    def invalidate(self, object_id: str) -> None:
-        self._bytes.pop(object_id, None)
-
-
-def _embedded(first: list[dict], total: int, url: str) -> dict:
-    return {"object": "list", "data": first, "has_more": total > EMBED_LIMIT, "total_count": total, "url": url}
-
-
-def _embedded_bytes(items: list[bytes], url: str) -> bytes:
-    return (b'{"object":"list","data":[' + b",".join(items[:EMBED_LIMIT]) + b'],"has_more":'
-            + (b"true" if len(items) > EMBED_LIMIT else b"false") + b',"total_count":' + str(len(items)).encode()
-            + b',"url":' + orjson.dumps(url) + b"}")
+            for sub in BY_NAME[resource].sub_lists:
+                self.remove_items(sub.item, object_id)
+            self.record(f"{BY_NAME[resource].events}.deleted", snapshot, created=when)
+            return snapshot

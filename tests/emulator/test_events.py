@@ -25,7 +25,9 @@ def test_create_update_delete_record_events(own_world: Emulator):
     assert created.data.object.email == customer["email"]
     assert updated.data.object.email == "new@example.com"
     assert updated.data.previous_attributes.to_dict() == {"email": customer["email"], "metadata": {}}
-    assert deleted.data.object.deleted is True
+    # the object as it was; Stripe adds no `deleted` flag (that is only in the DELETE answer)
+    assert "deleted" not in deleted.data.object and deleted.data.object.email == "new@example.com"
+    assert "previous_attributes" not in deleted.data and "previous_attributes" not in created.data
     assert customer["id"] in own_world.deleted_ids("customers")
     with pytest.raises(stripe.InvalidRequestError):
         client.v1.customers.retrieve(customer["id"])

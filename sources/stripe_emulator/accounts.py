@@ -1,0 +1,67 @@
+"""The two singletons: the account (`/v1/account`, `/v1/accounts/{id}`) and its balance (`/v1/balance`)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from .store import Store
+
+
+def account_object(store: Store, created: int, platform: bool) -> dict:
+    """The account as Stripe returns it to its owner: a standard account, verified and enabled."""
+    name = "Emulated Inc." if platform else "Connected Shop"
+    banks = [store.collections["bank_accounts"].objects[i] for i in store.collections["bank_accounts"].objects]
+    no_requirements = {"alternatives": [], "current_deadline": None, "currently_due": [], "disabled_reason": None,
+                       "errors": [], "eventually_due": [], "past_due": [], "pending_verification": []}
+    return {
+        "id": store.account_id, "object": "account",
+        "business_profile": {"annual_revenue": None, "estimated_worker_count": None, "mcc": "5734",
+                             "minority_owned_business_designation": None, "monthly_estimated_revenue": None,
+                             "name": name, "product_description": "Software subscriptions",
+                             "support_address": None, "support_email": "support@example.com",
+                             "support_phone": "+15555550100", "support_url": None, "url": "https://example.com"},
+        "business_type": "company", "capabilities": {"card_payments": "active", "transfers": "active"},
+        "charges_enabled": True, "controller": {"type": "account"}, "country": "US", "created": created,
+        "default_currency": "usd", "details_submitted": True, "email": "owner@example.com",
+        "external_accounts": {"object": "list", "data": banks[:10], "has_more": len(banks) > 10,
+                              "url": f"/v1/accounts/{store.account_id}/external_accounts"},
+        "future_requirements": no_requirements, "metadata": {}, "payouts_enabled": True,
+        "requirements": no_requirements,
+        "settings": {
+            "bacs_debit_payments": {"display_name": None, "service_user_number": None},
+            "branding": {"icon": None, "logo": None, "primary_color": "#635bff", "secondary_color": None},
+            "card_issuing": {"tos_acceptance": {"date": None, "ip": None}},
+            "card_payments": {"decline_on": {"avs_failure": False, "cvc_failure": True},
+                              "statement_descriptor_prefix": "EMULATED", "statement_descriptor_prefix_kana": None,
+                              "statement_descriptor_prefix_kanji": None},
+            "dashboard": {"display_name": name.split()[0], "timezone": "Etc/UTC"},
+            "invoices": {"default_account_tax_ids": None, "hosted_payment_method_save": "offer"},
+            "payments": {"statement_descriptor": "EMULATED* SHOP", "statement_descriptor_kana": None,
+                         "statement_descriptor_kanji": None, "statement_descriptor_prefix_kana": None,
+                         "statement_descriptor_prefix_kanji": None},
+            "payouts": {"debit_negative_balances": True, "schedule": {"delay_days": 2, "interval": "daily"},
+                        "statement_descriptor": None},
+            "sepa_debit_payments": {},
+        },
+        "tos_acceptance": {"date": created, "ip": "203.0.113.7", "user_agent": None}, "type": "standard",
+    }
+
+
+def balance_object(store: Store) -> dict:
+    """Funds not yet paid out, from the balance transactions: available, or pending until `available_on`."""
+    now = store.clock()
+    available: dict[str, int] = defaultdict(int)
+    pending: dict[str, int] = defaultdict(int)
+    with store.lock:
+        for txn in store.collections["balance_transactions"].objects.values():
+            if txn["id"] in store.settled_by:
+                continue
+            (available if txn["available_on"] <= now else pending)[txn["currency"]] += txn["net"]
+    currencies = sorted(set(available) | set(pending)) or ["usd"]
+    return {
+        "object": "balance", "livemode": store.livemode,
+        "available": [{"amount": available[c], "currency": c, "source_types": {"card": available[c]}}
+                      for c in currencies],
+        "connect_reserved": [{"amount": 0, "currency": c} for c in currencies],
+        "pending": [{"amount": pending[c], "currency": c, "source_types": {"card": pending[c]}} for c in currencies],
+    }

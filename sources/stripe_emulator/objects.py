@@ -1,0 +1,368 @@
+"""The emulated Stripe objects: one entry each, the only place that says what the emulator serves.
+
+An entry names the object as Stripe does (list path, `object` value, restricted-key permission,
+event prefix, the field its list orders and filters by), lists the documented filters of its list
+endpoint and how each applies, the fields `expand[]` may turn into objects (`expandable`, as in
+stripe-python's `ExpandableField`s) and those Stripe returns only when expanded (`includable`),
+the sub-lists it embeds truncated and where they page, and the `WorldBuilder` method that creates
+one (`generator`, with its share of the world's `scale`). Server, store, world and tests read it.
+
+Entries without a `path` are not listed at the top level: sub-list items (invoice lines...) and
+objects only reached through `expand[]` (payment methods, discounts...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from .filters import AnyOf, Choice, Equals, Filter, Flag, ListRules, Range, Where, value_at
+
+if TYPE_CHECKING:
+    from .store import Store
+
+EMBED_LIMIT = 10  # Stripe embeds the first 10 items of a sub-list and says `has_more`
+
+
+@dataclass(frozen=True)
+class SubList:
+    """A list Stripe embeds in its parent truncated to the first 10 items, paged in full at `path`."""
+
+    field: str  # the parent's field: {"object": "list", "data": [first 10], "has_more": ..., "url": ...}
+    item: str  # the entry of its items
+    path: str  # where the whole list pages; "{id}" is the parent's id
+    maximum: int | None = None  # Stripe's own cap on the number of items (20 subscription items)
+
+
+def _related(relation: str) -> Callable[[Store, dict], Any]:
+    """An includable list computed from the store (a charge's refunds, a customer's subscriptions)."""
+    def produce(store: Store, obj: dict) -> dict:
+        resource, url = RELATIONS[relation]
+        ids = store.related(relation, obj["id"])
+        data = [store.rendered(resource, i) for i in ids[:EMBED_LIMIT]]
+        return {"object": "list", "data": data, "has_more": len(ids) > EMBED_LIMIT,
+                "total_count": len(ids), "url": url.format(id=obj["id"])}
+    return produce
+
+
+def _extra(name: str, default: Any = None) -> Callable[[Store, dict], Any]:
+    """An includable value kept beside the object (a price's tiers, a customer's cash balance)."""
+    return lambda store, obj: store.extra(obj["id"], name, default)
+
+
+# Includable lists computed from other objects: relation -> (its items' entry, its url)
+RELATIONS = {
+    "charge_refunds": ("refunds", "/v1/charges/{id}/refunds"),
+    "customer_subscriptions": ("subscriptions", "/v1/customers/{id}/subscriptions"),
+    "customer_tax_ids": ("tax_ids", "/v1/customers/{id}/tax_ids"),
+    "customer_sources": ("cards", "/v1/customers/{id}/sources"),
+    "invoice_payments": ("invoice_payments", "/v1/invoice_payments?invoice={id}"),  # not served: expand it
+}
+
+
+@dataclass(frozen=True)
+class EmulatedObject:
+    name: str  # the store's name for its objects: Stripe's URL word (`invoiceitems`, `subscription_items`)
+    object: str  # Stripe's `object` value
+    path: str | None = None  # the list endpoint, if it lists at the top level
+    retrieve: str | None = None  # the single-object endpoint ("{id}")
+    permission: str | None = None  # restricted-key permission to read it
+    events: str | None = None  # event type prefix (`customer.subscription`); None: no events of its own
+    created_field: str = "created"  # the field its list orders by and `created[...]` filters on
+    created_filter: bool = True  # the list accepts `created`
+    filters: Mapping[str, Filter] = field(default_factory=dict)  # documented filters beyond `created`
+    rules: ListRules = ListRules()
+    expandable: frozenset[str] = frozenset()  # dotted paths of ids `expand[]` turns into objects
+    includable: Mapping[str, Callable[[Store, dict], Any]] = field(default_factory=dict)
+    sub_lists: tuple[SubList, ...] = ()
+    parent: str | None = None  # sub-list items: the parent's entry
+    deletable: bool = False  # `<events>.deleted` exists and the object leaves its list
+    generator: str | None = None  # WorldBuilder method creating one (dependents come with their parent)
+    share: float = 0.0  # objects per unit of `scale`
+    livemode: bool = True  # carries `livemode` (refunds, balance transactions... do not)
+
+
+def _items(store: Store, subscription: dict) -> list[dict]:
+    return store.children("subscription_items", subscription["id"])
+
+
+def _subscription_has(key: str) -> Callable[[Store, dict, Any], bool]:
+    return lambda store, obj, value: any(value_at(item, key) == value for item in _items(store, obj))
+
+
+def _item_period(pick: Callable, key: str) -> Callable[[Store, dict], int | None]:
+    return lambda store, obj: pick((i[key] for i in _items(store, obj)), default=None)
+
+
+def _event_types(store: Store, event: dict, patterns: Any) -> bool:
+    return any(p.match(event["type"]) for p in patterns)
+
+
+SUBSCRIPTION_STATUSES = ("active", "all", "canceled", "ended", "incomplete", "incomplete_expired", "past_due",
+                         "paused", "trialing", "unpaid")
+
+
+def _subscription_status(store: Store, obj: dict, status: str) -> bool:
+    if status == "all":
+        return True
+    if status == "ended":
+        return obj["status"] in ("canceled", "incomplete_expired")
+    return obj["status"] == status
+
+
+def _hidden_test_clock(store: Store, obj: dict, params: dict) -> bool:
+    return obj.get("test_clock") is not None
+
+
+def _hidden_canceled(store: Store, obj: dict, params: dict) -> bool:
+    return obj["status"] == "canceled"  # "all subscriptions that have not been canceled", says Stripe
+
+
+def _payout_settled(store: Store, txn: dict, payout: str) -> bool:
+    return store.settled_by.get(txn["id"]) == payout
+
+
+def _recurring(store: Store, price: dict, wanted: dict) -> bool:
+    recurring = price.get("recurring")
+    return recurring is not None and all(recurring.get(k) == v for k, v in wanted.items())
+
+
+OBJECTS: tuple[EmulatedObject, ...] = (
+    # --- catalog and customers (built first: everything else points at them)
+    EmulatedObject(
+        "customers", "customer", "/v1/customers", "/v1/customers/{id}", "rak_customer_read", "customer",
+        filters={"email": Equals("email"), "test_clock": Equals("test_clock")},
+        rules=ListRules(hidden=((_hidden_test_clock, ("test_clock",)),)),
+        expandable=frozenset({"default_source", "invoice_settings.default_payment_method", "test_clock"}),
+        includable={"sources": _related("customer_sources"), "subscriptions": _related("customer_subscriptions"),
+                    "tax_ids": _related("customer_tax_ids"), "cash_balance": _extra("cash_balance"),
+                    "invoice_credit_balance": _extra("invoice_credit_balance", {}), "tax": _extra("tax")},
+        deletable=True, generator="customer", share=0.08,
+    ),
+    EmulatedObject(
+        "products", "product", "/v1/products", "/v1/products/{id}", "rak_product_read", "product",
+        filters={"active": Flag("active"), "ids": AnyOf("id"), "shippable": Flag("shippable"),
+                 "type": Choice("type", ("good", "service")), "url": Equals("url")},
+        rules=ListRules(exclusive=(("ids", "starting_after"), ("ids", "ending_before"))),
+        expandable=frozenset({"default_price", "tax_code"}), deletable=True, generator="product", share=0.01,
+    ),
+    EmulatedObject(
+        "prices", "price", "/v1/prices", "/v1/prices/{id}", "rak_price_read", "price",
+        filters={"active": Flag("active"), "currency": Equals("currency"), "lookup_keys": AnyOf("lookup_key", 10),
+                 "product": Equals("product"), "type": Choice("type", ("one_time", "recurring")),
+                 "recurring": Where(_recurring, kind="hash:interval,meter,usage_type")},
+        expandable=frozenset({"product"}),
+        includable={"tiers": _extra("tiers"), "currency_options": _extra("currency_options")},
+        deletable=True, generator="price", share=0.02,
+    ),
+    EmulatedObject(
+        "plans", "plan", "/v1/plans", "/v1/plans/{id}", "rak_plan_read", "plan",
+        filters={"active": Flag("active"), "product": Equals("product")},
+        expandable=frozenset({"product"}), includable={"tiers": _extra("tiers")},
+        deletable=True, generator="plan", share=0.01,
+    ),
+    EmulatedObject(
+        "coupons", "coupon", "/v1/coupons", "/v1/coupons/{id}", "rak_coupon_read", "coupon",
+        includable={"applies_to": _extra("applies_to"), "currency_options": _extra("currency_options")},
+        deletable=True, generator="coupon", share=0.004,
+    ),
+    EmulatedObject(
+        "promotion_codes", "promotion_code", "/v1/promotion_codes", "/v1/promotion_codes/{id}",
+        "rak_promotion_code_read", "promotion_code",
+        filters={"active": Flag("active"), "code": Equals("code", casefold=True),
+                 "coupon": Equals("promotion.coupon"), "customer": Equals("customer"),
+                 "customer_account": Equals("customer_account")},
+        expandable=frozenset({"customer", "promotion.coupon"}), generator="promotion_code", share=0.004,
+    ),
+    EmulatedObject(
+        "tax_rates", "tax_rate", "/v1/tax_rates", "/v1/tax_rates/{id}", "rak_tax_rate_read", "tax_rate",
+        filters={"active": Flag("active"), "inclusive": Flag("inclusive")}, generator="tax_rate", share=0.002,
+    ),
+    # --- billing
+    EmulatedObject(
+        "subscriptions", "subscription", "/v1/subscriptions", "/v1/subscriptions/{id}", "rak_subscription_read",
+        "customer.subscription",
+        filters={
+            "automatic_tax": Where(lambda s, o, v: o["automatic_tax"]["enabled"] is (v.get("enabled") == "true"),
+                                   kind="hash:enabled"),
+            "collection_method": Choice("collection_method", ("charge_automatically", "send_invoice")),
+            "current_period_end": Range("current_period_end", of=_item_period(min, "current_period_end")),
+            "current_period_start": Range("current_period_start", of=_item_period(max, "current_period_start")),
+            "customer": Equals("customer"), "customer_account": Equals("customer_account"),
+            "plan": Where(_subscription_has("plan")), "price": Where(_subscription_has("price")),
+            "status": Where(_subscription_status, choices=SUBSCRIPTION_STATUSES),
+            "test_clock": Equals("test_clock"),
+        },
+        # Without `status` Stripe lists the subscriptions that are not canceled; subscriptions on a
+        # test clock only come with `test_clock` or `customer`.
+        rules=ListRules(hidden=((_hidden_canceled, ("status",)), (_hidden_test_clock, ("test_clock", "customer")))),
+        expandable=frozenset({"application", "automatic_tax.liability.account", "billing_schedules.applies_to.price",
+                              "cancellation_details.feedback_option", "customer", "default_payment_method",
+                              "default_source", "discounts", "invoice_settings.account_tax_ids",
+                              "invoice_settings.issuer.account", "latest_invoice", "on_behalf_of",
+                              "pending_setup_intent", "pending_update.discounts", "schedule", "test_clock",
+                              "transfer_data.destination"}),
+        sub_lists=(SubList("items", "subscription_items", "/v1/subscription_items?subscription={id}", maximum=20),),
+        generator="subscription", share=0.04,
+    ),
+    EmulatedObject(
+        "subscription_items", "subscription_item", "/v1/subscription_items", "/v1/subscription_items/{id}",
+        "rak_subscription_read", created_filter=False, filters={},
+        rules=ListRules(required=("subscription",)),
+        expandable=frozenset({"discounts"}), parent="subscriptions", livemode=False,
+    ),
+    EmulatedObject(
+        "invoices", "invoice", "/v1/invoices", "/v1/invoices/{id}", "rak_invoice_read", "invoice",
+        filters={"collection_method": Choice("collection_method", ("charge_automatically", "send_invoice")),
+                 "customer": Equals("customer"), "customer_account": Equals("customer_account"),
+                 "due_date": Range("due_date"),
+                 "status": Choice("status", ("draft", "open", "paid", "uncollectible", "void")),
+                 "subscription": Equals("parent.subscription_details.subscription")},
+        expandable=frozenset({"account_tax_ids", "application", "automatic_tax.liability.account", "customer",
+                              "default_payment_method", "default_source", "discounts", "from_invoice.invoice",
+                              "issuer.account", "latest_revision", "on_behalf_of",
+                              "parent.subscription_details.subscription", "shipping_cost.shipping_rate", "test_clock",
+                              "total_discount_amounts.discount", "total_pretax_credit_amounts.credit_balance_transaction",
+                              "total_pretax_credit_amounts.discount"}),
+        includable={"payments": _related("invoice_payments")},
+        sub_lists=(SubList("lines", "invoice_line_items", "/v1/invoices/{id}/lines"),),
+        deletable=True, generator="invoice", share=0.05,
+    ),
+    EmulatedObject(
+        "invoice_line_items", "line_item", permission="rak_invoice_read", created_filter=False,
+        expandable=frozenset({"discount_amounts.discount", "discounts", "pretax_credit_amounts.credit_balance_transaction",
+                              "pretax_credit_amounts.discount", "pricing.price_details.price", "subscription"}),
+        parent="invoices",
+    ),
+    EmulatedObject(
+        "invoiceitems", "invoiceitem", "/v1/invoiceitems", "/v1/invoiceitems/{id}", "rak_invoice_read", "invoiceitem",
+        created_field="date",  # invoice items have `date` where other objects have `created`
+        filters={"customer": Equals("customer"), "customer_account": Equals("customer_account"),
+                 "invoice": Equals("invoice"),
+                 "pending": Where(lambda s, o, v: (o["invoice"] is None) is v, kind="boolean")},
+        expandable=frozenset({"customer", "discounts", "invoice", "pricing.price_details.price",
+                              "proration_details.discount_amounts.discount", "test_clock"}),
+        deletable=True, generator="invoiceitem", share=0.03,
+    ),
+    EmulatedObject(
+        "credit_notes", "credit_note", "/v1/credit_notes", "/v1/credit_notes/{id}", "rak_credit_note_read",
+        "credit_note",
+        filters={"customer": Equals("customer"), "customer_account": Equals("customer_account"),
+                 "invoice": Equals("invoice")},
+        expandable=frozenset({"customer", "customer_balance_transaction", "discount_amounts.discount", "invoice",
+                              "pretax_credit_amounts.credit_balance_transaction", "pretax_credit_amounts.discount",
+                              "refunds.refund", "shipping_cost.shipping_rate"}),
+        sub_lists=(SubList("lines", "credit_note_line_items", "/v1/credit_notes/{id}/lines"),),
+        generator="credit_note", share=0.01,
+    ),
+    EmulatedObject(
+        "credit_note_line_items", "credit_note_line_item", permission="rak_credit_note_read", created_filter=False,
+        expandable=frozenset({"discount_amounts.discount", "pretax_credit_amounts.credit_balance_transaction",
+                              "pretax_credit_amounts.discount"}),
+        parent="credit_notes",
+    ),
+    # --- payments
+    EmulatedObject(
+        "payment_intents", "payment_intent", "/v1/payment_intents", "/v1/payment_intents/{id}",
+        "rak_payment_intent_read", "payment_intent",
+        filters={"customer": Equals("customer"), "customer_account": Equals("customer_account")},
+        expandable=frozenset({"application", "customer", "latest_charge", "on_behalf_of", "payment_method",
+                              "payment_record", "review", "source", "transfer_data.destination"}),
+        generator="payment_intent", share=0.09,
+    ),
+    EmulatedObject(
+        "charges", "charge", "/v1/charges", "/v1/charges/{id}", "rak_charge_read", "charge",
+        filters={"customer": Equals("customer"), "payment_intent": Equals("payment_intent"),
+                 "transfer_group": Equals("transfer_group")},
+        expandable=frozenset({"application", "application_fee", "balance_transaction", "customer",
+                              "failure_balance_transaction", "on_behalf_of", "outcome.rule", "payment_intent",
+                              "payment_method_details.bancontact.generated_sepa_debit",
+                              "payment_method_details.bancontact.generated_sepa_debit_mandate",
+                              "payment_method_details.card.mandate",
+                              "payment_method_details.ideal.generated_sepa_debit",
+                              "payment_method_details.ideal.generated_sepa_debit_mandate",
+                              "payment_method_details.sofort.generated_sepa_debit",
+                              "payment_method_details.sofort.generated_sepa_debit_mandate",
+                              "payment_method_details.us_bank_account.mandate", "review", "source_transfer",
+                              "transfer", "transfer_data.destination"}),
+        includable={"refunds": _related("charge_refunds")},
+        generator="charge", share=0.028,  # payment intents bring most charges
+    ),
+    EmulatedObject(
+        "refunds", "refund", "/v1/refunds", "/v1/refunds/{id}", "rak_refund_read", "refund",
+        filters={"charge": Equals("charge"), "payment_intent": Equals("payment_intent")},
+        expandable=frozenset({"balance_transaction", "charge", "customer", "failure_balance_transaction",
+                              "payment_intent", "payment_method", "source_transfer_reversal", "transfer_reversal"}),
+        generator="refund", share=0.02, livemode=False,
+    ),
+    EmulatedObject(
+        "disputes", "dispute", "/v1/disputes", "/v1/disputes/{id}", "rak_dispute_read", "charge.dispute",
+        filters={"charge": Equals("charge"), "payment_intent": Equals("payment_intent")},
+        expandable=frozenset({"charge", "payment_intent"} | {f"evidence.{name}" for name in (
+            "cancellation_policy", "customer_communication", "customer_signature", "duplicate_charge_documentation",
+            "receipt", "refund_policy", "service_documentation", "shipping_documentation", "uncategorized_file")}),
+        generator="dispute", share=0.005,
+    ),
+    EmulatedObject(
+        "payouts", "payout", "/v1/payouts", "/v1/payouts/{id}", "rak_payout_read", "payout",
+        filters={"arrival_date": Range("arrival_date"), "destination": Equals("destination"),
+                 "status": Equals("status")},
+        expandable=frozenset({"application_fee", "balance_transaction", "destination", "failure_balance_transaction",
+                              "original_payout", "reversed_by"}),
+        generator="payout", share=0.01,
+    ),
+    EmulatedObject(
+        "transfers", "transfer", "/v1/transfers", "/v1/transfers/{id}", "rak_transfer_read", "transfer",
+        filters={"destination": Equals("destination"), "transfer_group": Equals("transfer_group")},
+        expandable=frozenset({"balance_transaction", "destination", "destination_payment", "source_transaction"}),
+        sub_lists=(SubList("reversals", "transfer_reversals", "/v1/transfers/{id}/reversals"),),
+        generator="transfer", share=0.01,
+    ),
+    EmulatedObject(
+        "transfer_reversals", "transfer_reversal", retrieve="/v1/transfers/{parent}/reversals/{id}",
+        permission="rak_transfer_read", created_filter=False,
+        expandable=frozenset({"balance_transaction", "destination_payment_refund", "source_refund", "transfer"}),
+        parent="transfers", livemode=False,
+    ),
+    EmulatedObject(
+        "balance_transactions", "balance_transaction", "/v1/balance_transactions", "/v1/balance_transactions/{id}",
+        "rak_balance_transaction_source_read",
+        filters={"currency": Equals("currency"), "payout": Where(_payout_settled), "source": Equals("source"),
+                 "type": Equals("type")},
+        expandable=frozenset({"source"}), livemode=False,
+    ),
+    # --- the change log
+    EmulatedObject(
+        "events", "event", "/v1/events", "/v1/events/{id}", "rak_event_read",
+        filters={"delivery_success": Where(lambda s, o, v: (o["id"] not in s.undelivered) is v, kind="boolean"),
+                 "type": Where(_event_types, kind="event_type"), "types": Where(_event_types, kind="event_types")},
+        rules=ListRules(exclusive=(("type", "types"),)),
+    ),
+    # --- reached only through `expand[]` (and the ids other objects hold)
+    EmulatedObject("payment_methods", "payment_method", retrieve="/v1/payment_methods/{id}",
+                   permission="rak_payment_method_read",
+                   expandable=frozenset({"card.generated_from.setup_attempt", "customer",
+                                         "sepa_debit.generated_from.charge",
+                                         "sepa_debit.generated_from.setup_attempt"})),
+    EmulatedObject("discounts", "discount", expandable=frozenset({"customer", "promotion_code", "source.coupon"}),
+                   livemode=False),
+    EmulatedObject("invoice_payments", "invoice_payment", retrieve="/v1/invoice_payments/{id}",
+                   permission="rak_invoice_read",
+                   expandable=frozenset({"invoice", "payment.charge", "payment.payment_intent",
+                                         "payment.payment_record"})),
+    EmulatedObject("tax_ids", "tax_id", retrieve="/v1/tax_ids/{id}", permission="rak_customer_read",
+                   expandable=frozenset({"customer", "owner.account", "owner.application", "owner.customer"})),
+    EmulatedObject("cards", "card", expandable=frozenset({"account", "customer"}), livemode=False),
+    EmulatedObject("bank_accounts", "bank_account", expandable=frozenset({"account", "customer"}), livemode=False),
+    EmulatedObject("tax_codes", "tax_code", retrieve="/v1/tax_codes/{id}", livemode=False),
+)
+
+BY_NAME: Mapping[str, EmulatedObject] = MappingProxyType({entry.name: entry for entry in OBJECTS})
+BY_OBJECT: Mapping[str, EmulatedObject] = MappingProxyType({entry.object: entry for entry in OBJECTS})
+LISTED = tuple(entry for entry in OBJECTS if entry.path)  # top-level lists, in build order
+SUB_LIST_OF: Mapping[str, tuple[EmulatedObject, SubList]] = MappingProxyType(
+    {sub.item: (entry, sub) for entry in OBJECTS for sub in entry.sub_lists})
+# The two singletons: not lists, one object per account (rendered by the Emulator).
+SINGLETONS = {"account": "rak_account_read", "balance": "rak_balance_read"}
