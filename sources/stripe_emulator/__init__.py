@@ -274,7 +274,8 @@ class Emulator:
     def emit_event(self, type: str, obj: dict, previous_attributes: dict | None = None,
                    account: str | None = None) -> dict:
         """Record an event as given (tests of odd snapshots; Stripe's own events come from the methods above)."""
-        return copy.deepcopy(self.store(account).record(type, obj, previous_attributes))
+        store = self.store(account)
+        return store.collections["events"].objects[store.record(type, obj, previous_attributes)]
 
     # --- accounts
     def account_object(self, store: Store) -> dict:

@@ -183,6 +183,8 @@ class Billing(Payments):
         self.emit("price.created", "prices", price["id"], created)
         if recurring:
             self.plan_of(price, emit=True)
+        else:
+            self.remember(f"one_time_{currency}", price)
         if product["default_price"] is None and price["active"]:
             product["default_price"] = price["id"]
             self.store.patch("products", product["id"], default_price=price["id"])
@@ -226,7 +228,7 @@ class Billing(Payments):
         }
         if emit and price["id"] not in self.store.collections["plans"].objects:
             self.add("plans", plan)
-            self.remember("recurring", price)
+            self.remember(f"recurring_{price['currency']}_{recurring['interval']}", price)
             if self.store.extra(price["id"], "tiers"):
                 self.store.set_extra(plan["id"], tiers=self.store.extra(price["id"], "tiers"))
             self.emit("plan.created", "plans", plan["id"], price["created"])
@@ -253,7 +255,7 @@ class Billing(Payments):
         self.remember("prices", price)
         plan = self.plan_of(price)
         self.add("plans", plan, fields)
-        self.remember("recurring", price)
+        self.remember(f"recurring_usd_{price['recurring']['interval']}", price)
         self.emit("plan.created", "plans", plan["id"], created)
         self.emit("price.created", "prices", price["id"], created)
         return plan
@@ -343,9 +345,12 @@ class Billing(Payments):
     def recurring_prices(self, currency: str, interval: str, n: int, created: int) -> list[dict]:
         """`n` distinct recurring prices in one currency and interval (Stripe refuses mixing them or
         repeating a price in a subscription); makes more for the catalog when it has too few."""
-        pool = [p for p in self.made.get("recurring", []) if p["currency"] == currency
-                and p["recurring"]["interval"] == interval and p["active"] and p["created"] <= created]
-        self.rng.shuffle(pool)
+        kind = f"recurring_{currency}_{interval}"
+        if kind not in self.made:
+            self.made[kind] = self.existing(kind)
+        pool = [p for p in self.rng.sample(self.made[kind], min(len(self.made[kind]), 3 * n + 10))
+                if p["active"] and p["created"] <= created and p["id"] not in self.gone]
+        pool = list({p["id"]: p for p in pool}.values())
         while len(pool) < n:
             pool.append(self.price(recurring=True, currency=currency, interval=interval,
                                    created=self.rng.randint(self.start, created)))
@@ -429,13 +434,13 @@ class Billing(Payments):
         """Move a new subscription to its status, the way time would have (with Stripe's events)."""
         r = self.rng
         if status in ("past_due", "unpaid", "paused"):
-            self.change("subscriptions", sub, self.later(sub), status=status,
+            self.change("subscriptions", sub, self.later(sub, within=120 * 86400), status=status,
                         pause_collection={"behavior": "keep_as_draft", "resumes_at": None} if status == "paused"
                         else None)
         elif status == "incomplete_expired":
             self.change("subscriptions", sub, self.later(sub, sub["created"] + 82800), status="incomplete_expired")
         elif status == "canceled":
-            when = self.later(sub)
+            when = self.later(sub, within=365 * 86400)
             reason = r.choice(["cancellation_requested", "cancellation_requested", "payment_failed"])
             self.change("subscriptions", sub, when, ("deleted",), status="canceled", canceled_at=when, ended_at=when,
                         cancellation_details={"comment": None, "feedback": r.choice([None, "too_expensive", "unused"]),
@@ -530,7 +535,7 @@ class Billing(Payments):
         if not subscription:
             n = lines or self.big("invoices", 11, 40) or r.randint(1, 6)
             for _ in range(n):
-                price = self.pick("prices", lambda p: p["currency"] == currency and p["type"] == "one_time") or \
+                price = self.pick(f"one_time_{currency}") or \
                     self.price(recurring=False, currency=currency, created=r.randint(self.start, created))
                 ii = self.invoiceitem(customer, invoice, price, created=created)
                 new_lines.append(self._line_for_invoiceitem(invoice, ii))
@@ -661,8 +666,7 @@ class Billing(Payments):
         r = self.rng
         customer = customer or (self.store.get("customers", invoice["customer"]) if invoice else self.pick_customer())
         currency = invoice["currency"] if invoice else customer["currency"] or "usd"
-        price = price or self.pick("prices", lambda p: p["currency"] == currency and p["type"] == "one_time") or \
-            self.price(recurring=False, currency=currency)
+        price = price or self.pick(f"one_time_{currency}") or self.price(recurring=False, currency=currency)
         date = created or self.when(max(customer["created"], price["created"]))
         quantity = quantity or r.randint(1, 3)
         amount = self.amount_for(price, quantity)

@@ -12,21 +12,39 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .objects import BY_NAME
+
 if TYPE_CHECKING:
     from .store import Store
 
 API_VERSION = "2026-10-28.endive"
-_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_ALPHABET = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_TO_ALPHABET = bytes(_ALPHABET[i % 62] for i in range(256))  # random bytes -> id characters
 EVENT_WINDOW = 30 * 86400  # Stripe keeps events 30 days; older changes need no event
+
+
+class Dice(random.Random):
+    """`random.Random` with cheaper `randint`/`choice` (one `random()` each; building draws millions)."""
+
+    def randint(self, a: int, b: int) -> int:  # type: ignore[override]
+        return a + int(self.random() * (b - a + 1))
+
+    def choice(self, seq: Any) -> Any:  # type: ignore[override]
+        return seq[int(self.random() * len(seq))]
 
 
 @dataclass
 class Ids:
     rng: random.Random
     tag: str
+    _pool: str = ""  # id characters drawn in bulk (one draw per 4096 ids)
+    _at: int = 0
 
     def new(self, prefix: str) -> str:
-        body = "".join(self.rng.choices(_ALPHABET, k=14))
+        if self._at >= len(self._pool):
+            self._pool, self._at = self.rng.randbytes(14 * 4096).translate(_TO_ALPHABET).decode(), 0
+        body = self._pool[self._at:self._at + 14]
+        self._at += 14
         return f"{prefix}_1{self.tag}{body}"
 
 
@@ -39,10 +57,11 @@ class Builder:
         from .objects import OBJECTS
 
         self.store = store
-        self.rng = random.Random(seed)
+        self.rng = Dice(seed)
         self.ids = store.ids if scale == 0 else Ids(random.Random(seed * 7919 + 1), tag)
         self.now = now
         self.start = now - span_days * 86400
+        self.horizon = now - EVENT_WINDOW
         self.livemode = livemode
         self.destinations = list(destinations)  # connected accounts transfers go to
         self.account_name = account_name
@@ -54,26 +73,30 @@ class Builder:
         self.instant = scale == 0  # working on a built world (the Emulator API): every change happens now
         self.declined: tuple | None = None  # the decline of the last failed charge
         self.made: dict[str, list[dict]] = {}  # objects built so far, by kind, to pick dependencies from
+        self.gone: set[str] = set()  # deleted: never picked again
         self.touched: dict[str, int] = {}  # object id -> time of its latest change (changes come in order)
 
     # --- time
-    @property
-    def horizon(self) -> int:
-        return self.now - EVENT_WINDOW
-
     def when(self, after: int | None = None) -> int:
+        """A moment in the world's span, uniformly; one before `after` moves to soon after it instead
+        (an invoice soon after its subscription began), so recent days hold no more than their share."""
         if self.instant:
             return self.now
-        low = max(self.start, after or self.start)
-        return self.rng.randint(low, max(low, self.now - 60))
+        last = self.now - 60
+        moment = self.rng.randint(self.start, last)
+        if after is not None and moment < after:
+            moment = self.rng.randint(min(after, last), min(last, after + 60 * 86400))
+        return moment
 
-    def later(self, obj: dict, *after: int | None) -> int:
-        """A moment after the object's latest change (and after `after`): changes to one object stay ordered."""
+    def later(self, obj: dict, *after: int | None, within: int = 7 * 86400) -> int:
+        """A moment soon after the object's latest change (and after `after`): changes to one object
+        stay in order, and an old object's lifecycle stays in its own past (recent days get their share)."""
         if self.instant:
             return self.now
         low = max([self.touched.get(obj["id"], obj.get("created") or obj.get("date") or self.start),
                    *[a for a in after if a is not None]])
-        return self.rng.randint(low, max(low, self.now - 60))
+        last = self.now - 60
+        return self.rng.randint(min(low, last), max(min(low, last), min(last, low + within)))
 
     # --- picking
     def pick(self, kind: str, test: Any = None) -> dict | None:
@@ -83,13 +106,11 @@ class Builder:
             pool = self.made[kind] = self.existing(kind)
         if not pool:
             return None
-        if test is None:
-            return self.rng.choice(pool)
         for _ in range(12):
             obj = self.rng.choice(pool)
-            if test(obj):
+            if obj["id"] not in self.gone and (test is None or test(obj)):
                 return obj
-        passing = [o for o in pool if test(o)]
+        passing = [o for o in pool if o["id"] not in self.gone and (test is None or test(o))]
         return self.rng.choice(passing) if passing else None
 
     def existing(self, kind: str) -> list[dict]:
@@ -108,7 +129,6 @@ class Builder:
         """Store a new object, with the caller's overrides (`Emulator.create(..., **fields)`)."""
         if fields:
             obj.update(fields)
-        self.touched[obj["id"]] = obj.get("created") or obj.get("date") or self.now
         return self.store.add(resource, obj, parent=parent)
 
     def recent(self, at: int) -> bool:
@@ -117,25 +137,35 @@ class Builder:
     def emit(self, event_type: str, resource: str, object_id: str, at: int, delivered: bool = True) -> None:
         """Record an event carrying the object as it is now (only within Stripe's 30 days)."""
         if self.recent(at):
-            self.store.record(event_type, self.store.snapshot(resource, object_id), created=at,
+            self.store.record(event_type, self.store.snapshot_bytes(resource, object_id), created=at,
                               delivered=delivered)
 
     def change(self, resource: str, obj: dict, at: int, events: Sequence[str] = ("updated",), **fields: Any) -> dict:
-        """Change an object at `at` and record Stripe's events for it (`updated` with previous_attributes)."""
+        """Change an object at `at` and record Stripe's events for it.
+
+        `updated` carries `previous_attributes`: the old value of each field that changed (Stripe sends
+        none when nothing did). Nested values are always replaced, never changed in place, so the
+        old ones stay as they were.
+        """
         self.touched[obj["id"]] = max(at, self.touched.get(obj["id"], at))
         if not self.recent(at):
             obj.update(fields)  # a live dict while building: the stored object itself
             return self.store.patch(resource, obj["id"], **fields)
-        before = self.store.snapshot(resource, obj["id"])
+        current = self.store.get(resource, obj["id"])
+        previous = {k: current.get(k) for k, v in fields.items() if current.get(k) != v}
         changed = self.store.patch(resource, obj["id"], **fields)
         obj.update(fields)
-        after = self.store.snapshot(resource, obj["id"])
+        snapshot = self.store.snapshot_bytes(resource, obj["id"])
+        prefix = BY_NAME[resource].events
         for event in events:
-            self.store.changed(resource, after, before, event, when=at)
+            if event != "updated":
+                self.store.record(f"{prefix}.{event}", snapshot, created=at)
+            elif previous:
+                self.store.record(f"{prefix}.updated", snapshot, previous, created=at)
         return changed
 
     def touch_sub_list(self, resource: str, obj: dict, at: int, before: dict | None) -> None:
-        """After a parent's sub-list changed: `<prefix>.updated` with the old embedded list."""
+        """After a parent's sub-list changed: `<prefix>.updated` with the old embedded list (and totals)."""
         self.touched[obj["id"]] = max(at, self.touched.get(obj["id"], at))
         if before is not None and self.recent(at):
             self.store.changed(resource, self.store.snapshot(resource, obj["id"]), before, "updated", when=at)

@@ -80,7 +80,9 @@ class EmulatedObject:
     parent: str | None = None  # sub-list items: the parent's entry
     deletable: bool = False  # `<events>.deleted` exists and the object leaves its list
     generator: str | None = None  # WorldBuilder method creating one (dependents come with their parent)
-    share: float = 0.0  # objects per unit of `scale`
+    # objects per unit of `scale`; the dependents each brings (lines, invoice items, payment methods,
+    # balance transactions, events) make a world of about `scale` objects in all
+    share: float = 0.0
     livemode: bool = True  # carries `livemode` (refunds, balance transactions... do not)
 
 
@@ -139,14 +141,14 @@ OBJECTS: tuple[EmulatedObject, ...] = (
         includable={"sources": _related("customer_sources"), "subscriptions": _related("customer_subscriptions"),
                     "tax_ids": _related("customer_tax_ids"), "cash_balance": _extra("cash_balance"),
                     "invoice_credit_balance": _extra("invoice_credit_balance", {}), "tax": _extra("tax")},
-        deletable=True, generator="customer", share=0.08,
+        deletable=True, generator="customer", share=0.045,
     ),
     EmulatedObject(
         "products", "product", "/v1/products", "/v1/products/{id}", "rak_product_read", "product",
         filters={"active": Flag("active"), "ids": AnyOf("id"), "shippable": Flag("shippable"),
                  "type": Choice("type", ("good", "service")), "url": Equals("url")},
         rules=ListRules(exclusive=(("ids", "starting_after"), ("ids", "ending_before"))),
-        expandable=frozenset({"default_price", "tax_code"}), deletable=True, generator="product", share=0.01,
+        expandable=frozenset({"default_price", "tax_code"}), deletable=True, generator="product", share=0.006,
     ),
     EmulatedObject(
         "prices", "price", "/v1/prices", "/v1/prices/{id}", "rak_price_read", "price",
@@ -155,18 +157,18 @@ OBJECTS: tuple[EmulatedObject, ...] = (
                  "recurring": Where(_recurring, kind="hash:interval,meter,usage_type")},
         expandable=frozenset({"product"}),
         includable={"tiers": _extra("tiers"), "currency_options": _extra("currency_options")},
-        deletable=True, generator="price", share=0.02,
+        deletable=True, generator="price", share=0.01,
     ),
     EmulatedObject(
         "plans", "plan", "/v1/plans", "/v1/plans/{id}", "rak_plan_read", "plan",
         filters={"active": Flag("active"), "product": Equals("product")},
         expandable=frozenset({"product"}), includable={"tiers": _extra("tiers")},
-        deletable=True, generator="plan", share=0.01,
+        deletable=True, generator="plan", share=0.004,
     ),
     EmulatedObject(
         "coupons", "coupon", "/v1/coupons", "/v1/coupons/{id}", "rak_coupon_read", "coupon",
         includable={"applies_to": _extra("applies_to"), "currency_options": _extra("currency_options")},
-        deletable=True, generator="coupon", share=0.004,
+        deletable=True, generator="coupon", share=0.003,
     ),
     EmulatedObject(
         "promotion_codes", "promotion_code", "/v1/promotion_codes", "/v1/promotion_codes/{id}",
@@ -174,11 +176,11 @@ OBJECTS: tuple[EmulatedObject, ...] = (
         filters={"active": Flag("active"), "code": Equals("code", casefold=True),
                  "coupon": Equals("promotion.coupon"), "customer": Equals("customer"),
                  "customer_account": Equals("customer_account")},
-        expandable=frozenset({"customer", "promotion.coupon"}), generator="promotion_code", share=0.004,
+        expandable=frozenset({"customer", "promotion.coupon"}), generator="promotion_code", share=0.003,
     ),
     EmulatedObject(
         "tax_rates", "tax_rate", "/v1/tax_rates", "/v1/tax_rates/{id}", "rak_tax_rate_read", "tax_rate",
-        filters={"active": Flag("active"), "inclusive": Flag("inclusive")}, generator="tax_rate", share=0.002,
+        filters={"active": Flag("active"), "inclusive": Flag("inclusive")}, generator="tax_rate", share=0.0015,
     ),
     # --- billing
     EmulatedObject(
@@ -205,7 +207,7 @@ OBJECTS: tuple[EmulatedObject, ...] = (
                               "pending_setup_intent", "pending_update.discounts", "schedule", "test_clock",
                               "transfer_data.destination"}),
         sub_lists=(SubList("items", "subscription_items", "/v1/subscription_items?subscription={id}", maximum=20),),
-        generator="subscription", share=0.04,
+        generator="subscription", share=0.022,
     ),
     EmulatedObject(
         "subscription_items", "subscription_item", "/v1/subscription_items", "/v1/subscription_items/{id}",
@@ -228,7 +230,7 @@ OBJECTS: tuple[EmulatedObject, ...] = (
                               "total_pretax_credit_amounts.discount"}),
         includable={"payments": _related("invoice_payments")},
         sub_lists=(SubList("lines", "invoice_line_items", "/v1/invoices/{id}/lines"),),
-        deletable=True, generator="invoice", share=0.05,
+        deletable=True, generator="invoice", share=0.028,
     ),
     EmulatedObject(
         "invoice_line_items", "line_item", permission="rak_invoice_read", created_filter=False,
@@ -244,7 +246,7 @@ OBJECTS: tuple[EmulatedObject, ...] = (
                  "pending": Where(lambda s, o, v: (o["invoice"] is None) is v, kind="boolean")},
         expandable=frozenset({"customer", "discounts", "invoice", "pricing.price_details.price",
                               "proration_details.discount_amounts.discount", "test_clock"}),
-        deletable=True, generator="invoiceitem", share=0.03,
+        deletable=True, generator="invoiceitem", share=0.003,  # pending ones; invoices bring theirs
     ),
     EmulatedObject(
         "credit_notes", "credit_note", "/v1/credit_notes", "/v1/credit_notes/{id}", "rak_credit_note_read",
@@ -255,7 +257,7 @@ OBJECTS: tuple[EmulatedObject, ...] = (
                               "pretax_credit_amounts.credit_balance_transaction", "pretax_credit_amounts.discount",
                               "refunds.refund", "shipping_cost.shipping_rate"}),
         sub_lists=(SubList("lines", "credit_note_line_items", "/v1/credit_notes/{id}/lines"),),
-        generator="credit_note", share=0.01,
+        generator="credit_note", share=0.006,
     ),
     EmulatedObject(
         "credit_note_line_items", "credit_note_line_item", permission="rak_credit_note_read", created_filter=False,
@@ -270,7 +272,7 @@ OBJECTS: tuple[EmulatedObject, ...] = (
         filters={"customer": Equals("customer"), "customer_account": Equals("customer_account")},
         expandable=frozenset({"application", "customer", "latest_charge", "on_behalf_of", "payment_method",
                               "payment_record", "review", "source", "transfer_data.destination"}),
-        generator="payment_intent", share=0.09,
+        generator="payment_intent", share=0.05,
     ),
     EmulatedObject(
         "charges", "charge", "/v1/charges", "/v1/charges/{id}", "rak_charge_read", "charge",
@@ -288,14 +290,14 @@ OBJECTS: tuple[EmulatedObject, ...] = (
                               "payment_method_details.us_bank_account.mandate", "review", "source_transfer",
                               "transfer", "transfer_data.destination"}),
         includable={"refunds": _related("charge_refunds")},
-        generator="charge", share=0.028,  # payment intents bring most charges
+        generator="charge", share=0.016,  # payment intents bring most charges
     ),
     EmulatedObject(
         "refunds", "refund", "/v1/refunds", "/v1/refunds/{id}", "rak_refund_read", "refund",
         filters={"charge": Equals("charge"), "payment_intent": Equals("payment_intent")},
         expandable=frozenset({"balance_transaction", "charge", "customer", "failure_balance_transaction",
                               "payment_intent", "payment_method", "source_transfer_reversal", "transfer_reversal"}),
-        generator="refund", share=0.02, livemode=False,
+        generator="refund", share=0.011, livemode=False,
     ),
     EmulatedObject(
         "disputes", "dispute", "/v1/disputes", "/v1/disputes/{id}", "rak_dispute_read", "charge.dispute",
@@ -303,7 +305,7 @@ OBJECTS: tuple[EmulatedObject, ...] = (
         expandable=frozenset({"charge", "payment_intent"} | {f"evidence.{name}" for name in (
             "cancellation_policy", "customer_communication", "customer_signature", "duplicate_charge_documentation",
             "receipt", "refund_policy", "service_documentation", "shipping_documentation", "uncategorized_file")}),
-        generator="dispute", share=0.005,
+        generator="dispute", share=0.003,
     ),
     EmulatedObject(
         "payouts", "payout", "/v1/payouts", "/v1/payouts/{id}", "rak_payout_read", "payout",
@@ -311,14 +313,14 @@ OBJECTS: tuple[EmulatedObject, ...] = (
                  "status": Equals("status")},
         expandable=frozenset({"application_fee", "balance_transaction", "destination", "failure_balance_transaction",
                               "original_payout", "reversed_by"}),
-        generator="payout", share=0.01,
+        generator="payout", share=0.006,
     ),
     EmulatedObject(
         "transfers", "transfer", "/v1/transfers", "/v1/transfers/{id}", "rak_transfer_read", "transfer",
         filters={"destination": Equals("destination"), "transfer_group": Equals("transfer_group")},
         expandable=frozenset({"balance_transaction", "destination", "destination_payment", "source_transaction"}),
         sub_lists=(SubList("reversals", "transfer_reversals", "/v1/transfers/{id}/reversals"),),
-        generator="transfer", share=0.01,
+        generator="transfer", share=0.006,
     ),
     EmulatedObject(
         "transfer_reversals", "transfer_reversal", retrieve="/v1/transfers/{parent}/reversals/{id}",

@@ -123,8 +123,8 @@ class Payments(Builder):
                                                                                             pm["id"]),
                                             "payment_method_type": "card", "type": "card_error"})
         elif status == "canceled":
-            self.change("payment_intents", pi, self.later(pi), ("canceled",), status="canceled",
-                        canceled_at=self.touched[pi["id"]],
+            when = self.later(pi)
+            self.change("payment_intents", pi, when, ("canceled",), status="canceled", canceled_at=when,
                         cancellation_reason=r.choice(["abandoned", "requested_by_customer", "duplicate"]))
         elif status == "requires_action":
             self.change("payment_intents", pi, created, ("requires_action",), status="requires_action",
@@ -205,6 +205,8 @@ class Payments(Builder):
         if pi is None and status == "succeeded" and r.random() < 0.1:  # marketplace orders paid out by transfers
             charge["transfer_group"] = f"ORDER_{r.randint(1000, 9999)}"
         self.add("charges", charge, fields)
+        if charge["transfer_group"]:
+            self.remember("grouped_charges", charge)
         event = {"succeeded": "charge.succeeded", "failed": "charge.failed", "pending": "charge.pending"}[status]
         self.emit(event, "charges", charge_id, created)
         self.declined = decline
@@ -266,7 +268,7 @@ class Payments(Builder):
         if charge is None:
             return None
         charge = self.store.get("charges", charge["id"])
-        created = created or self.later(charge)
+        created = created or self.later(charge, within=60 * 86400)
         status = status or r.choice(["needs_response", "under_review", "won", "lost", "warning_needs_response",
                                      "warning_closed", "won", "lost"])
         dispute_id = self.ids.new("dp")
@@ -302,7 +304,7 @@ class Payments(Builder):
         if debits:
             self.emit("charge.dispute.funds_withdrawn", "disputes", dispute_id, created)
         if status in ("under_review", "won", "lost", "warning_closed"):
-            submitted = self.later(dispute)
+            submitted = self.later(dispute, within=10 * 86400)
             evidence = dict(dispute["evidence"], product_description="Annual plan, delivered by e-mail.",
                             uncategorized_text="Customer used the service after the charge.")
             details = dict(dispute["evidence_details"], has_evidence=True, submission_count=1,
@@ -310,7 +312,7 @@ class Payments(Builder):
             self.change("disputes", dispute, submitted, ("updated",), evidence=evidence, evidence_details=details,
                         status="warning_under_review" if inquiry else "under_review")
         if status in ("won", "lost", "warning_closed"):
-            closed = self.later(dispute)
+            closed = self.later(dispute, within=60 * 86400)
             if status == "won":
                 reinstated = self.balance_transaction(
                     dispute_id, charge["amount"], charge["currency"], closed, "adjustment", "dispute_reversal",
@@ -330,7 +332,7 @@ class Payments(Builder):
         amount = amount if amount is not None else r.randint(5_000, 80_000)
         transfer_id = self.ids.new("tr")
         txn = self.balance_transaction(transfer_id, -amount, ACCOUNT_CURRENCY, created, "transfer")
-        source = self.pick("charges", lambda c: c.get("transfer_group") and c["created"] <= created)
+        source = self.pick("grouped_charges", lambda c: c["created"] <= created)
         transfer = {
             "id": transfer_id, "object": "transfer", "amount": amount, "amount_reversed": 0,
             "balance_transaction": txn["id"], "created": created, "currency": ACCOUNT_CURRENCY,

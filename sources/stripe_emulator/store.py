@@ -71,17 +71,21 @@ class Collection:
         self.position: dict[str, tuple[int, int, str]] = {}  # id -> its key
         self._sorted = True
         self._sequence = 0
+        self.bulk = False  # while the world is built: keys are sorted once, on first read
 
-    def add(self, obj: dict) -> None:
-        self.objects[obj["id"]] = obj
+    def add(self, obj: dict | bytes, object_id: str | None = None, created: int | None = None) -> None:
+        """Add an object (or its JSON bytes, with its id and time: events are stored as they are served)."""
+        object_id = object_id or obj["id"]  # type: ignore[index]
+        self.objects[object_id] = obj
         if not self.ordered_list:
             return
         self._sequence += 1
-        key = (-obj[self.created_field], -self._sequence, obj["id"])
-        self.position[obj["id"]] = key
+        key = (-(created if created is not None else obj[self.created_field]), -self._sequence,  # type: ignore[index]
+               object_id)
+        self.position[object_id] = key
         if self._sorted and (not self.keys or key > self.keys[-1]):
             self.keys.append(key)
-        elif self._sorted and len(self.keys) < 50_000:
+        elif self._sorted and not self.bulk and len(self.keys) < 50_000:
             insort(self.keys, key)
         else:  # bulk building: sort once, on first read
             self.keys.append(key)
@@ -121,6 +125,8 @@ class Store:
         self.lock = threading.RLock()
         self.collections = {entry.name: Collection(entry.created_field, ordered=entry.path is not None)
                             for entry in OBJECTS}
+        for coll in self.collections.values():
+            coll.bulk = True
         # sub-list item name -> parent id -> item ids, in the sub-list's order (the first 10 are embedded)
         self.sub_lists: dict[str, dict[str, list[str]]] = {item: {} for item in SUB_LIST_OF}
         # includable lists computed from other objects (see objects.RELATIONS): relation -> parent id -> ids
@@ -180,6 +186,7 @@ class Store:
         with self.lock:
             for coll in self.collections.values():
                 coll.objects.compact()
+                coll.bulk = False
             self._bytes.clear()
 
     def patch(self, resource: str, object_id: str, **fields: Any) -> dict:
@@ -204,6 +211,8 @@ class Store:
 
     def invalidate(self, object_id: str) -> None:
         """Forget the rendered JSON of an object (and of the parent embedding it)."""
+        if not self._bytes:  # nothing rendered yet (while building)
+            return
         self._bytes.pop(object_id, None)
         resource = self.where.get(object_id)
         if resource in SUB_LIST_OF:
@@ -281,32 +290,33 @@ class Store:
         return [k[2] for k in self.collections[resource].ordered()]
 
     # --- changes, each recorded the way Stripe records it: as an event
-    def record(self, event_type: str, obj: dict, previous: dict | None = None, created: int | None = None,
-               delivered: bool = True) -> dict:
-        data: dict = {"object": orjson.loads(orjson.dumps(obj))}  # a snapshot; faster than deepcopy
+    def record(self, event_type: str, obj: dict | bytes, previous: dict | None = None, created: int | None = None,
+               delivered: bool = True) -> str:
+        """Add an event carrying `obj` (a snapshot: a dict, or the JSON bytes of one); returns its id.
+
+        Events never change, so they are kept as the JSON bytes they are served as.
+        """
+        event_id = self.ids.new("evt")
+        created = created if created is not None else self.clock()
+        data: dict[str, Any] = {"object": orjson.Fragment(obj if type(obj) is bytes else orjson.dumps(obj))}
         if previous is not None:
             data["previous_attributes"] = previous
-        event = {"id": self.ids.new("evt"), "object": "event"}
+        event: dict[str, Any] = {"id": event_id, "object": "event"}
         if self.connected:
             event["account"] = self.account_id
-        event.update({
-            "api_version": API_VERSION,
-            "context": None,
-            "created": created if created is not None else self.clock(),
-            "data": data,
-            "livemode": self.livemode,
-            "pending_webhooks": 0 if delivered else 1,
-            "request": {"id": None, "idempotency_key": None},
-            "type": event_type,
-        })
-        if not event["context"]:
-            del event["context"]  # only on events of an account's organization
+        event.update({"api_version": API_VERSION, "created": created, "data": data, "livemode": self.livemode,
+                      "pending_webhooks": 0 if delivered else 1, "request": {"id": None, "idempotency_key": None},
+                      "type": event_type})
         with self.lock:
-            self.collections["events"].add(event)
-            self.where[event["id"]] = "events"
+            self.collections["events"].add(dumps(event), event_id, created)
+            self.where[event_id] = "events"
             if not delivered:
-                self.undelivered.add(event["id"])
-        return event
+                self.undelivered.add(event_id)
+        return event_id
+
+    def snapshot_bytes(self, resource: str, object_id: str) -> bytes:
+        """The object's JSON as the API renders it now."""
+        return orjson.dumps(self.render(resource, self.collections[resource].objects[object_id]))
 
     def snapshot(self, resource: str, object_id: str) -> dict:
         """A copy of the object as the API renders it now (live objects change in place while building)."""
@@ -328,7 +338,7 @@ class Store:
             return after
 
     def changed(self, resource: str, after: dict, before: dict, event: str | None = "updated",
-                when: int | None = None) -> dict | None:
+                when: int | None = None) -> str | None:
         """Record the event of a change already made (`before` and `after` are snapshots)."""
         prefix = BY_NAME[resource].events
         if event is None or prefix is None:

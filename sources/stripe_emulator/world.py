@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from .billing import Billing
-from .builder import API_VERSION, Ids
+from .builder import API_VERSION, EVENT_WINDOW, Ids
 from .objects import BY_NAME, LISTED
 
 __all__ = ["API_VERSION", "Ids", "WorldBuilder"]
@@ -35,10 +35,13 @@ class WorldBuilder(Billing):
             self.history()
 
     def existing(self, kind: str) -> list[dict]:
-        if kind == "recurring":
-            return [p for p in self.store.collections["prices"].objects.values() if p["type"] == "recurring"]
-        if kind == "big_invoices":
-            return []
+        if kind.startswith("recurring_"):
+            _, currency, interval = kind.split("_")
+            return [p for p in self.store.collections["prices"].objects.values() if p["type"] == "recurring"
+                    and p["currency"] == currency and p["recurring"]["interval"] == interval]
+        if kind.startswith("one_time_"):
+            return [p for p in self.store.collections["prices"].objects.values() if p["type"] == "one_time"
+                    and p["currency"] == kind[9:]]
         if kind in self.store.collections and kind in BY_NAME:
             return list(self.store.collections[kind].objects.values())
         return []
@@ -48,7 +51,8 @@ class WorldBuilder(Billing):
         """Activity of the last 30 days on top of the built world: every kind of event, in time order per object."""
         r = self.rng
         lo = self.now - 29 * 86400
-        n = max(1, sum(self.counts.values()) // 300)  # a few changes per kind, more on bigger worlds
+        # a few changes of each kind: enough for every kind of event, not so many that building slows
+        n = max(1, min(8, sum(self.counts.values()) // 1000))
 
         def at() -> int:
             return r.randint(lo, self.now - 120)
@@ -63,7 +67,7 @@ class WorldBuilder(Billing):
             self.invoiceitem(created=at())
             self.transfer(created=at(), reversals=r.choice([0, 2, 12]))
             product = self.product(created=at())
-            self.price(product, created=self.later(product, lo))
+            self.price(product, created=self.later(product, lo, within=EVENT_WINDOW))
             self.coupon(created=at())
             self.tax_rate(created=at())
         for created in sorted(at() for _ in range(n)):
@@ -79,97 +83,102 @@ class WorldBuilder(Billing):
             self.credit_note()
 
     def _recent(self, kind: str, lo: int, test: Any = None) -> dict | None:
-        return self.pick(kind, (lambda o: o["created"] >= lo - 60 * 86400 and (test is None or test(o))))
+        """One of the objects of a kind made in the last 90 days (a refund or dispute comes soon after)."""
+        key = f"_recent_{kind}"
+        if key not in self.made:
+            self.made[key] = [o for o in self.made.get(kind, []) if o["created"] >= lo - 60 * 86400]
+        return self.pick(key, test)
 
     def _refund_recent(self, lo: int) -> None:
         charge = self._recent("charges", lo, lambda c: c["status"] == "succeeded" and c["captured"]
                               and c["amount_refunded"] < c["amount"])
         if charge:
-            self.refund(charge, created=self.later(charge, lo))
+            self.refund(charge, created=self.later(charge, lo, within=EVENT_WINDOW))
 
     def _dispute_recent(self, lo: int) -> None:
         charge = self._recent("charges", lo, lambda c: c["status"] == "succeeded" and not c["disputed"]
                               and c["captured"])
         if charge:
-            self.dispute(charge, created=self.later(charge, lo), status=self.rng.choice(["needs_response", "won",
+            self.dispute(charge, created=self.later(charge, lo, within=EVENT_WINDOW), status=self.rng.choice(["needs_response", "won",
                                                                                            "lost"]))
 
     def _change_catalog(self, lo: int) -> None:
         r = self.rng
         product = self.pick("products")
         if product:
-            self.update("products", product, self.later(product, lo), name=product["name"] + " Plus",
+            self.update("products", product, self.later(product, lo, within=EVENT_WINDOW), name=product["name"] + " Plus",
                         description="Now with more")
         price = self.pick("prices", lambda p: p["active"])
         if price:
-            self.update("prices", price, self.later(price, lo), active=False)
+            self.update("prices", price, self.later(price, lo, within=EVENT_WINDOW), active=False)
         promo = self.pick("promotion_codes", lambda p: p["active"])
         if promo:
-            self.update("promotion_codes", promo, self.later(promo, lo), active=False)
+            self.update("promotion_codes", promo, self.later(promo, lo, within=EVENT_WINDOW), active=False)
         rate = self.pick("tax_rates")
         if rate:
-            self.update("tax_rates", rate, self.later(rate, lo), display_name=rate["display_name"] + " (standard)")
+            self.update("tax_rates", rate, self.later(rate, lo, within=EVENT_WINDOW), display_name=rate["display_name"] + " (standard)")
         coupon = self.pick("coupons", lambda c: c["id"] in self.store.collections["coupons"].objects)
         if coupon:
-            self.update("coupons", coupon, self.later(coupon, lo), metadata={"campaign": "spring"})
+            self.update("coupons", coupon, self.later(coupon, lo, within=EVENT_WINDOW), metadata={"campaign": "spring"})
         charge = self._recent("charges", lo, lambda c: c["id"] in self.store.collections["charges"].objects)
         if charge:
-            self.update("charges", charge, self.later(charge, lo), description="Order #" + str(r.randint(100, 999)),
+            self.update("charges", charge, self.later(charge, lo, within=EVENT_WINDOW), description="Order #" + str(r.randint(100, 999)),
                         metadata={"order": "web"})
         item = self.pick("invoiceitems", lambda i: i["invoice"] is None
                          and i["id"] in self.store.collections["invoiceitems"].objects)
         if item:
-            self.update("invoiceitems", item, self.later(item, lo), description="Onboarding (2 sessions)")
+            self.update("invoiceitems", item, self.later(item, lo, within=EVENT_WINDOW), description="Onboarding (2 sessions)")
         transfer = self.pick("transfers")
         if transfer:
-            self.update("transfers", transfer, self.later(transfer, lo), description="Seller payout (adjusted)")
+            self.update("transfers", transfer, self.later(transfer, lo, within=EVENT_WINDOW), description="Seller payout (adjusted)")
         doomed = self.product(created=r.randint(lo, self.now - 7200))  # made in error, deleted the same month
-        self.delete("products", doomed, self.later(doomed, lo))
+        self.delete("products", doomed, self.later(doomed, lo, within=EVENT_WINDOW))
         plan = self.plan(created=r.randint(lo, self.now - 7200))
-        self.delete("plans", plan, self.later(plan, lo))
+        self.delete("plans", plan, self.later(plan, lo, within=EVENT_WINDOW))
         coupon = self.coupon(created=r.randint(lo, self.now - 7200))
-        self.delete("coupons", coupon, self.later(coupon, lo))
+        self.delete("coupons", coupon, self.later(coupon, lo, within=EVENT_WINDOW))
 
     def _change_customers(self, lo: int) -> None:
         r = self.rng
         customer = self.pick("customers", lambda c: c["id"] in self.store.collections["customers"].objects)
         if customer:
-            self.update("customers", customer, self.later(customer, lo), email=f"billing+{r.randint(1, 999)}"
+            self.update("customers", customer, self.later(customer, lo, within=EVENT_WINDOW), email=f"billing+{r.randint(1, 999)}"
                         f"@example.com", metadata={**customer["metadata"], "segment": "smb"})
         gone = self.customer(created=r.randint(lo, self.now - 7200))
-        self.delete("customers", gone, self.later(gone, lo))
+        self.delete("customers", gone, self.later(gone, lo, within=EVENT_WINDOW))
         pending = self.invoiceitem(created=r.randint(lo, self.now - 7200))
-        self.delete("invoiceitems", pending, self.later(pending, lo))
+        self.delete("invoiceitems", pending, self.later(pending, lo, within=EVENT_WINDOW))
 
     def _change_subscriptions(self, lo: int) -> None:
         sub = self.pick("subscriptions", lambda s: s["status"] in ("active", "trialing")
                         and s["id"] in self.store.collections["subscriptions"].objects)
         if sub:
-            self.cancel_subscription(sub, self.later(sub, lo))
-        sub = self.pick("subscriptions", lambda s: s["status"] == "active")
+            self.cancel_subscription(sub, self.later(sub, lo, within=EVENT_WINDOW))
+        sub = self.pick("subscriptions", lambda s: s["status"] == "active"
+                        and len(self.store.item_ids("subscription_items", s["id"])) <= 18)
         if sub:
-            self.add_subscription_items(sub, self.rng.choice([1, 2]), self.later(sub, lo))
+            self.add_subscription_items(sub, self.rng.choice([1, 2]), self.later(sub, lo, within=EVENT_WINDOW))
         sub = self.pick("subscriptions", lambda s: s["status"] == "trialing")
         if sub:
-            self.change("subscriptions", sub, self.later(sub, lo), status="active")
+            self.change("subscriptions", sub, self.later(sub, lo, within=EVENT_WINDOW), status="active")
 
     def _change_invoices(self, lo: int) -> None:
         invoice = self.pick("invoices", lambda i: i["status"] == "open")
         if invoice:
-            self.pay(invoice, self.later(invoice, lo))
+            self.pay(invoice, self.later(invoice, lo, within=EVENT_WINDOW))
         invoice = self.pick("invoices", lambda i: i["status"] == "open")
         if invoice:
-            self.void_invoice(invoice, self.later(invoice, lo))
+            self.void_invoice(invoice, self.later(invoice, lo, within=EVENT_WINDOW))
         draft = self.invoice(status="draft", created=self.rng.randint(lo, self.now - 7200))
-        self.finalize_invoice(draft, self.later(draft, lo))
+        self.finalize_invoice(draft, self.later(draft, lo, within=EVENT_WINDOW))
         draft = self.invoice(status="draft", created=self.rng.randint(lo, self.now - 7200))
-        self.delete("invoices", draft, self.later(draft, lo))
+        self.delete("invoices", draft, self.later(draft, lo, within=EVENT_WINDOW))
         note = self.pick("credit_notes", lambda c: c["status"] == "issued")
         if note:
-            self.change("credit_notes", note, self.later(note, lo), memo="Goodwill credit")
+            self.change("credit_notes", note, self.later(note, lo, within=EVENT_WINDOW), memo="Goodwill credit")
         note = self.pick("credit_notes", lambda c: c["status"] == "issued" and c["type"] == "pre_payment")
         if note:
-            when = self.later(note, lo)
+            when = self.later(note, lo, within=EVENT_WINDOW)
             self.change("credit_notes", note, when, ("updated", "voided"), status="void", voided_at=when)
 
     # --- changes, as Stripe makes them (also `Emulator.update/delete/cancel_subscription/...`)
@@ -195,11 +204,9 @@ class WorldBuilder(Billing):
                 if sub["status"] not in ("canceled", "incomplete_expired"):
                     self.cancel_subscription(sub, at)
         self.touched[obj["id"]] = at
-        for kind in (resource, "recurring"):  # nothing picks a deleted object again
-            if kind in self.made:
-                self.made[kind] = [o for o in self.made[kind] if o["id"] != obj["id"]]
-        snapshot = self.store.delete(resource, obj["id"], when=at if self.recent(at) else None)
         twin = {"prices": "plans", "plans": "prices"}.get(resource)
+        self.gone.add(obj["id"])  # nothing picks a deleted object again
+        snapshot = self.store.delete(resource, obj["id"], when=at if self.recent(at) else None)
         if twin and obj["id"] in self.store.collections[twin].objects:
             self.store.delete(twin, obj["id"], when=at if self.recent(at) else None)
         return snapshot
