@@ -286,11 +286,12 @@ class Billing(Payments):
         self.emit("coupon.created", "coupons", coupon["id"], created)
         return coupon
 
-    def promotion_code(self, coupon: dict | None = None, created: int | None = None, **fields: Any) -> dict:
+    def promotion_code(self, coupon: dict | None = None, customer: dict | None = None, created: int | None = None,
+                       **fields: Any) -> dict:
         r = self.rng
         coupon = coupon or self.pick("coupons") or self.coupon()
         created = created or self.when(coupon["created"])
-        customer = self.pick("customers") if r.random() < 0.2 else None
+        customer = customer or (self.pick("customers") if r.random() < 0.2 else None)
         promo = {
             "id": self.ids.new("promo"), "object": "promotion_code", "active": r.random() < 0.85,
             "code": f"SAVE{r.randint(100, 99999)}", "created": created,
@@ -361,7 +362,7 @@ class Billing(Payments):
         r = self.rng
         customer = customer or self.pick_customer()
         created = created or self.when(customer["created"])
-        status = status or r.choice(SUBSCRIPTION_STATUSES)
+        status = status or self.vary("subscriptions", SUBSCRIPTION_STATUSES)
         currency = price["currency"] if price else customer["currency"] or "usd"
         if customer["currency"] is None:
             customer["currency"] = currency
@@ -396,6 +397,7 @@ class Billing(Payments):
             "default_tax_rates": [self.store.get("tax_rates", tax_rate["id"])] if tax_rate else [],
             "description": r.choice([None, None, "Team plan"]), "discounts": discounts, "ended_at": None,
             "invoice_settings": {"account_tax_ids": None, "issuer": {"type": "self"}}, "latest_invoice": None,
+            "managed_payments": None,
             "livemode": self.livemode, "metadata": {}, "next_pending_invoice_item_invoice": None, "on_behalf_of": None,
             "pause_collection": None,
             "payment_settings": {"payment_method_options": None, "payment_method_types": None,
@@ -471,7 +473,7 @@ class Billing(Payments):
         customer = customer or self.pick_customer()
         created = created or self.when((subscription or customer)["created"])
         currency = subscription["currency"] if subscription else customer["currency"] or "usd"
-        status = status or r.choice(INVOICE_STATUSES)
+        status = status or self.vary("invoices", INVOICE_STATUSES)
         invoice_id = self.ids.new("in")
         send_invoice = (subscription or {}).get("collection_method") == "send_invoice" or (
             subscription is None and r.random() < 0.3)

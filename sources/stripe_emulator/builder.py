@@ -124,6 +124,12 @@ class Builder:
     def chance(self, p: float) -> bool:
         return self.rng.random() < p
 
+    def vary(self, kind: str, choices: Sequence[str]) -> str:
+        """The first objects of a kind take each choice in turn (small worlds see every status), then at random."""
+        made = len(self.made.get(kind, ()))
+        distinct = list(dict.fromkeys(choices))
+        return distinct[made] if made < len(distinct) else self.rng.choice(choices)
+
     # --- recording
     def add(self, resource: str, obj: dict, fields: dict | None = None, parent: str | None = None) -> dict:
         """Store a new object, with the caller's overrides (`Emulator.create(..., **fields)`)."""
@@ -134,11 +140,17 @@ class Builder:
     def recent(self, at: int) -> bool:
         return at >= self.horizon
 
-    def emit(self, event_type: str, resource: str, object_id: str, at: int, delivered: bool = True) -> None:
+    def emit(self, event_type: str, resource: str, object_id: str, at: int) -> None:
         """Record an event carrying the object as it is now (only within Stripe's 30 days)."""
         if self.recent(at):
             self.store.record(event_type, self.store.snapshot_bytes(resource, object_id), created=at,
-                              delivered=delivered)
+                              delivered=self.delivered(at))
+
+    def delivered(self, at: int) -> bool:
+        """Whether the account's webhook endpoint got the event: a few deliveries failed, the latest are pending."""
+        if self.instant:
+            return True
+        return self.rng.random() > (0.5 if at > self.now - 600 else 0.03)
 
     def change(self, resource: str, obj: dict, at: int, events: Sequence[str] = ("updated",), **fields: Any) -> dict:
         """Change an object at `at` and record Stripe's events for it.
@@ -156,12 +168,13 @@ class Builder:
         changed = self.store.patch(resource, obj["id"], **fields)
         obj.update(fields)
         snapshot = self.store.snapshot_bytes(resource, obj["id"])
-        prefix = BY_NAME[resource].events
+        entry = BY_NAME[resource]
+        prefix = entry.events
         for event in events:
             if event != "updated":
-                self.store.record(f"{prefix}.{event}", snapshot, created=at)
-            elif previous:
-                self.store.record(f"{prefix}.updated", snapshot, previous, created=at)
+                self.store.record(f"{prefix}.{event}", snapshot, created=at, delivered=self.delivered(at))
+            elif previous and entry.announces_updates:
+                self.store.record(f"{prefix}.updated", snapshot, previous, created=at, delivered=self.delivered(at))
         return changed
 
     def touch_sub_list(self, resource: str, obj: dict, at: int, before: dict | None) -> None:

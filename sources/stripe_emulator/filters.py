@@ -208,3 +208,4 @@ class ListRules:
     exclusive: tuple[tuple[str, ...], ...] = ()  # groups of parameters that may not come together
     # objects the list leaves out unless a parameter asks for them: (test on the object, params that lift it)
     hidden: tuple[tuple[Callable[[Store, dict, dict], bool], tuple[str, ...]], ...] = ()
+    checks: tuple[Callable[[Store, dict], None], ...] = ()  # refusals that need the store (raise ApiError)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from .errors import ApiError
 from .filters import AnyOf, Choice, Equals, Filter, Flag, ListRules, Range, Where, value_at
 
 if TYPE_CHECKING:
@@ -79,6 +80,7 @@ class EmulatedObject:
     sub_lists: tuple[SubList, ...] = ()
     parent: str | None = None  # sub-list items: the parent's entry
     deletable: bool = False  # `<events>.deleted` exists and the object leaves its list
+    announces_updates: bool = True  # Stripe sends `<events>.updated` when it changes
     generator: str | None = None  # WorldBuilder method creating one (dependents come with their parent)
     # objects per unit of `scale`; the dependents each brings (lines, invoice items, payment methods,
     # balance transactions, events) make a world of about `scale` objects in all
@@ -124,6 +126,13 @@ def _hidden_canceled(store: Store, obj: dict, params: dict) -> bool:
 
 def _payout_settled(store: Store, txn: dict, payout: str) -> bool:
     return store.settled_by.get(txn["id"]) == payout
+
+
+def _automatic_payout(store: Store, params: dict) -> None:
+    payout = store.collections["payouts"].objects.get(params.get("payout", ""))
+    if payout is not None and not payout["automatic"]:
+        raise ApiError(400, "Balance transaction history can only be filtered on automatic transfers, not manual.",
+                       param="payout")
 
 
 def _recurring(store: Store, price: dict, wanted: dict) -> bool:
@@ -246,7 +255,8 @@ OBJECTS: tuple[EmulatedObject, ...] = (
                  "pending": Where(lambda s, o, v: (o["invoice"] is None) is v, kind="boolean")},
         expandable=frozenset({"customer", "discounts", "invoice", "pricing.price_details.price",
                               "proration_details.discount_amounts.discount", "test_clock"}),
-        deletable=True, generator="invoiceitem", share=0.003,  # pending ones; invoices bring theirs
+        deletable=True, announces_updates=False,  # the pinned version has no `invoiceitem.updated`
+        generator="invoiceitem", share=0.003,  # pending ones; invoices bring theirs
     ),
     EmulatedObject(
         "credit_notes", "credit_note", "/v1/credit_notes", "/v1/credit_notes/{id}", "rak_credit_note_read",
@@ -333,6 +343,7 @@ OBJECTS: tuple[EmulatedObject, ...] = (
         "rak_balance_transaction_source_read",
         filters={"currency": Equals("currency"), "payout": Where(_payout_settled), "source": Equals("source"),
                  "type": Equals("type")},
+        rules=ListRules(checks=(_automatic_payout,)),
         expandable=frozenset({"source"}), livemode=False,
     ),
     # --- the change log

@@ -13,7 +13,8 @@ from typing import Any
 from .builder import Builder, address, list_object
 
 ACCOUNT_CURRENCY = "usd"
-FX = {"usd": 1.0, "eur": 1.08, "gbp": 1.27}  # to the account's currency
+SETTLEMENT = ("usd", "eur")  # the account holds balances (and bank accounts) in these; others convert to usd
+FX = {"usd": 1.0, "eur": 1.08, "gbp": 1.27}  # to usd
 BRANDS = ("visa", "visa", "mastercard", "amex")
 DECLINES = (("card_declined", "generic_decline", "Your card was declined."),
             ("card_declined", "insufficient_funds", "Your card has insufficient funds."),
@@ -59,15 +60,16 @@ class Payments(Builder):
     def balance_transaction(self, source: str, amount: int, currency: str, created: int, kind: str,
                             category: str | None = None, fee: int = 0, fee_type: str = "Stripe processing fees",
                             description: str | None = None) -> dict:
-        """The account-currency side of a movement; only charges (and disputes) carry fees."""
-        rate = FX[currency] if currency != ACCOUNT_CURRENCY else None
+        """The balance side of a movement, in a settlement currency; only charges (and disputes) carry fees."""
+        settled_in = currency if currency in SETTLEMENT else ACCOUNT_CURRENCY
+        rate = FX[currency] if currency != settled_in else None
         converted = round(amount * rate) if rate else amount
-        fee_details = [{"amount": fee, "application": None, "currency": ACCOUNT_CURRENCY, "description": fee_type,
+        fee_details = [{"amount": fee, "application": None, "currency": settled_in, "description": fee_type,
                         "type": "stripe_fee"}] if fee else []
         available_on = created + 2 * 86400
         txn = {"id": self.ids.new("txn"), "object": "balance_transaction", "amount": converted,
                "available_on": available_on, "balance_type": "payments", "created": created,
-               "currency": ACCOUNT_CURRENCY, "description": description, "exchange_rate": rate, "fee": fee,
+               "currency": settled_in, "description": description, "exchange_rate": rate, "fee": fee,
                "fee_details": fee_details, "net": converted - fee, "reporting_category": category or kind,
                "source": source, "status": "available" if available_on <= self.now else "pending", "type": kind}
         self.add("balance_transactions", txn)
@@ -83,8 +85,8 @@ class Payments(Builder):
         created = created or self.when(customer["created"])
         currency = currency or customer["currency"] or "usd"
         amount = amount if amount is not None else r.choice([500, 1999, 2900, 4900, 12000, 35000])
-        status = status or r.choice(["succeeded"] * 15 + ["requires_payment_method", "canceled", "requires_action",
-                                                          "processing", "requires_capture"])
+        status = status or self.vary("payment_intents", ["succeeded"] * 15 + [
+            "requires_payment_method", "canceled", "requires_action", "processing", "requires_capture"])
         pm = self.payment_method_of(customer)
         automatic = r.random() < 0.5
         pi = {
@@ -101,7 +103,8 @@ class Payments(Builder):
             if automatic else None,
             "payment_method_options": {"card": {"installments": None, "mandate_options": None, "network": None,
                                                 "request_three_d_secure": "automatic"}},
-            "payment_method_types": ["card", "link"] if automatic else ["card"], "processing": None,
+            "managed_payments": None, "payment_method_types": ["card", "link"] if automatic else ["card"],
+            "processing": None,
             "receipt_email": customer["email"] if r.random() < 0.3 else None, "review": None,
             "setup_future_usage": r.choice([None, None, "off_session"]), "shipping": None, "source": None,
             "statement_descriptor": None, "statement_descriptor_suffix": None, "status": "requires_payment_method",
@@ -162,7 +165,7 @@ class Payments(Builder):
         txn = None
         if status != "failed" and captured:
             txn = self.balance_transaction(charge_id, amount, currency, created, "charge",
-                                           fee=_fee(round(amount * FX[currency])))
+                                           fee=_fee(amount if currency in SETTLEMENT else round(amount * FX[currency])))
         decline = r.choice(DECLINES) if status == "failed" else None
         risk = r.randint(0, 99)
         charge = {
@@ -269,8 +272,8 @@ class Payments(Builder):
             return None
         charge = self.store.get("charges", charge["id"])
         created = created or self.later(charge, within=60 * 86400)
-        status = status or r.choice(["needs_response", "under_review", "won", "lost", "warning_needs_response",
-                                     "warning_closed", "won", "lost"])
+        status = status or self.vary("disputes", ["won", "lost", "needs_response", "under_review", "warning_needs_response",
+                                                  "warning_closed", "won", "lost"])
         dispute_id = self.ids.new("dp")
         inquiry = status.startswith("warning")
         debits = [] if inquiry else [self.balance_transaction(
@@ -379,40 +382,44 @@ class Payments(Builder):
                                    "reversed", when=when)
         return made
 
-    def bank_account(self) -> dict:
+    def bank_account(self, currency: str = ACCOUNT_CURRENCY) -> dict:
         r = self.rng
+        kind = f"bank_accounts_{currency}"
         bank = {"id": self.ids.new("ba"), "object": "bank_account", "account": self.store.account_id,
                 "account_holder_name": self.account_name, "account_holder_type": "company", "account_type": None,
-                "available_payout_methods": ["standard", "instant"], "bank_name": "STRIPE TEST BANK",
-                "country": "US", "currency": ACCOUNT_CURRENCY, "customer": None,
-                "default_for_currency": not self.made.get("bank_accounts"),
+                "available_payout_methods": ["standard", "instant"],
+                "bank_name": "STRIPE TEST BANK" if currency == "usd" else "STRIPE TEST BANK EU",
+                "country": "US" if currency == "usd" else "DE", "currency": currency, "customer": None,
+                "default_for_currency": not self.made.get(kind),
                 "fingerprint": self.ids.new("fp")[5:21], "future_requirements": None,
                 "last4": f"{r.randint(0, 9999):04d}", "metadata": {}, "requirements": None,
-                "routing_number": "110000000", "status": "verified"}
+                "routing_number": "110000000" if currency == "usd" else None, "status": "verified"}
         self.add("bank_accounts", bank)
-        return self.remember("bank_accounts", bank)
+        return self.remember(kind, bank)
 
     def payout(self, amount: int | None = None, created: int | None = None, automatic: bool | None = None,
-               **fields: Any) -> dict:
+               currency: str | None = None, **fields: Any) -> dict:
         """A payout to one of the account's bank accounts; an automatic one pays out the balance
         transactions that became available since the previous one (`balance_transactions?payout=`)."""
         r = self.rng
         created = created or self.when()
-        automatic = r.random() < 0.85 if automatic is None else automatic
-        banks = self.made.get("bank_accounts") or [self.bank_account(), self.bank_account()]
+        automatic = self.vary("payouts", [True] * 6 + [False]) if automatic is None else automatic
+        currency = currency or r.choice(["usd", "usd", "usd", "eur"])
+        banks = self.made.get(f"bank_accounts_{currency}") or [self.bank_account(currency),
+                                                                self.bank_account(currency)]
         payout_id = self.ids.new("po")
-        settled = self.settle(payout_id, created) if automatic else []
+        settled = self.settle(payout_id, created, currency) if automatic else []
         if amount is None:
             amount = sum(t["net"] for t in settled) if settled else r.randint(10_000, 500_000)
         amount = max(amount, 100)
-        txn = self.balance_transaction(payout_id, -amount, ACCOUNT_CURRENCY, created, "payout")
+        txn = self.balance_transaction(payout_id, -amount, currency, created, "payout")
         if automatic:
             self.store.settled_by[txn["id"]] = payout_id
         arrival = created + 2 * 86400
         payout = {
             "id": payout_id, "object": "payout", "amount": amount, "application_fee": None,
             "application_fee_amount": None, "arrival_date": arrival, "automatic": automatic,
-            "balance_transaction": txn["id"], "created": created, "currency": ACCOUNT_CURRENCY,
+            "balance_transaction": txn["id"], "created": created, "currency": currency,
             "description": "STRIPE PAYOUT", "destination": r.choice(banks)["id"], "failure_balance_transaction": None,
             "failure_code": None, "failure_message": None, "livemode": self.livemode, "metadata": {},
             "method": "standard" if automatic or r.random() < 0.7 else "instant", "original_payout": None,
@@ -428,7 +435,7 @@ class Payments(Builder):
             self.change("payouts", payout, self.later(payout, created + 600), ("updated",), status="in_transit")
         if arrival <= self.now:
             if r.random() < 0.05:
-                failed = self.balance_transaction(payout_id, amount, ACCOUNT_CURRENCY, arrival, "payout_failure")
+                failed = self.balance_transaction(payout_id, amount, currency, arrival, "payout_failure")
                 self.change("payouts", payout, arrival, ("failed", "updated"), status="failed",
                             failure_balance_transaction=failed["id"], failure_code="account_closed",
                             failure_message="The bank account has been closed.",
@@ -438,16 +445,16 @@ class Payments(Builder):
                             trace_id={"status": "supported", "value": f"{r.randint(10**14, 10**15 - 1)}"})
         return payout
 
-    def settle(self, payout_id: str, at: int) -> list[dict]:
+    def settle(self, payout_id: str, at: int, currency: str) -> list[dict]:
         """The balance transactions available by `at` that no payout has paid out yet: this payout's.
 
         Payouts are made in time order (see `WorldBuilder.build`); the transactions are sorted once.
         """
-        queue = self.made.get("_unsettled")
+        queue = self.made.get(f"_unsettled_{currency}")
         if queue is None:
-            queue = sorted((t for t in self.made.get("balance_transactions", []) if t["type"] != "payout"),
-                           key=lambda t: t["available_on"], reverse=True)
-            self.made["_unsettled"] = queue
+            queue = sorted((t for t in self.made.get("balance_transactions", []) if t["type"] != "payout"
+                            and t["currency"] == currency), key=lambda t: t["available_on"], reverse=True)
+            self.made[f"_unsettled_{currency}"] = queue
         settled = []
         while queue and queue[-1]["available_on"] <= at:
             txn = queue.pop()

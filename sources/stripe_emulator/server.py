@@ -347,6 +347,8 @@ class Api:
                 raise exclusive(*group)
         limit = self.page_bounds(params)
         expand_paths = self.list_expand(params)
+        for check in entry.rules.checks:
+            check(store, params)
         wanted = {name: entry.filters[name].parse(params[name], name) for name in entry.filters if name in params}
         hidden = [test for test, lifted_by in entry.rules.hidden if not any(p in params for p in lifted_by)]
         gte, lt = parse_range(params["created"], "created") if "created" in params else (None, None)

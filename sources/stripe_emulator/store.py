@@ -343,6 +343,8 @@ class Store:
         prefix = BY_NAME[resource].events
         if event is None or prefix is None:
             return None
+        if event == "updated" and not BY_NAME[resource].announces_updates:
+            return None
         if event == "updated":
             previous = {k: before.get(k) for k in after if before.get(k) != after.get(k)}
             previous.update({k: v for k, v in before.items() if k not in after})

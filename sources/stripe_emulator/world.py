@@ -124,10 +124,6 @@ class WorldBuilder(Billing):
         if charge:
             self.update("charges", charge, self.later(charge, lo, within=EVENT_WINDOW), description="Order #" + str(r.randint(100, 999)),
                         metadata={"order": "web"})
-        item = self.pick("invoiceitems", lambda i: i["invoice"] is None
-                         and i["id"] in self.store.collections["invoiceitems"].objects)
-        if item:
-            self.update("invoiceitems", item, self.later(item, lo, within=EVENT_WINDOW), description="Onboarding (2 sessions)")
         transfer = self.pick("transfers")
         if transfer:
             self.update("transfers", transfer, self.later(transfer, lo, within=EVENT_WINDOW), description="Seller payout (adjusted)")

@@ -13,7 +13,7 @@ from stripe_emulator import Emulator
 @pytest.fixture(scope="package")
 def world() -> Iterator[Emulator]:
     """Read-only: tests that change data or the clock start their own (`own_world`)."""
-    with Emulator(seed=5, scale=1500) as emu:
+    with Emulator(seed=5, scale=3000) as emu:
         yield emu
 
 

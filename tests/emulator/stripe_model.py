@@ -122,7 +122,7 @@ def _check(value: Any, annotation: Any, path: str, required_extra: frozenset[str
     if value is None:
         return [f"{path}: null where the model requires a value"]
     if origin is Literal:
-        return [] if value in args else [f"{path}: {value!r} is not one of {sorted(map(str, args))}"]
+        return [] if value in args else [f"{path}: {value!r} is not one of {_listed(args)}"]
     if annotation is bool:
         return [] if isinstance(value, bool) else [f"{path}: {value!r} is not a boolean"]
     if annotation is int:
@@ -159,6 +159,11 @@ def _check(value: Any, annotation: Any, path: str, required_extra: frozenset[str
     return [f"{path}: the checker does not know the model type {annotation!r}"]
 
 
+def _listed(values: Any) -> str:
+    names = sorted(map(str, values))
+    return str(names) if len(names) <= 12 else f"the model's {len(names)} values ({', '.join(names[:6])}, ...)"
+
+
 def _check_union(value: Any, options: list[Any], path: str) -> list[str]:
     # An expandable field: an id, or the object (the class named by its `object`).
     classes = options
@@ -175,7 +180,7 @@ def _check_union(value: Any, options: list[Any], path: str) -> list[str]:
     literals = [o for o in options if typing.get_origin(o) is Literal]
     if literals:  # Literal[...] | str: the model's enum, and only it
         allowed = {v for lit in literals for v in typing.get_args(lit)}
-        return [] if value in allowed else [f"{path}: {value!r} is not one of {sorted(map(str, allowed))}"]
+        return [] if value in allowed else [f"{path}: {value!r} is not one of {_listed(allowed)}"]
     failures = []
     for option in options:
         found = _check(value, option, path)
