@@ -74,6 +74,7 @@ class Builder:
         self.declined: tuple | None = None  # the decline of the last failed charge
         self.made: dict[str, list[dict]] = {}  # objects built so far, by kind, to pick dependencies from
         self.gone: set[str] = set()  # deleted: never picked again
+        self.varied: dict[str, int] = {}  # draws so far per `vary` kind
         self.touched: dict[str, int] = {}  # object id -> time of its latest change (changes come in order)
 
     # --- time
@@ -125,10 +126,11 @@ class Builder:
         return self.rng.random() < p
 
     def vary(self, kind: str, choices: Sequence[str]) -> str:
-        """The first objects of a kind take each choice in turn (small worlds see every status), then at random."""
-        made = len(self.made.get(kind, ()))
+        """The first draws of a kind take each choice in turn (small worlds see every status), then at random."""
+        drawn = self.varied.get(kind, 0)
+        self.varied[kind] = drawn + 1
         distinct = list(dict.fromkeys(choices))
-        return distinct[made] if made < len(distinct) else self.rng.choice(choices)
+        return distinct[drawn] if drawn < len(distinct) else self.rng.choice(choices)
 
     # --- recording
     def add(self, resource: str, obj: dict, fields: dict | None = None, parent: str | None = None) -> dict:

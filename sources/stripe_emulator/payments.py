@@ -434,7 +434,7 @@ class Payments(Builder):
         if created < self.now - 3600:
             self.change("payouts", payout, self.later(payout, created + 600), ("updated",), status="in_transit")
         if arrival <= self.now:
-            if r.random() < 0.05:
+            if self.vary("payout_outcome", ["paid", "failed"] + ["paid"] * 18) == "failed":
                 failed = self.balance_transaction(payout_id, amount, currency, arrival, "payout_failure")
                 self.change("payouts", payout, arrival, ("failed", "updated"), status="failed",
                             failure_balance_transaction=failed["id"], failure_code="account_closed",
