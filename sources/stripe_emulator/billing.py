@@ -128,7 +128,8 @@ class Billing(Payments):
         good = r.random() < 0.2
         name = r.choice(["Starter", "Team", "Scale", "Add-on", "Seat", "Support", "Storage", "Workshop"])
         product = {
-            "id": self.ids.new("prod"), "object": "product", "active": r.random() < 0.9, "created": created,
+            "id": self.ids.new("prod"), "object": "product",
+            "active": self.vary("product_active", [True] * 9 + [False]), "created": created,
             "default_price": None, "description": r.choice([None, f"{name} plan for growing teams"]),
             "images": [] if r.random() < 0.8 else [f"https://files.example.com/{name.lower()}.png"],
             "livemode": self.livemode,
@@ -161,7 +162,8 @@ class Billing(Payments):
         metered = recurring and r.random() < 0.15
         amount = None if scheme == "tiered" else r.choice([500, 900, 1500, 2900, 4900, 9900])
         price = {
-            "id": self.ids.new("price"), "object": "price", "active": r.random() < 0.93, "billing_scheme": scheme,
+            "id": self.ids.new("price"), "object": "price",
+            "active": self.vary("price_active", [True] * 14 + [False]), "billing_scheme": scheme,
             "created": created, "currency": currency, "custom_unit_amount": None, "livemode": self.livemode,
             "lookup_key": f"{product['name'].split()[0].lower()}_{r.randint(1, 999)}" if r.random() < 0.3 else None,
             "metadata": {}, "nickname": r.choice([None, None, "Monthly", "Annual", "Launch price"]),
@@ -185,9 +187,9 @@ class Billing(Payments):
             self.plan_of(price, emit=True)
         else:
             self.remember(f"one_time_{currency}", price)
-        if product["default_price"] is None and price["active"]:
-            product["default_price"] = price["id"]
-            self.store.patch("products", product["id"], default_price=price["id"])
+        if product["default_price"] is None and price["active"] and product["id"] not in self.gone:
+            self.change("products", product, max(created, self.touched.get(product["id"], created)),
+                        default_price=price["id"], updated=created)
         return price
 
     def _price_extras(self, price: dict) -> None:
@@ -293,7 +295,8 @@ class Billing(Payments):
         created = created or self.when(coupon["created"])
         customer = customer or (self.pick("customers") if r.random() < 0.2 else None)
         promo = {
-            "id": self.ids.new("promo"), "object": "promotion_code", "active": r.random() < 0.85,
+            "id": self.ids.new("promo"), "object": "promotion_code",
+            "active": self.vary("promotion_code_active", [True] * 6 + [False]),
             "code": f"SAVE{r.randint(100, 99999)}", "created": created,
             "customer": customer["id"] if customer else None,
             "customer_account": customer["customer_account"] if customer else None,
@@ -318,9 +321,10 @@ class Billing(Payments):
                                              ("IE", "VAT", 23.0, "vat"), ("US", "Sales Tax", 8.25, "sales_tax"),
                                              ("AU", "GST", 10.0, "gst")])
         rate = {
-            "id": self.ids.new("txr"), "object": "tax_rate", "active": r.random() < 0.9, "country": country,
+            "id": self.ids.new("txr"), "object": "tax_rate",
+            "active": self.vary("tax_rate_active", [True] * 9 + [False]), "country": country,
             "created": created, "description": f"{name} {country}", "display_name": name,
-            "effective_percentage": pct, "flat_amount": None, "inclusive": r.random() < 0.3,
+            "effective_percentage": pct, "flat_amount": None, "inclusive": self.vary("tax_rate_inclusive", [False, True, False]),
             "jurisdiction": country if kind != "sales_tax" else "Texas",
             "jurisdiction_level": "state" if kind == "sales_tax" else "country", "livemode": self.livemode,
             "metadata": {}, "percentage": pct, "rate_type": "percentage", "state": "TX" if country == "US" else None,
@@ -547,9 +551,8 @@ class Billing(Payments):
         self.remember("invoices", invoice)
         if len(new_lines) > EMBED_LIMIT:
             self.remember("big_invoices", invoice)
-        if subscription:
-            self.store.patch("subscriptions", subscription["id"], latest_invoice=invoice_id)
-            subscription["latest_invoice"] = invoice_id
+        if subscription and created >= self.touched.get(subscription["id"], subscription["created"]):
+            self.change("subscriptions", subscription, created, latest_invoice=invoice_id)
         self.emit("invoice.created", "invoices", invoice_id, created)
         self.advance_invoice(invoice, status)
         return invoice

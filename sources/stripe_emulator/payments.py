@@ -432,8 +432,10 @@ class Payments(Builder):
         self.remember("payouts", payout)
         self.emit("payout.created", "payouts", payout_id, created)
         if created < self.now - 3600:
-            self.change("payouts", payout, self.later(payout, created + 600), ("updated",), status="in_transit")
+            self.change("payouts", payout, self.later(payout, created + 600, within=3000), ("updated",),
+                        status="in_transit")
         if arrival <= self.now:
+            arrival = max(arrival, self.touched.get(payout_id, arrival))
             if self.vary("payout_outcome", ["paid", "failed"] + ["paid"] * 18) == "failed":
                 failed = self.balance_transaction(payout_id, amount, currency, arrival, "payout_failure")
                 self.change("payouts", payout, arrival, ("failed", "updated"), status="failed",

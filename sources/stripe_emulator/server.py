@@ -551,7 +551,9 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(405, "This emulator only serves Stripe's read API", type="invalid_request_error")
             payload = emu.api.get(url.path, parse_params(url.query), self.headers)
             self.respond(200, payload)
-        except ApiError as exc:
+        except Exception as exc:  # noqa: BLE001 - a bug in the emulator answers like Stripe's own failures
+            if not isinstance(exc, ApiError):
+                exc = server_error()
             info = emu.keys.get(self.headers.get("Authorization", "")[7:].strip(), {})
             account = self.headers.get("Stripe-Account") or info.get("account")
             body = exc.body(account, self.request_id, info.get("livemode", False))

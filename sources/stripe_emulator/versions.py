@@ -99,7 +99,7 @@ def render(store: Store, value: Any, version: str) -> Any:
         return value
     if isinstance(value, list):
         return [render(store, item, version) for item in value]
-    if not isinstance(value, dict):
+    if not isinstance(value, dict) or value.get("object") == "event":  # events keep their own version
         return value
     value = {key: render(store, item, version) for key, item in value.items()}
     name = value.get("object")
