@@ -155,7 +155,7 @@ class Billing(Payments):
         """A price; recurring ones are also plans (same id), as Stripe lists them on both endpoints."""
         r = self.rng
         product = product or self.pick("products") or self.product()
-        created = created or self.when(product["created"])
+        created = max(created, product["created"]) if created else self.when(product["created"])
         recurring = r.random() < 0.65 if recurring is None else recurring
         currency = currency or r.choice(CURRENCIES)
         scheme = "tiered" if r.random() < 0.12 else "per_unit"
@@ -188,8 +188,8 @@ class Billing(Payments):
         else:
             self.remember(f"one_time_{currency}", price)
         if product["default_price"] is None and price["active"] and product["id"] not in self.gone:
-            self.change("products", product, max(created, self.touched.get(product["id"], created)),
-                        default_price=price["id"], updated=created)
+            when = max(created, self.touched.get(product["id"], product["created"]))
+            self.change("products", product, when, default_price=price["id"], updated=when)
         return price
 
     def _price_extras(self, price: dict) -> None:
@@ -485,7 +485,8 @@ class Billing(Payments):
         invoice = {
             "id": invoice_id, "object": "invoice", "account_country": "US", "account_name": self.account_name,
             "account_tax_ids": None, "amount_due": 0, "amount_overpaid": 0, "amount_paid": 0, "amount_remaining": 0,
-            "amount_shipping": 0, "application": None, "attempt_count": 0, "attempted": False, "auto_advance": True,
+            "amount_shipping": 0, "application": None, "attempt_count": 0, "attempted": False,
+            "auto_advance": status != "draft" or r.random() < 0.5,
             "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None, "provider": None,
                               "status": None},
             "automatically_finalizes_at": created + 3600 if subscription else None,
@@ -703,8 +704,6 @@ class Billing(Payments):
     def advance_invoice(self, invoice: dict, status: str, at: int | None = None) -> dict:
         """Take a draft through finalization to `status`, each step at its own time with its events."""
         if status == "draft":
-            if self.rng.random() < 0.5:
-                self.change("invoices", invoice, self.later(invoice), auto_advance=False)
             return invoice
         self.finalize_invoice(invoice, at)
         if status == "paid":

@@ -220,7 +220,7 @@ class Payments(Builder):
 
     # --- refunds and disputes
     def refund(self, charge: dict | None = None, amount: int | None = None, created: int | None = None,
-               reason: str | None = None, **fields: Any) -> dict | None:
+               reason: str | None = None, status: str | None = None, **fields: Any) -> dict | None:
         """A refund of a succeeded charge: `refund.created`, then `charge.refunded` with the charge's new totals."""
         r = self.rng
         charge = charge or self.pick("charges", lambda c: c["status"] == "succeeded" and c["captured"]
@@ -233,7 +233,7 @@ class Payments(Builder):
         if amount <= 0:
             return None
         created = created or self.later(charge)
-        status = "succeeded" if r.random() < 0.9 else r.choice(["pending", "pending", "failed"])
+        status = status or ("succeeded" if r.random() < 0.9 else r.choice(["pending", "pending", "failed"]))
         refund_id = self.ids.new("re")
         txn = self.balance_transaction(refund_id, -amount, charge["currency"], created, "refund")
         refund = {

@@ -48,39 +48,41 @@ class WorldBuilder(Billing):
 
     # --- the last 30 days
     def history(self) -> None:
-        """Activity of the last 30 days on top of the built world: every kind of event, in time order per object."""
+        """The last 30 days of activity on top of the built world: each kind of change the source follows,
+        at its own time, as Stripe records it (so a fresh world's events hold every kind of event)."""
         r = self.rng
         lo = self.now - 29 * 86400
-        # a few changes of each kind: enough for every kind of event, not so many that building slows
-        n = max(1, min(8, sum(self.counts.values()) // 1000))
+        rounds = max(1, min(8, sum(self.counts.values()) // 1000))  # more activity on bigger worlds, within reason
 
         def at() -> int:
-            return r.randint(lo, self.now - 120)
+            return r.randint(lo, self.now - 7200)
 
-        for _ in range(n * 2):
+        for _ in range(rounds):
+            for status in ("succeeded", "requires_payment_method", "canceled", "requires_action", "processing"):
+                self.payment_intent(status=status, created=at())
+            self.charge(status="failed", created=at())
+            for status in ("paid", "open", "void", "uncollectible"):
+                invoice = self.invoice(status=status, created=at(), collection_method="charge_automatically")
+                if status == "paid":
+                    self.credit_note(invoice, created=self.later(invoice, within=10 * 86400))
             self.customer(created=at())
-            self.payment_intent(created=at())
-            self.invoice(created=at())
-        for _ in range(n):
-            self.charge(created=at())
-            self.subscription(created=at())
+            self.subscription(created=at(), status="active")
             self.invoiceitem(created=at())
-            self.transfer(created=at(), reversals=r.choice([0, 2, 12]))
+            self.transfer(created=at(), reversals=r.choice([2, 12]))
             product = self.product(created=at())
-            self.price(product, created=self.later(product, lo, within=EVENT_WINDOW))
+            self.price(product, created=self.later(product, lo))
             self.coupon(created=at())
             self.tax_rate(created=at())
-        for created in sorted(at() for _ in range(n)):
-            self.payout(created=created)
-        for _ in range(n * 2):
-            self._refund_recent(lo)
-        for _ in range(n):
-            self._dispute_recent(lo)
+            self.promotion_code(created=at())
+            for created in sorted(at() for _ in range(2)):
+                self.payout(created=created, automatic=True)
+            self._refunds(lo)
+            for status in ("needs_response", "won", "lost"):
+                self._dispute(lo, status)
             self._change_catalog(lo)
             self._change_customers(lo)
             self._change_subscriptions(lo)
             self._change_invoices(lo)
-            self.credit_note()
 
     def _recent(self, kind: str, lo: int, test: Any = None) -> dict | None:
         """One of the objects of a kind made in the last 90 days (a refund or dispute comes soon after)."""
@@ -89,18 +91,24 @@ class WorldBuilder(Billing):
             self.made[key] = [o for o in self.made.get(kind, []) if o["created"] >= lo - 60 * 86400]
         return self.pick(key, test)
 
-    def _refund_recent(self, lo: int) -> None:
-        charge = self._recent("charges", lo, lambda c: c["status"] == "succeeded" and c["captured"]
-                              and c["amount_refunded"] < c["amount"])
+    def _refunds(self, lo: int) -> None:
+        def refundable(c: dict) -> bool:
+            return c["status"] == "succeeded" and c["captured"] and c["amount_refunded"] < c["amount"]
+
+        charge = self._recent("charges", lo, refundable)
         if charge:
             self.refund(charge, created=self.later(charge, lo, within=EVENT_WINDOW))
+        charge = self._recent("charges", lo, refundable)
+        if charge:  # a card refund that settles days later: `refund.updated`
+            refund = self.refund(charge, created=self.later(charge, lo, within=EVENT_WINDOW), status="pending")
+            if refund:
+                self.change("refunds", refund, self.later(refund, within=5 * 86400), status="succeeded")
 
-    def _dispute_recent(self, lo: int) -> None:
+    def _dispute(self, lo: int, status: str) -> None:
         charge = self._recent("charges", lo, lambda c: c["status"] == "succeeded" and not c["disputed"]
                               and c["captured"])
         if charge:
-            self.dispute(charge, created=self.later(charge, lo, within=EVENT_WINDOW), status=self.rng.choice(["needs_response", "won",
-                                                                                           "lost"]))
+            self.dispute(charge, created=self.later(charge, lo, within=10 * 86400), status=status)
 
     def _change_catalog(self, lo: int) -> None:
         r = self.rng
@@ -108,7 +116,7 @@ class WorldBuilder(Billing):
         if product:
             self.update("products", product, self.later(product, lo, within=EVENT_WINDOW), name=product["name"] + " Plus",
                         description="Now with more")
-        price = self.pick("prices", lambda p: p["active"])
+        price = self.pick("prices", lambda p: p["active"] and p["type"] == "recurring")
         if price:
             self.update("prices", price, self.later(price, lo, within=EVENT_WINDOW), active=False)
         promo = self.pick("promotion_codes", lambda p: p["active"])
