@@ -225,7 +225,8 @@ class Emulator:
             return copy.deepcopy(getattr(builder, method)(*args, builder.now))
 
     def pay_invoice(self, invoice_id: str, account: str | None = None) -> dict:
-        """Pay an open invoice: payment intent, charge, invoice payment, then `invoice.updated/paid/payment_succeeded`."""
+        """Pay an open invoice: payment intent, charge, invoice payment, then `invoice.updated`, `.paid` and
+        `.payment_succeeded`."""
         invoice = self.store(account).get("invoices", invoice_id)
         if invoice["status"] != "open":
             raise ValueError(f"invoice {invoice_id} is {invoice['status']}, not open")

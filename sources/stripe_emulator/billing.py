@@ -324,7 +324,8 @@ class Billing(Payments):
             "id": self.ids.new("txr"), "object": "tax_rate",
             "active": self.vary("tax_rate_active", [True] * 9 + [False]), "country": country,
             "created": created, "description": f"{name} {country}", "display_name": name,
-            "effective_percentage": pct, "flat_amount": None, "inclusive": self.vary("tax_rate_inclusive", [False, True, False]),
+            "effective_percentage": pct, "flat_amount": None,
+            "inclusive": self.vary("tax_rate_inclusive", [False, True, False]),
             "jurisdiction": country if kind != "sales_tax" else "Texas",
             "jurisdiction_level": "state" if kind == "sales_tax" else "country", "livemode": self.livemode,
             "metadata": {}, "percentage": pct, "rate_type": "percentage", "state": "TX" if country == "US" else None,
@@ -658,7 +659,8 @@ class Billing(Payments):
         total = excluding + tax_total
         totals = {"subtotal": subtotal, "subtotal_excluding_tax": subtotal, "total_excluding_tax": excluding,
                   "total": total, "amount_due": total, "amount_remaining": total,
-                  "total_discount_amounts": [{"amount": discount_total, "discount": discount["id"]}] if discount else [],
+                  "total_discount_amounts": [{"amount": discount_total, "discount": discount["id"]}]
+                  if discount else [],
                   "total_taxes": [{"amount": tax_total, "tax_behavior": "exclusive",
                                    "tax_rate_details": {"tax_rate": rate["id"]}, "taxability_reason": "standard_rated",
                                    "taxable_amount": taxable_total, "type": "tax_rate_details"}] if rate else []}

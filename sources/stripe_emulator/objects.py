@@ -235,7 +235,8 @@ OBJECTS: tuple[EmulatedObject, ...] = (
                               "default_payment_method", "default_source", "discounts", "from_invoice.invoice",
                               "issuer.account", "latest_revision", "on_behalf_of",
                               "parent.subscription_details.subscription", "shipping_cost.shipping_rate", "test_clock",
-                              "total_discount_amounts.discount", "total_pretax_credit_amounts.credit_balance_transaction",
+                              "total_discount_amounts.discount",
+                              "total_pretax_credit_amounts.credit_balance_transaction",
                               "total_pretax_credit_amounts.discount"}),
         includable={"payments": _related("invoice_payments")},
         sub_lists=(SubList("lines", "invoice_line_items", "/v1/invoices/{id}/lines"),),
@@ -243,8 +244,9 @@ OBJECTS: tuple[EmulatedObject, ...] = (
     ),
     EmulatedObject(
         "invoice_line_items", "line_item", permission="rak_invoice_read", created_filter=False,
-        expandable=frozenset({"discount_amounts.discount", "discounts", "pretax_credit_amounts.credit_balance_transaction",
-                              "pretax_credit_amounts.discount", "pricing.price_details.price", "subscription"}),
+        expandable=frozenset({"discount_amounts.discount", "discounts",
+                              "pretax_credit_amounts.credit_balance_transaction", "pretax_credit_amounts.discount",
+                              "pricing.price_details.price", "subscription"}),
         parent="invoices",
     ),
     EmulatedObject(

@@ -31,7 +31,8 @@ class Payments(Builder):
         r = self.rng
         brand = r.choice(BRANDS)
         pm = {
-            "id": self.ids.new("pm"), "object": "payment_method", "allow_redisplay": r.choice(["unspecified", "always"]),
+            "id": self.ids.new("pm"), "object": "payment_method",
+            "allow_redisplay": r.choice(["unspecified", "always"]),
             "billing_details": {"address": customer["address"] or address(r), "email": customer["email"],
                                 "name": customer["name"], "phone": customer["phone"], "tax_id": None},
             "card": {"brand": brand, "checks": {"address_line1_check": None, "address_postal_code_check": None,
@@ -169,7 +170,8 @@ class Payments(Builder):
         decline = r.choice(DECLINES) if status == "failed" else None
         risk = r.randint(0, 99)
         charge = {
-            "id": charge_id, "object": "charge", "amount": amount, "amount_captured": amount if paid and captured else 0,
+            "id": charge_id, "object": "charge", "amount": amount,
+            "amount_captured": amount if paid and captured else 0,
             "amount_refunded": 0, "application": None, "application_fee": None, "application_fee_amount": None,
             "balance_transaction": txn["id"] if txn else None,
             "billing_details": pm["billing_details"],
@@ -272,8 +274,8 @@ class Payments(Builder):
             return None
         charge = self.store.get("charges", charge["id"])
         created = created or self.later(charge, within=60 * 86400)
-        status = status or self.vary("disputes", ["won", "lost", "needs_response", "under_review", "warning_needs_response",
-                                                  "warning_closed", "won", "lost"])
+        status = status or self.vary("disputes", ["won", "lost", "needs_response", "under_review",
+                                                  "warning_needs_response", "warning_closed", "won", "lost"])
         dispute_id = self.ids.new("dp")
         inquiry = status.startswith("warning")
         debits = [] if inquiry else [self.balance_transaction(

@@ -143,9 +143,8 @@ class Store:
         """Add an object; a sub-list item goes after its parent's other items."""
         with self.lock:
             self.collections[resource].add(obj)
-            # a recurring price is also a plan (same id); fields that name it expect the price
-            self.where.setdefault(obj["id"], resource) if resource == "plans" else self.where.__setitem__(
-                obj["id"], resource)
+            if resource != "plans" or obj["id"] not in self.where:  # a price's plan twin: the id names the price
+                self.where[obj["id"]] = resource
             if parent is not None:
                 self.sub_lists[resource].setdefault(parent, []).append(obj["id"])
                 self._bytes.pop(parent, None)

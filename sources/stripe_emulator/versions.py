@@ -62,7 +62,8 @@ NESTED_DROPS: dict[str, tuple[tuple[str, str], ...]] = {
 EXPANDABLE_2022: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "invoice": (frozenset({"charge", "payment_intent", "subscription", "quote", "total_tax_amounts.tax_rate",
                            "transfer_data.destination"}),
-                frozenset({"issuer.account", "parent.subscription_details.subscription", "automatic_tax.liability.account",
+                frozenset({"issuer.account", "parent.subscription_details.subscription",
+                           "automatic_tax.liability.account",
                            "total_pretax_credit_amounts.credit_balance_transaction",
                            "total_pretax_credit_amounts.discount"})),
     "line_item": (frozenset({"invoice_item", "subscription", "subscription_item", "tax_amounts.tax_rate"}),

@@ -95,94 +95,80 @@ class WorldBuilder(Billing):
         def refundable(c: dict) -> bool:
             return c["status"] == "succeeded" and c["captured"] and c["amount_refunded"] < c["amount"]
 
-        charge = self._recent("charges", lo, refundable)
-        if charge:
-            self.refund(charge, created=self.later(charge, lo, within=EVENT_WINDOW))
-        charge = self._recent("charges", lo, refundable)
-        if charge:  # a card refund that settles days later: `refund.updated`
-            refund = self.refund(charge, created=self.later(charge, lo, within=EVENT_WINDOW), status="pending")
-            if refund:
+        if charge := self._recent("charges", lo, refundable):
+            self.refund(charge, created=self._during(charge, lo))
+        if charge := self._recent("charges", lo, refundable):  # a card refund settling days later: `refund.updated`
+            if refund := self.refund(charge, created=self._during(charge, lo), status="pending"):
                 self.change("refunds", refund, self.later(refund, within=5 * 86400), status="succeeded")
 
     def _dispute(self, lo: int, status: str) -> None:
-        charge = self._recent("charges", lo, lambda c: c["status"] == "succeeded" and not c["disputed"]
-                              and c["captured"])
-        if charge:
+        if charge := self._recent("charges", lo, lambda c: c["status"] == "succeeded" and not c["disputed"]
+                                  and c["captured"]):
             self.dispute(charge, created=self.later(charge, lo, within=10 * 86400), status=status)
+
+    def _during(self, obj: dict, lo: int) -> int:
+        """A moment of the last 30 days after the object's latest change."""
+        return self.later(obj, lo, within=EVENT_WINDOW)
+
+    def _live(self, kind: str, test: Any = None) -> dict | None:
+        """A random object of a kind still in its list (passing `test`)."""
+        objects = self.store.collections[kind].objects
+        return self.pick(kind, lambda o: o["id"] in objects and (test is None or test(o)))
 
     def _change_catalog(self, lo: int) -> None:
         r = self.rng
-        product = self.pick("products")
-        if product:
-            self.update("products", product, self.later(product, lo, within=EVENT_WINDOW), name=product["name"] + " Plus",
+        if product := self._live("products"):
+            self.update("products", product, self._during(product, lo), name=product["name"] + " Plus",
                         description="Now with more")
-        price = self.pick("prices", lambda p: p["active"] and p["type"] == "recurring")
-        if price:
-            self.update("prices", price, self.later(price, lo, within=EVENT_WINDOW), active=False)
-        promo = self.pick("promotion_codes", lambda p: p["active"])
-        if promo:
-            self.update("promotion_codes", promo, self.later(promo, lo, within=EVENT_WINDOW), active=False)
-        rate = self.pick("tax_rates")
-        if rate:
-            self.update("tax_rates", rate, self.later(rate, lo, within=EVENT_WINDOW), display_name=rate["display_name"] + " (standard)")
-        coupon = self.pick("coupons", lambda c: c["id"] in self.store.collections["coupons"].objects)
-        if coupon:
-            self.update("coupons", coupon, self.later(coupon, lo, within=EVENT_WINDOW), metadata={"campaign": "spring"})
-        charge = self._recent("charges", lo, lambda c: c["id"] in self.store.collections["charges"].objects)
-        if charge:
-            self.update("charges", charge, self.later(charge, lo, within=EVENT_WINDOW), description="Order #" + str(r.randint(100, 999)),
+        if price := self._live("prices", lambda p: p["active"] and p["type"] == "recurring"):
+            self.update("prices", price, self._during(price, lo), active=False)  # archived: its plan says so too
+        if promo := self._live("promotion_codes", lambda p: p["active"]):
+            self.update("promotion_codes", promo, self._during(promo, lo), active=False)
+        if rate := self._live("tax_rates"):
+            self.update("tax_rates", rate, self._during(rate, lo), display_name=rate["display_name"] + " (standard)")
+        if coupon := self._live("coupons"):
+            self.update("coupons", coupon, self._during(coupon, lo), metadata={"campaign": "spring"})
+        if charge := self._recent("charges", lo):
+            self.update("charges", charge, self._during(charge, lo), description=f"Order #{r.randint(100, 999)}",
                         metadata={"order": "web"})
-        transfer = self.pick("transfers")
-        if transfer:
-            self.update("transfers", transfer, self.later(transfer, lo, within=EVENT_WINDOW), description="Seller payout (adjusted)")
-        doomed = self.product(created=r.randint(lo, self.now - 7200))  # made in error, deleted the same month
-        self.delete("products", doomed, self.later(doomed, lo, within=EVENT_WINDOW))
-        plan = self.plan(created=r.randint(lo, self.now - 7200))
-        self.delete("plans", plan, self.later(plan, lo, within=EVENT_WINDOW))
-        coupon = self.coupon(created=r.randint(lo, self.now - 7200))
-        self.delete("coupons", coupon, self.later(coupon, lo, within=EVENT_WINDOW))
+        if transfer := self._live("transfers"):
+            self.update("transfers", transfer, self._during(transfer, lo), description="Seller payout (adjusted)")
+        for kind, make in (("products", self.product), ("plans", self.plan), ("coupons", self.coupon)):
+            doomed = make(created=r.randint(lo, self.now - 7200))  # made in error, deleted the same month
+            self.delete(kind, doomed, self._during(doomed, lo))
 
     def _change_customers(self, lo: int) -> None:
         r = self.rng
-        customer = self.pick("customers", lambda c: c["id"] in self.store.collections["customers"].objects)
-        if customer:
-            self.update("customers", customer, self.later(customer, lo, within=EVENT_WINDOW), email=f"billing+{r.randint(1, 999)}"
-                        f"@example.com", metadata={**customer["metadata"], "segment": "smb"})
+        if customer := self._live("customers"):
+            self.update("customers", customer, self._during(customer, lo), email=f"billing+{r.randint(1, 999)}"
+                        "@example.com", metadata={**customer["metadata"], "segment": "smb"})
         gone = self.customer(created=r.randint(lo, self.now - 7200))
-        self.delete("customers", gone, self.later(gone, lo, within=EVENT_WINDOW))
+        self.delete("customers", gone, self._during(gone, lo))
         pending = self.invoiceitem(created=r.randint(lo, self.now - 7200))
-        self.delete("invoiceitems", pending, self.later(pending, lo, within=EVENT_WINDOW))
+        self.delete("invoiceitems", pending, self._during(pending, lo))
 
     def _change_subscriptions(self, lo: int) -> None:
-        sub = self.pick("subscriptions", lambda s: s["status"] in ("active", "trialing")
-                        and s["id"] in self.store.collections["subscriptions"].objects)
-        if sub:
-            self.cancel_subscription(sub, self.later(sub, lo, within=EVENT_WINDOW))
-        sub = self.pick("subscriptions", lambda s: s["status"] == "active"
-                        and len(self.store.item_ids("subscription_items", s["id"])) <= 18)
-        if sub:
-            self.add_subscription_items(sub, self.rng.choice([1, 2]), self.later(sub, lo, within=EVENT_WINDOW))
-        sub = self.pick("subscriptions", lambda s: s["status"] == "trialing")
-        if sub:
-            self.change("subscriptions", sub, self.later(sub, lo, within=EVENT_WINDOW), status="active")
+        if sub := self._live("subscriptions", lambda s: s["status"] in ("active", "trialing")):
+            self.cancel_subscription(sub, self._during(sub, lo))
+        if sub := self._live("subscriptions", lambda s: s["status"] == "active"
+                             and len(self.store.item_ids("subscription_items", s["id"])) <= 18):
+            self.add_subscription_items(sub, self.rng.choice([1, 2]), self._during(sub, lo))
+        if sub := self._live("subscriptions", lambda s: s["status"] == "trialing"):
+            self.change("subscriptions", sub, self._during(sub, lo), status="active")  # the trial ended
 
     def _change_invoices(self, lo: int) -> None:
-        invoice = self.pick("invoices", lambda i: i["status"] == "open")
-        if invoice:
-            self.pay(invoice, self.later(invoice, lo, within=EVENT_WINDOW))
-        invoice = self.pick("invoices", lambda i: i["status"] == "open")
-        if invoice:
-            self.void_invoice(invoice, self.later(invoice, lo, within=EVENT_WINDOW))
+        if invoice := self._live("invoices", lambda i: i["status"] == "open"):
+            self.pay(invoice, self._during(invoice, lo))
+        if invoice := self._live("invoices", lambda i: i["status"] == "open"):
+            self.void_invoice(invoice, self._during(invoice, lo))
         draft = self.invoice(status="draft", created=self.rng.randint(lo, self.now - 7200))
-        self.finalize_invoice(draft, self.later(draft, lo, within=EVENT_WINDOW))
+        self.finalize_invoice(draft, self._during(draft, lo))
         draft = self.invoice(status="draft", created=self.rng.randint(lo, self.now - 7200))
-        self.delete("invoices", draft, self.later(draft, lo, within=EVENT_WINDOW))
-        note = self.pick("credit_notes", lambda c: c["status"] == "issued")
-        if note:
-            self.change("credit_notes", note, self.later(note, lo, within=EVENT_WINDOW), memo="Goodwill credit")
-        note = self.pick("credit_notes", lambda c: c["status"] == "issued" and c["type"] == "pre_payment")
-        if note:
-            when = self.later(note, lo, within=EVENT_WINDOW)
+        self.delete("invoices", draft, self._during(draft, lo))
+        if note := self._live("credit_notes", lambda c: c["status"] == "issued"):
+            self.change("credit_notes", note, self._during(note, lo), memo="Goodwill credit")
+        if note := self._live("credit_notes", lambda c: c["status"] == "issued" and c["type"] == "pre_payment"):
+            when = self._during(note, lo)
             self.change("credit_notes", note, when, ("updated", "voided"), status="void", voided_at=when)
 
     # --- changes, as Stripe makes them (also `Emulator.update/delete/cancel_subscription/...`)

@@ -90,9 +90,9 @@ def _bind(annotation: Any, owner: str) -> Any:
     bound = tuple(_bind(a, owner) for a in args)
     if origin in (Union, types.UnionType):
         return Union[bound]  # noqa: UP007 - rebuilt at runtime
-    if origin in (list, typing.List):
+    if origin is list:
         return list[bound[0]]
-    if origin in (dict, typing.Dict):
+    if origin is dict:
         return dict[bound[0], bound[1]]
     return origin[bound] if len(bound) > 1 else origin[bound[0]]
 
@@ -101,7 +101,8 @@ def optional(annotation: Any) -> bool:
     return typing.get_origin(annotation) in (Union, types.UnionType) and NONE in typing.get_args(annotation)
 
 
-def problems(value: Any, annotation: Any = None, path: str = "", required_extra: frozenset[str] = frozenset()) -> list[str]:
+def problems(value: Any, annotation: Any = None, path: str = "",
+             required_extra: frozenset[str] = frozenset()) -> list[str]:
     """Differences between `value` and the model; `annotation` defaults to the class named by `object`."""
     if annotation is None:
         annotation = by_object_name().get(value.get("object")) if isinstance(value, dict) else None
@@ -126,7 +127,8 @@ def _check(value: Any, annotation: Any, path: str, required_extra: frozenset[str
     if annotation is bool:
         return [] if isinstance(value, bool) else [f"{path}: {value!r} is not a boolean"]
     if annotation is int:
-        return [] if isinstance(value, int) and not isinstance(value, bool) else [f"{path}: {value!r} is not an integer"]
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return [] if ok else [f"{path}: {value!r} is not an integer"]
     if annotation is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         return [] if ok else [f"{path}: {value!r} is not a number"]
@@ -138,11 +140,11 @@ def _check(value: Any, annotation: Any, path: str, required_extra: frozenset[str
         return [] if ok else [f"{path}: {value!r} is not a decimal string"]
     if annotation is str:
         return [] if isinstance(value, str) else [f"{path}: {value!r} is not a string"]
-    if origin in (list, typing.List):
+    if origin is list:
         if not isinstance(value, list):
             return [f"{path}: {type(value).__name__} where the model has a list"]
         return [p for n, item in enumerate(value) for p in _check(item, args[0], f"{path}[{n}]")]
-    if origin in (dict, typing.Dict):
+    if origin is dict:
         if not isinstance(value, dict):
             return [f"{path}: {type(value).__name__} where the model has a hash"]
         return [p for key, item in value.items() for p in _check(item, args[1], f"{path}.{key}")]
@@ -218,7 +220,7 @@ def _check_object(value: Any, cls: type, path: str, required_extra: frozenset[st
 def _members(annotation: Any) -> list[Any]:
     """The types a field may hold, through Optional, Union and List."""
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin in (Union, types.UnionType, list, typing.List):
+    if origin in (Union, types.UnionType, list):
         return [m for arg in args if arg is not NONE for m in _members(arg)]
     return [annotation]
 

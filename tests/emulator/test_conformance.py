@@ -226,7 +226,8 @@ def test_the_world_has_variety(world: Emulator):
                for line in world.objects("invoice_line_items"))
     assert {"active", "trialing", "past_due", "canceled", "incomplete", "unpaid"} <= {
         s["status"] for s in world.objects("subscriptions")}
-    assert {"succeeded", "requires_payment_method", "canceled"} <= {p["status"] for p in world.objects("payment_intents")}
+    intents = world.objects("payment_intents")
+    assert {"succeeded", "requires_payment_method", "canceled"} <= {p["status"] for p in intents}
     assert {"succeeded", "failed"} <= {c["status"] for c in world.objects("charges")}
     assert {"won", "lost", "needs_response"} <= {d["status"] for d in world.objects("disputes")}
     assert {"paid", "failed"} <= {p["status"] for p in world.objects("payouts")}

@@ -23,7 +23,7 @@ def service(client: stripe.StripeClient, resource: str):
 
 def newest_first(objects: list[dict], field: str) -> bool:
     """Newest first (objects made in the same second list in the order they were made, the later first)."""
-    return all(a[field] >= b[field] for a, b in zip(objects, objects[1:]))
+    return all(a[field] >= b[field] for a, b in zip(objects, objects[1:], strict=False))
 
 
 @pytest.mark.parametrize(("resource", "field"), LISTS)
