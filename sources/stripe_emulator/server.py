@@ -290,8 +290,9 @@ class Api:
         self.check_params(params, {"expand"})
         store, object_id = request.store, request.args[-1]
         objects = store.collections[entry.name].objects
-        if object_id not in objects or (entry.parent and request.args[0] not in store.item_ids(entry.name, "") and
-                                        object_id not in store.item_ids(entry.name, request.args[0])):
+        # /v1/transfers/{transfer}/reversals/{id}: the item must be that parent's
+        in_parent = len(request.args) < 2 or object_id in store.item_ids(entry.name, request.args[0])
+        if object_id not in objects or not in_parent:
             raise resource_missing(entry.object, object_id)
         if not params.get("expand") and request.version == API_VERSION:
             return store.rendered_bytes(entry.name, object_id)

@@ -175,7 +175,8 @@ class Store:
         with self.lock:
             current = self.sub_lists[resource].get(parent, [])
             going = list(current) if ids is None else ids
-            self.sub_lists[resource][parent] = [i for i in current if i not in set(going)]
+            leaving = set(going)
+            self.sub_lists[resource][parent] = [i for i in current if i not in leaving]
             self._bytes.pop(parent, None)
             removed = [self.collections[resource].remove(i) for i in going]
             for i in going:
@@ -322,21 +323,6 @@ class Store:
     def snapshot(self, resource: str, object_id: str) -> dict:
         """A copy of the object as the API renders it now (live objects change in place while building)."""
         return orjson.loads(orjson.dumps(self.render(resource, self.collections[resource].objects[object_id])))
-
-    def update(self, resource: str, object_id: str, event: str | None = "updated", when: int | None = None,
-               **fields: Any) -> dict:
-        """Change fields and record `<prefix>.updated` with the old values of what changed.
-
-        `event=None` changes without an event (Stripe announces some changes only through another
-        object's events). No event when nothing changed: Stripe never sends empty
-        `previous_attributes`.
-        """
-        with self.lock:
-            before = self.snapshot(resource, object_id)
-            self.patch(resource, object_id, **fields)
-            after = self.snapshot(resource, object_id)
-            self.changed(resource, after, before, event, when)
-            return after
 
     def changed(self, resource: str, after: dict, before: dict, event: str | None = "updated",
                 when: int | None = None) -> str | None:

@@ -111,3 +111,14 @@ def test_credit_notes_can_credit_every_line_of_a_long_invoice(own_world: Emulato
     assert {line["invoice_line_item"] for line in lines} == {line["id"] for line in own_world.lines_of(invoice["id"])}
     assert note["total"] == sum(line["amount"] for line in lines)
     assert own_world.get("invoices", invoice["id"])["post_payment_credit_notes_amount"] == note["total"]
+
+
+def test_items_read_alone_at_their_own_path(world: Emulator, client):
+    sub = world.objects("subscriptions")[0]
+    item = world.lines_of(sub["id"])[0]
+    assert client.v1.subscription_items.retrieve(item["id"]).to_dict(for_json=True) == item
+    transfer = next(t for t in world.objects("transfers") if t["reversals"]["data"])
+    other = next(t for t in world.objects("transfers") if t["id"] != transfer["id"])
+    with pytest.raises(stripe.InvalidRequestError) as err:  # a reversal is read through its own transfer
+        client.v1.transfers.reversals.retrieve(other["id"], transfer["reversals"]["data"][0]["id"])
+    assert err.value.code == "resource_missing"
