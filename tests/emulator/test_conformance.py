@@ -65,8 +65,10 @@ def top_level_problems(obj: dict) -> list[str]:
     if name in TYPED:
         optional |= {f for f in stripe_model.fields(cls) if f != obj.get("type") and f not in obj
                      and _is_type_value(cls, f)}
-    missing = [f"{cls.__name__}.{f}: missing (Stripe always returns it)" for f in stripe_model.fields(cls)
-               if f not in obj and f not in optional]
+    # the model reports its required fields itself; this adds the nullable ones Stripe always sends
+    missing = [f"{cls.__name__}.{f}: missing (Stripe always returns it, null or not)"
+               for f, annotation in stripe_model.fields(cls).items()
+               if f not in obj and f not in optional and stripe_model.optional(annotation)]
     return missing + stripe_model.problems(obj)
 
 
@@ -166,8 +168,9 @@ def test_the_checker_catches_a_missing_field_a_wrong_type_and_a_value_outside_th
     broken["lines"] = dict(invoice["lines"], data=[{k: v for k, v in invoice["lines"]["data"][0].items()
                                                     if k != "period"}])
     found = top_level_problems(broken)
-    assert "Invoice.amount_overpaid: missing (Stripe always returns it)" in found
-    assert "Invoice.amount_overpaid: missing" in found  # required by the model itself
+    assert "Invoice.amount_overpaid: missing" in found  # required by the model
+    without_footer = {k: v for k, v in invoice.items() if k != "footer"}  # nullable, yet always returned
+    assert top_level_problems(without_footer) == ["Invoice.footer: missing (Stripe always returns it, null or not)"]
     assert "Invoice.total: '12.00' is not an integer" in found
     assert any(p.startswith("Invoice.status: 'archived' is not one of") for p in found)
     assert "Invoice.lines.data[0].period: missing" in found
