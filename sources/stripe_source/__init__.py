@@ -19,6 +19,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 import dlt
+import orjson
 import stripe
 from dlt.extract.resource import DltResource
 
@@ -27,6 +28,7 @@ from .arrow_rows import (
     FlattenPlan,
     flatten_processes_default,
     plan_for,
+    realign_tables,
     release_json_as_text,
     start_flatten_pool,
 )
@@ -243,6 +245,7 @@ class _Run:
                 else:
                     yield from buffer.add(batch.table, batch.rows, self._hints[batch.table])
             yield from buffer.flush()
+            yield from realign_tables(entry.tables, self._hints)
             return
         for batch in self._batches(entry, tables):
             yield dlt.mark.with_hints(batch.rows, self._hints[batch.table], create_table_variant=True)
@@ -300,10 +303,9 @@ class _Run:
                 entry.table, events_cursor - self.bounds.lookback
             )
             skip = changes.ids
-            yield from tombstones(entry, changes.deleted, self.account_id)
-            yield from self.reader(tables, clear_emptied=merging).complete(
-                entry, self._current(entry, changes, known)
-            )
+            current, vanished = self._current(entry, changes, known)
+            yield from tombstones(entry, {*changes.deleted, *vanished}, self.account_id)
+            yield from self.reader(tables, clear_emptied=merging).complete(entry, current)
 
         start = self.bounds.start
         if cursor is not None:
@@ -312,7 +314,9 @@ class _Run:
         if entry.table == "events" and cursor is not None:
             since = max(start or 0, self.bounds.now - EVENTS_RETENTION_SECONDS)  # Stripe keeps no older ones
             events = self._feed_from(since).events(since)
-            yield Batch("events", [dict(e, stripe_account_id=self.account_id) for e in events])
+            # copies: the feed's snapshots are shared with every resource that follows changes
+            yield Batch("events", [dict(orjson.loads(orjson.dumps(e)), stripe_account_id=self.account_id)
+                                   for e in events])
         else:
             for batch in self.reader(tables, skip_ids=skip, clear_emptied=merging).read(entry, window):
                 if batch.table == entry.table:
@@ -343,15 +347,22 @@ class _Run:
                 state["account_id"] = self.account_id  # lets a later failure say whom to re-authenticate
             self._accounts_noted = True
 
-    def _current(self, entry: StripeObject, changes: ObjectChanges, known: set[str]) -> list[dict]:
-        """The newest state of changed objects: the event snapshot, or a re-fetch if it is partial."""
-        objects = []
+    def _current(self, entry: StripeObject, changes: ObjectChanges, known: set[str]) -> tuple[list[dict], list[str]]:
+        """The newest state of changed objects: the event snapshot, or a re-fetch if it is partial;
+        and the ids of objects a re-fetch found gone (deleted after the events were read)."""
+        objects, vanished = [], []
         for object_id, snapshot in changes.updated.items():
             if is_complete(snapshot, known, changes.api_versions.get(object_id), entry):
-                objects.append(dict(snapshot))
-            else:
+                # a copy: shaping writes into the rows, and the snapshot is also an event's payload
+                objects.append(orjson.loads(orjson.dumps(snapshot)))
+                continue
+            try:
                 objects.append(self.api.get(f"{entry.path}/{object_id}", endpoint=f"{entry.path}/{{id}}"))
-        return objects
+            except stripe.InvalidRequestError as exc:
+                if exc.http_status != 404:
+                    raise
+                vanished.append(object_id)
+        return objects, vanished
 
     def _feed_from(self, since: int) -> ChangeFeed:
         """The run's shared events feed, starting at the oldest cursor any selected resource needs."""
@@ -373,6 +384,10 @@ class _Run:
         return min(cursors, default=self.bounds.now)
 
     def _set_hints(self, entry: StripeObject, mode: str) -> None:
+        # The resource's own disposition too: dlt starts every table it fills from it (nested
+        # tables included, whose disposition must follow their root's), and truncates the tables
+        # of a "replace" resource that yields nothing (a type emptied at Stripe).
+        dlt.current.resource().apply_hints(write_disposition=table_hints(entry, mode)["write_disposition"])
         for table in entry.tables:
             self._hints[table] = table_hints(BY_TABLE[table], mode)
             if self.digester is not None:

@@ -262,6 +262,38 @@ def _nested_hints(table: str, parent: str, with_root_id: bool, disposition: Any)
     return hints
 
 
+def realign_tables(roots: Iterable[str], hints: Mapping[str, Any]) -> list[Any]:
+    """Empty items for `roots` and their nested tables whose disposition in the schema is not this
+    run's.
+
+    A table keeps the disposition of the last run that gave it rows. A merge run whose pages hold
+    none for a nested table (no fee details in any new balance transaction) would leave it
+    "replace" or "append": dlt then creates no staging table for it and the root's merge fails on
+    the missing table; a root left "replace" would even be truncated with it. An empty item
+    re-declares the table with this run's disposition.
+    """
+    schema = _source_schema()
+    if schema is None:
+        return []
+    items = []
+    for root in roots:
+        disposition = hints[root].get("write_disposition")
+        wanted = disposition.get("disposition") if isinstance(disposition, dict) else disposition
+        with_root_id = _needs_root_id(hints[root])
+        for name, table in schema.tables.items():
+            if (name != root and not name.startswith(root + "__")) or table.get("write_disposition") == wanted:
+                continue
+            if name == root:
+                marked = _root_hints(hints[root])
+            elif table.get("parent"):
+                marked = _nested_hints(name, table["parent"], with_root_id, disposition)
+            else:
+                continue
+            empty = pa.table({C_DLT_ID: pa.array([], pa.string())})
+            items.append(dlt.mark.with_hints(empty, marked, create_table_variant=True))
+    return items
+
+
 def _patch_extract_metrics() -> None:
     """Work around a dlt 1.31 bug: items yielded to a nested table (`parent_table_name`) fail extract.
 

@@ -115,12 +115,21 @@ class ChangeFeed:
                 events: list[dict] = []
                 for batch in self.reader.read(BY_TABLE["events"], Window(self.since, self.bounds.now + 1)):
                     events.extend(batch.rows)
-                events.sort(key=lambda e: (e["created"], e["id"]))
-                self._events = events
+                self._events = oldest_first(events)
         return [event for event in self._events if event["created"] >= since]
 
     def changes_for(self, table: str, since: int) -> ObjectChanges:
         return _group_changes(self.events(since)).get(table, ObjectChanges())
+
+
+def oldest_first(events: list[dict]) -> list[dict]:
+    """Events in the order they happened.
+
+    `/v1/events` lists newest first, and within one second in the order Stripe recorded them
+    (newest first); event ids say nothing about that order. The reader delivers each second's
+    events from one cursor, in list order, so a stable sort on `created` keeps that order.
+    """
+    return sorted(events, key=lambda e: -e["created"])[::-1]
 
 
 def is_gap(events_cursor: int, bounds: RunBounds) -> bool:

@@ -221,7 +221,7 @@ class ObjectReader:
             # a list whose objects carry sub-lists feeds the endpoint that bounds a backfill: first in line too
             return self.api.get_raw(task.path, params, priority=1 if entry.sub_lists else 0)
         sub = task.sub
-        params = {"limit": PAGE_SIZE, **{k: v.format(id=task.parent_id) for k, v in sub.params.items()}}
+        params = {"limit": PAGE_SIZE, **{k: v.format(id=task.parent_id) for k, v in sub.params}}
         if task.starting_after:
             params["starting_after"] = task.starting_after
         try:
