@@ -658,7 +658,8 @@ class Billing(Payments):
         excluding = subtotal - discount_total
         total = excluding + tax_total
         totals = {"subtotal": subtotal, "subtotal_excluding_tax": subtotal, "total_excluding_tax": excluding,
-                  "total": total, "amount_due": total, "amount_remaining": total,
+                  # a credit (prorations beyond the charges) is due as nothing: it goes to the customer's balance
+                  "total": total, "amount_due": max(total, 0), "amount_remaining": max(total, 0),
                   "total_discount_amounts": [{"amount": discount_total, "discount": discount["id"]}]
                   if discount else [],
                   "total_taxes": [{"amount": tax_total, "tax_behavior": "exclusive",
@@ -708,13 +709,15 @@ class Billing(Payments):
         if status == "draft":
             return invoice
         self.finalize_invoice(invoice, at)
+        if self.store.get("invoices", invoice["id"])["status"] == "paid":  # nothing was due
+            return invoice
         if status == "paid":
             self.pay(invoice, at)
         elif status == "void":
             self.void_invoice(invoice, at)
         elif status == "uncollectible":
             self.mark_uncollectible(invoice, at)
-        elif status == "open" and invoice["collection_method"] == "charge_automatically" and invoice["total"]:
+        elif status == "open" and invoice["collection_method"] == "charge_automatically" and invoice["amount_due"]:
             self.fail_payment(invoice, at)
         return invoice
 
@@ -723,7 +726,8 @@ class Billing(Payments):
         customer = self.store.get("customers", invoice["customer"])
         number = f"{customer['invoice_prefix']}-{self.rng.randint(1, 9999):04d}"
         fields: dict[str, Any] = {
-            "status": "open", "number": number, "effective_at": at, "ending_balance": 0, "auto_advance": True,
+            "status": "open", "number": number, "effective_at": at, "ending_balance": min(invoice["total"], 0),
+            "auto_advance": True,
             "automatically_finalizes_at": None,
             "hosted_invoice_url": f"https://invoice.stripe.com/i/{self.store.account_id}/test_{invoice['id']}",
             "invoice_pdf": f"https://pay.stripe.com/invoice/{self.store.account_id}/test_{invoice['id']}/pdf",
@@ -731,7 +735,7 @@ class Billing(Payments):
         }
         if invoice["collection_method"] == "send_invoice":
             fields["due_date"] = at + 30 * 86400
-        if invoice["total"] == 0:
+        if invoice["amount_due"] == 0:  # nothing to collect: paid on finalization
             fields.update(status="paid", status_transitions=dict(fields["status_transitions"], paid_at=at))
             return self.change("invoices", invoice, at, ("updated", "finalized", "paid"), **fields)
         return self.change("invoices", invoice, at, ("updated", "finalized"), **fields)

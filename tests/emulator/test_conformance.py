@@ -210,7 +210,10 @@ def test_references_name_objects_that_exist(world: Emulator):
     customers = {c["id"] for c in world.objects("customers")}
     for charge in world.objects("charges"):
         assert charge["customer"] in customers or charge["customer"] in world.deleted_ids("customers")
+    for resource in ("charges", "payment_intents", "refunds", "transfers", "payouts"):
+        assert all(o["amount"] > 0 for o in world.objects(resource)), resource  # credits never become payments
     for invoice in world.objects("invoices"):
+        assert invoice["amount_due"] >= 0 and invoice["amount_remaining"] >= 0
         lines = world.lines_of(invoice["id"])
         assert invoice["subtotal"] == sum(line["amount"] for line in lines)
         assert invoice["total"] == invoice["subtotal"] - sum(d["amount"] for d in invoice["total_discount_amounts"]) \
