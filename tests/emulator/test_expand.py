@@ -78,7 +78,8 @@ def test_four_levels_at_most_and_stripe_s_words_for_what_cannot_expand(world: Em
 
 def test_a_2022_client_expands_what_2022_had(world: Emulator):
     client = stripe.StripeClient(world.api_key, base_addresses={"api": world.api_base}, stripe_version="2022-11-15")
-    invoice = next(i for i in world.objects("invoices") if i["total_taxes"] and i["status"] == "paid" and i["amount_paid"])
+    invoice = next(i for i in world.objects("invoices")
+                   if i["total_taxes"] and i["status"] == "paid" and i["amount_paid"])
     got = client.raw_request("get", f"/v1/invoices/{invoice['id']}",
                              expand=["total_tax_amounts.tax_rate", "charge", "payment_intent"]).data  # type: ignore[attr-defined]
     assert got["total_tax_amounts"][0]["tax_rate"]["object"] == "tax_rate"
