@@ -49,7 +49,7 @@ class Ids:
 
 
 class Builder:
-    """Ids, time and recording for the generators (`billing.Billing`, `payments.Payments`)."""
+    """Ids, time and recording for the generators (`payments.Payments`, `catalog.Catalog`, `billing.Billing`)."""
 
     def __init__(self, store: Store, *, seed: int, scale: int, span_days: int, now: int, livemode: bool,
                  tag: str, counts: dict[str, int] | None = None, destinations: Sequence[str] = (),

@@ -75,6 +75,8 @@ def _routes() -> list[tuple[tuple[str, ...], str, str]]:
 
 
 ROUTES = _routes()
+_MATCHED: dict[str, Any] = {}  # path -> Api.match's answer
+_UNKNOWN = object()
 
 
 def mask(key: str) -> str:
@@ -229,12 +231,21 @@ class Api:
     # --- routes
     @staticmethod
     def match(path: str) -> tuple[str, str, list[str]] | None:
-        """(kind, entry or relation name, path ids) of a served path."""
+        """(kind, entry or relation name, path ids) of a served path (remembered: a crawl asks for few)."""
+        found = _MATCHED.get(path, _UNKNOWN)
+        if found is not _UNKNOWN:
+            return found
         parts = tuple(path.strip("/").split("/"))
         for segments, kind, name in ROUTES:
             if len(segments) == len(parts) and all(s == "{}" or s == p for s, p in zip(segments, parts, strict=True)):
-                return kind, name, [p for s, p in zip(segments, parts, strict=True) if s == "{}"]
-        return None
+                found = (kind, name, [p for s, p in zip(segments, parts, strict=True) if s == "{}"])
+                break
+        else:
+            found = None
+        if len(_MATCHED) > 50_000:  # ids make paths many; keep the table bounded
+            _MATCHED.clear()
+        _MATCHED[path] = found
+        return found
 
     def route(self, path: str) -> tuple[str, list[str]]:
         """(endpoint template, path ids) for counting, limiting and dispatch."""
@@ -368,15 +379,15 @@ class Api:
             body = self.page(request, entry.name, ids, expand_paths)
         return _list_bytes(body, has_more, url)
 
-    def page(self, request: Request, resource: str, ids: list[str], expand_paths: list[str]) -> bytes:
+    def page(self, request: Request, resource: str, ids: list[str], expand_paths: list[str]) -> list[bytes]:
         store = request.store
         if not expand_paths and request.version == API_VERSION:
-            return b",".join(store.page_bytes(resource, ids))
+            return store.page_bytes(resource, ids)
         resolve = self.resolver(request)
         objects = [render(store, store.rendered(resource, i), request.version) for i in ids]
         if expand_paths:
             objects = [expand(store, obj, expand_paths, resolve, request.version) for obj in objects]
-        return b",".join(orjson.dumps(obj) for obj in objects)
+        return [orjson.dumps(obj) for obj in objects]
 
     def bisect_page(self, store: Store, entry: EmulatedObject, keys: list, start: int, end: int, params: dict,
                     limit: int) -> tuple[list[str], bool]:
@@ -477,9 +488,14 @@ _PERMISSION_NAMES = {"rak_balance_transaction_source_read": "balance_transaction
                      "rak_payment_method_read": "payment_methods", "rak_customer_read": "customers"}
 
 
-def _list_bytes(body: bytes, has_more: bool, url: str) -> bytes:
-    return (b'{"object":"list","data":[' + body + b'],"has_more":' + (b"true" if has_more else b"false")
-            + b',"url":' + orjson.dumps(url) + b"}")
+def _list_bytes(items: list[bytes], has_more: bool, url: str) -> bytes:
+    """The page's JSON in one copy of its objects' bytes (pages are the bulk of every crawl)."""
+    head = b'{"object":"list","data":['
+    tail = b'],"has_more":' + (b"true" if has_more else b"false") + b',"url":' + orjson.dumps(url) + b"}"
+    if not items:
+        return head + tail
+    return b",".join([head + items[0], *items[1:-1], items[-1] + tail] if len(items) > 1 else
+                     [head + items[0] + tail])
 
 
 def _slice(keys: list[tuple], cursor: str, anchor: tuple, limit: int) -> tuple[list[str], bool]:
@@ -599,8 +615,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Stripe-Version", getattr(self, "version", API_VERSION))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
-        self._headers_buffer.append(b"\r\n" + payload)  # type: ignore[attr-defined]
-        self.flush_headers()  # headers and body in one send
+        self._headers_buffer += [b"\r\n", payload]  # type: ignore[attr-defined]
+        self.flush_headers()  # headers and body in one send, the body copied once
 
 
 class EmulatorServer(ThreadingHTTPServer):
