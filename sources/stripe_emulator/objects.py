@@ -43,8 +43,7 @@ def _related(relation: str) -> Callable[[Store, dict], Any]:
         resource, url = RELATIONS[relation]
         ids = store.related(relation, obj["id"])
         data = [store.rendered(resource, i) for i in ids[:EMBED_LIMIT]]
-        return {"object": "list", "data": data, "has_more": len(ids) > EMBED_LIMIT,
-                "total_count": len(ids), "url": url.format(id=obj["id"])}
+        return {"object": "list", "data": data, "has_more": len(ids) > EMBED_LIMIT, "url": url.format(id=obj["id"])}
     return produce
 
 
