@@ -118,11 +118,17 @@ def _is_duckdb(pipeline: dlt.Pipeline) -> bool:
 
 def load(pipeline: dlt.Pipeline, source: Any, workers: int | None = None) -> dict[str, int]:
     """Extract, normalize and load; returns the rows loaded per table. Raises if any job failed."""
+    load_workers = {"workers": DUCKDB_LOAD_WORKERS} if _is_duckdb(pipeline) else {}
+    if pipeline.has_pending_data:
+        # A run that was killed or failed left packages: load them first, as `pipeline.run` does, so
+        # this run plans from what the destination holds (and checks it for rows loaded twice).
+        pipeline.normalize()
+        pipeline.load(**load_workers).raise_on_failed_jobs()
     # One extract thread per resource: each waits on its own pages while the others fetch.
     extract_workers = workers or max(5, len(source.selected_resources) + 1)
     pipeline.extract(source, workers=extract_workers)
     normalize_info = pipeline.normalize()
-    load_info = pipeline.load(**({"workers": DUCKDB_LOAD_WORKERS} if _is_duckdb(pipeline) else {}))
+    load_info = pipeline.load(**load_workers)
     load_info.raise_on_failed_jobs()
     counts = normalize_info.row_counts if normalize_info else {}
     return {table: n for table, n in counts.items() if not table.startswith("_dlt")}
