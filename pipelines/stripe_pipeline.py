@@ -501,6 +501,10 @@ def user_error(exc: BaseException) -> tuple[str, int]:
             return (f"Stripe's answer was not valid JSON ({_first_line(current)}): check --api-base and any "
                     "proxy in between, then run again"), EXIT_STRIPE_UNAVAILABLE
     root = chain[-1]
+    if isinstance(exc, PipelineStepFailed) and exc.step == "load":
+        return (f"loading into the destination failed: {_EXCEPTION_LINE.sub('', _first_line(root))}: fix what it "
+                "names in the destination, then run `stripe-pipeline run` again (it retries this load first)"
+                ), EXIT_LOAD_FAILED
     step = f"the {exc.step} step failed: " if isinstance(exc, PipelineStepFailed) else ""
     return (f"{step}{type(root).__name__}: {_first_line(root)} (run with STRIPE_PIPELINE_DEBUG=1 for the "
             "traceback)"), EXIT_LOAD_FAILED
@@ -508,12 +512,20 @@ def user_error(exc: BaseException) -> tuple[str, int]:
 
 def _failed_load(failed: Any) -> str:
     """The database's own error from the job's traceback, and what to do about it."""
+    from dlt.load.exceptions import LoadClientJobFailed
+
     lines = [line.strip() for line in str(failed.failed_message).splitlines() if line.strip()]
-    errors = [line for line in lines if re.match(r"^[\w.]+(Error|Exception)\b", line)]
-    reason = errors[-1] if errors else (lines[-1] if lines else "no message")
+    errors = [line for line in lines if _EXCEPTION_LINE.match(line)]
+    reason = _EXCEPTION_LINE.sub("", errors[-1] if errors else (lines[-1] if lines else "no message"))
     table = failed.job_id.split(".")[0]
-    return (f"loading table {table} failed: {reason}: fix or drop that table in the destination, then run "
-            f"`stripe-pipeline run --full-refresh` (load package {failed.load_id})")
+    if isinstance(failed, LoadClientJobFailed):  # dlt aborted the package: only a full re-read brings it back
+        then = "`stripe-pipeline run --full-refresh`"
+    else:
+        then = f"`stripe-pipeline run` again (it retries load package {failed.load_id} first)"
+    return f"loading table {table} failed: {reason}: fix or drop that table in the destination, then run {then}"
+
+
+_EXCEPTION_LINE = re.compile(r"^(?:[\w.]+\.)?\w*(?:Error|Exception): ")
 
 
 if __name__ == "__main__":

@@ -337,14 +337,15 @@ class StripeApi:
 
     def _failure(self, exc: urllib3.exceptions.HTTPError) -> str:
         """What went wrong with the connection, in words (no URL: the callers name it)."""
-        if isinstance(exc, urllib3.exceptions.ConnectTimeoutError):
-            return f"no connection within {min(10.0, self.timeout):g} s"
-        if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
-            return f"no answer within {self.timeout:g} s"
+        # most specific first: NameResolutionError < NewConnectionError < ConnectTimeoutError
         if isinstance(exc, urllib3.exceptions.NameResolutionError):
             return "unknown host"
         if isinstance(exc, urllib3.exceptions.NewConnectionError):
             return "connection refused" if "refused" in str(exc).lower() else "no connection"
+        if isinstance(exc, urllib3.exceptions.ConnectTimeoutError):
+            return f"no connection within {min(10.0, self.timeout):g} s"
+        if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
+            return f"no answer within {self.timeout:g} s"
         if isinstance(exc, urllib3.exceptions.SSLError):
             return "TLS error"
         if isinstance(exc, urllib3.exceptions.ProtocolError):
