@@ -123,3 +123,16 @@ def test_resources_from_the_environment_as_a_comma_separated_list(emulator, monk
     from tests.helpers import tables
 
     assert "charges" not in tables(db)
+
+
+def test_a_destination_that_cannot_merge_is_refused(emulator, monkeypatch, tmp_path, capsys):
+    # plain files append: after an update and a delete, customers held 82 rows for 80 ids
+    bucket = tmp_path / "bucket"
+    monkeypatch.setenv("DESTINATION__FILESYSTEM__BUCKET_URL", bucket.as_uri())
+    emulator.reset_stats()
+    assert run_pipeline(emulator, monkeypatch, tmp_path / "unused.duckdb", "--destination", "filesystem") == 2
+    line = one_line(capsys)
+    assert "the filesystem destination writes plain files, which cannot merge updates and deletes" in line
+    assert "load into duckdb (the default) or a warehouse" in line
+    assert emulator.stats()["requests_total"] == 0
+    assert not bucket.exists() or not any(bucket.rglob("*.*"))
