@@ -1,6 +1,6 @@
 """CPU path benchmark: Stripe-shaped pages into DuckDB, dlt's default normalizer vs the Arrow fast path.
 
-    .venv/bin/python benchmarks/bench_cpu_path.py [--objects 100000] [--disposition merge|replace]
+    .venv/bin/python benchmarks/bench_cpu_path.py [--objects 100000] [--disposition merge|append]
 
 Objects are made from Stripe's example objects (charge, invoice without lines, customer,
 subscription without items) with varied ids, `created` and amounts, kept as JSON pages of 100 so
@@ -9,8 +9,9 @@ peak RSS) into its own DuckDB file; per-stage times come from `pipeline.last_tra
 Designs:
   dlt            dlt's normalizer, parquet loader files (dlt's insert_values default is far slower)
   dlt_2workers   the same + NORMALIZE__WORKERS=2 and extract file rotation (normalize in parallel)
-  arrow_page     `to_arrow_items` per page of 100: per-page flattening into Arrow root + nested tables
-  arrow          the same through `ArrowBuffer` (2,000 objects per conversion): the recommended path
+  arrow_page     the source's route, one Arrow item per page of 100 (digested in-process, flattened
+                 into Arrow root + nested tables)
+  arrow          the same gathered by `TableBatches` (5,000 objects per item): the source's default
 """
 
 from __future__ import annotations
@@ -61,9 +62,13 @@ def run_design(design: str, n: int, disposition: str, workdir: Path) -> dict:
     import dlt
     import orjson
 
-    from stripe_source import table_hints
-    from stripe_source.arrow_rows import ArrowBuffer, to_arrow_items
     from stripe_source.catalog import BY_TABLE
+    from stripe_source.dlt_fixes import install_nested_metrics_fallback
+    from stripe_source.items import RunTables, TableBatches, plan_for
+    from stripe_source.pages import Digester
+    from stripe_source.resource import table_hints
+
+    install_nested_metrics_fallback()
 
     pages = make_pages(n)
     if design == "dlt_2workers":
@@ -74,16 +79,15 @@ def run_design(design: str, n: int, disposition: str, workdir: Path) -> dict:
         hints = table_hints(BY_TABLE[table], disposition)
 
         def read():  # noqa: ANN202
-            buffer = ArrowBuffer()
+            digester = Digester({table: plan_for(table, hints)})
+            batches = TableBatches(RunTables(), table, max_objects=PAGE if design == "arrow_page" else 5000)
             for page in pages[table]:
                 rows = orjson.loads(page)
-                if design == "arrow":
-                    yield from buffer.add(table, rows, hints)
-                elif design == "arrow_page":
-                    yield from to_arrow_items(table, rows, hints)
+                if design.startswith("arrow"):
+                    yield from batches.add(digester.table_rows(table, rows), hints)
                 else:
                     yield dlt.mark.with_hints(rows, hints, create_table_variant=True)
-            yield from buffer.flush()
+            yield from batches.flush()
 
         return dlt.resource(read, name=table, table_name=table)
 
@@ -140,7 +144,7 @@ def run_isolated(design: str, n: int, disposition: str, workdir: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objects", type=int, default=100_000)
-    parser.add_argument("--disposition", choices=("merge", "replace"), default="merge")
+    parser.add_argument("--disposition", choices=("merge", "append"), default="merge")
     parser.add_argument("--designs", default=",".join(DESIGNS))
     parser.add_argument("--design", help=argparse.SUPPRESS)  # child process mode
     parser.add_argument("--workdir", help=argparse.SUPPRESS)

@@ -229,14 +229,15 @@ def test_a_connected_account_and_the_platform_share_a_dataset(fresh_emulator, mo
 
 
 def test_cursors_written_before_they_were_kept_per_account_belong_to_the_account_that_wrote_them():
-    from stripe_source.incremental import cursors_of, save_cursors
+    from stripe_source.cursors import cursors_of, save_cursors
+    from stripe_source.plan import Cursors
 
     tables = ("invoices", "invoice_line_items")
     state = {"created_cursor": 1000, "events_cursor": 900, "known_fields": ["id"]}  # the older form
-    assert cursors_of(state, "acct_A", ["invoices"], legacy_account="acct_A") == (1000, 900)
-    assert cursors_of(state, "acct_B", ["invoices"], legacy_account="acct_A") == (None, None)
+    assert cursors_of(state, "acct_A", ["invoices"], legacy_account="acct_A") == Cursors(1000, 900)
+    assert cursors_of(state, "acct_B", ["invoices"], legacy_account="acct_A") == Cursors()
     save_cursors(state, "acct_B", ["invoices"], 2000, 1900, tables, legacy_account="acct_A")
     assert "created_cursor" not in state and state["known_fields"] == ["id"]
-    assert cursors_of(state, "acct_A", tables, legacy_account="acct_A") == (1000, 900)
-    assert cursors_of(state, "acct_B", ["invoices"], legacy_account="acct_A") == (2000, 1900)
-    assert cursors_of(state, "acct_B", tables, legacy_account="acct_A") == (None, None)  # lines never loaded
+    assert cursors_of(state, "acct_A", tables, legacy_account="acct_A") == Cursors(1000, 900)
+    assert cursors_of(state, "acct_B", ["invoices"], legacy_account="acct_A") == Cursors(2000, 1900)
+    assert cursors_of(state, "acct_B", tables, legacy_account="acct_A") == Cursors()  # lines never loaded

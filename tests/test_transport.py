@@ -1,16 +1,11 @@
-"""The extractor's transport: proxies, proxy credentials and CA bundles found as `requests` finds
-them; worker processes hold no connection open."""
+"""The extractor's transport: proxies, proxy credentials and CA bundles found as `requests` finds them."""
 
 from __future__ import annotations
 
-import os
-import socket
-import stat
 from pathlib import Path
 
 import pytest
 
-from stripe_source.arrow_rows import start_flatten_pool
 from stripe_source.client import _connection_pool
 
 
@@ -48,22 +43,3 @@ def test_all_proxy_and_a_ca_directory(monkeypatch: pytest.MonkeyPatch, tmp_path:
     pool = _connection_pool("https://api.stripe.com", 8)
     assert pool.proxy.host == "proxy.corp"
     assert pool.connection_pool_kw["ca_cert_dir"] == str(tmp_path)
-
-
-def _kinds(fds: list[int]) -> list[str]:
-    return ["socket" if stat.S_ISSOCK(os.fstat(fd).st_mode) else "not a socket" for fd in fds]
-
-
-def test_flatten_workers_let_go_of_inherited_network_sockets() -> None:
-    # A forked worker holding a copy of a socket keeps its connection open after the parent
-    # closes it (the peer then waits for its timeout): workers point such copies at /dev/null.
-    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    unix_a, unix_b = socket.socketpair()
-    pool = start_flatten_pool(1)
-    try:
-        kinds = pool.submit(_kinds, [tcp.fileno(), unix_a.fileno()]).result()
-    finally:
-        pool.shutdown()
-        for sock in (tcp, unix_a, unix_b):
-            sock.close()
-    assert kinds == ["not a socket", "socket"]  # the TCP socket let go of, the Unix one kept

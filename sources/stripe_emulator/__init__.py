@@ -197,6 +197,10 @@ class Emulator:
             elif resource == "invoiceitems":
                 price = next(iter(store.collections["prices"].objects.values()))
                 obj = builder.invoiceitem(customer, None, price)
+            elif resource == "payouts":
+                obj = builder.payout()
+            elif resource == "refunds":
+                obj = builder.refund(store.get("charges", fields.pop("charge")))
             else:
                 raise ValueError(f"create({resource!r}) is not supported by the emulator")
             obj.update({k: v for k, v in fields.items() if k != "customer"})
@@ -275,6 +279,18 @@ class Emulator:
             store.set_lines(invoice_id, [])
         return copy.deepcopy(store.update("invoices", invoice_id, subtotal=0, subtotal_excluding_tax=0, total=0,
                                           total_excluding_tax=0, amount_due=0, amount_remaining=0))
+
+    def add_subscription_items(self, subscription_id: str, n: int, account: str | None = None) -> dict:
+        """Add items (one price each): Stripe sends `customer.subscription.updated`."""
+        store = self.store(account)
+        builder = self._builder(store)
+        prices = [p for p in store.collections["prices"].objects.values() if p["type"] == "recurring"]
+        with store.lock:
+            subscription = store.get("subscriptions", subscription_id)
+            for k in range(n):
+                builder.subscription_item(subscription, prices[k % len(prices)])
+            store.invalidate(subscription_id)
+        return copy.deepcopy(store.render("subscriptions", store.update("subscriptions", subscription_id)))
 
     def remove_subscription_item(self, item_id: str, account: str | None = None) -> dict:
         """Delete a subscription item: Stripe sends `customer.subscription.updated` (no event of its own)."""

@@ -8,7 +8,7 @@ and where to page them, and the restricted-key permission needed to read it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 
 # Unix-second fields Stripe uses across objects. dlt types them as UTC timestamps by name;
@@ -27,7 +27,9 @@ class SubList:
     field: str  # the parent's field holding {"object": "list", "data": [...], "has_more": ...}
     table: str  # the catalog table the items belong to
     path: str  # page endpoint; "{id}" is the parent's id
-    params: Mapping[str, str] = field(default_factory=dict)  # extra params; "{id}" is the parent's id
+    # extra params as (name, value) pairs; "{id}" is the parent's id. A tuple, not a mapping: a
+    # SubList travels to the worker processes, and a mappingproxy cannot be pickled.
+    params: tuple[tuple[str, str], ...] = ()
     parent_column: str = ""  # column naming the parent on each item (added when Stripe omits it)
 
 
@@ -41,7 +43,7 @@ class StripeObject:
     events: tuple[str, ...] = ()  # event types (prefixes) that announce changes to this object
     created_filter: bool = True  # the list endpoint accepts `created[gte|lt]`
     created_field: str = "created"  # the field that filter (and the list order) is about
-    list_params: Mapping[str, str] = field(default_factory=dict)
+    list_params: tuple[tuple[str, str], ...] = ()  # extra list params, as (name, value) pairs
     sub_lists: tuple[SubList, ...] = ()
     parent: str | None = None  # table of the object embedding this one (sub-list items)
     timestamps: tuple[str, ...] = COMMON_TIMESTAMPS
@@ -157,13 +159,13 @@ CATALOG: tuple[StripeObject, ...] = (
         "/v1/subscriptions",
         "rak_subscription_read",
         events=("customer.subscription.",),
-        list_params=MappingProxyType({"status": "all"}),  # without it Stripe hides canceled ones
+        list_params=(("status", "all"),),  # without it Stripe hides canceled ones
         sub_lists=(
             SubList(
                 "items",
                 "subscription_items",
                 "/v1/subscription_items",
-                params=MappingProxyType({"subscription": "{id}"}),
+                params=(("subscription", "{id}"),),
                 parent_column="subscription",
             ),
         ),

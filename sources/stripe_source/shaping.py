@@ -81,3 +81,19 @@ def removed_row(sub: SubList, parent_id: str, account_id: str | None, why: str) 
     """A row that makes a merge delete every row of `parent_id` in the sub-list's table (its merge
     key) and is not loaded itself (dlt's hard-delete hint on `deleted`)."""
     return {"id": f"{parent_id}:{why}", sub.parent_column: parent_id, "deleted": True, "stripe_account_id": account_id}
+
+
+def tombstone_rows(entry: StripeObject, deleted_ids: list[str], account_id: str,
+                   wanted: frozenset[str] | None = None) -> dict[str, list[dict]]:
+    """Rows per table that make a merge delete objects and, through the merge key, all of their
+    sub-list rows."""
+    ids = sorted(deleted_ids)
+    tables: dict[str, list[dict]] = {}
+    if not ids:
+        return tables
+    if wanted is None or entry.table in wanted:
+        tables[entry.table] = [{"id": i, "deleted": True, "stripe_account_id": account_id} for i in ids]
+    for sub in entry.sub_lists:
+        if wanted is None or sub.table in wanted:
+            tables[sub.table] = [removed_row(sub, i, account_id, "deleted") for i in ids]
+    return tables

@@ -1,9 +1,9 @@
-"""The Arrow fast path loads exactly what dlt's own normalizer loads.
+"""Flattened pages load exactly what dlt's own normalizer loads.
 
-The same pages go through dlt's default path (`with_hints(rows, hints)`) and through
-`to_arrow_items` into two DuckDB files; every table is compared column by column (names and
-DuckDB types) and row by row, with `_dlt_id`s replaced by a stable path so the parent/child/root
-linkage is compared too.
+The same pages go through dlt's default path (`with_hints(rows, hints)`) and through our route
+(digested here or in a worker process, gathered by `TableBatches`) into two DuckDB files; every
+table is compared column by column (names and DuckDB types) and row by row, with `_dlt_id`s
+replaced by a stable path so the parent/child/root linkage is compared too.
 """
 
 from __future__ import annotations
@@ -19,15 +19,11 @@ import duckdb
 import orjson
 import pytest
 
-from stripe_source.arrow_rows import (
-    ArrowBuffer,
-    ArrowRowsUnsupported,
-    build_arrow_tables,
-    plan_for,
-    start_flatten_pool,
-    to_arrow_items,
-)
-from stripe_source.digest import Digester, DigestJob, shaped_page
+from stripe_source.dlt_fixes import JsonAsTextIsByDesign, install_nested_metrics_fallback
+from stripe_source.flatten import FlattenUnsupported, flatten
+from stripe_source.items import RunTables, TableBatches, plan_for
+from stripe_source.pages import Digester, PageJob, _shaped
+from stripe_source.workers import WorkerPool
 
 MERGE = {"disposition": "merge", "strategy": "delete-insert"}
 
@@ -69,38 +65,53 @@ def invoice(n: int, **overrides: Any) -> dict[str, Any]:
     return obj
 
 
+@pytest.fixture(autouse=True)
+def nested_metrics_fallback() -> None:
+    install_nested_metrics_fallback()  # as a run of the source does (see test_dlt_fixes.py)
+
+
 @pytest.fixture(scope="module")
 def flatten_pool() -> Iterator[Any]:
-    pool = start_flatten_pool(1)
+    pool = WorkerPool(1)
+    assert pool.started
     yield pool
-    pool.shutdown()
+    pool.close()
 
 
-def run(pages: list[tuple[str, list[dict], Any]], fast: bool | str, db: Path, name: str, pool: Any = None) -> None:
+def run(pages: list[tuple[str, list[dict], Any]], mode: bool | str, db: Path, name: str, pool: Any = None) -> None:
+    """Load `pages` (table, rows, hints): `mode` False through dlt's normalizer; "digest" as the source
+    reads a list page (raw JSON, digested here or in `pool`); otherwise as rows made in-process."""
+
+    run_tables = RunTables()
+
     def items() -> Iterator[Any]:
-        buffer = ArrowBuffer(max_objects=4, pool=pool, max_pending=1, max_flat_objects=4)
         plans: dict[str, Any] = {}
-        digester = Digester(pool, plans)
+        digester = Digester(plans, pool)
+        batches = TableBatches(run_tables, "stripe_pages", max_objects=4)
         for table, rows, table_hints in pages:
             rows = copy.deepcopy(rows)
-            if fast == "digest":  # as the source reads a list page: raw JSON, digested, then buffered
-                plans[table] = plan_for(table, table_hints)
-                digest = digester.digest(orjson.dumps({"data": rows, "has_more": False}), DigestJob(table, "acct_1"))
-                for name_, flat in digest.tables.items():
-                    yield from buffer.add_flat(name_, flat, table_hints)
-            elif fast == "buffer":
-                yield from buffer.add(table, rows, table_hints)
-            elif fast:
-                yield from to_arrow_items(table, rows, table_hints)
-            else:
+            if not mode:
                 yield dlt.mark.with_hints(rows, table_hints, create_table_variant=True)
-        yield from buffer.flush()
+                continue
+            plans[table] = plan_for(table, table_hints)
+            if mode == "digest":
+                digest = digester.digest(orjson.dumps({"data": rows, "has_more": False}), PageJob(table, "acct_1"))
+                for table_rows in digest.tables.values():
+                    yield from batches.add(table_rows, table_hints)
+            else:
+                yield from batches.add(digester.table_rows(table, rows), table_hints)
+        yield from batches.flush()
 
     pipeline = dlt.pipeline(
         name, destination=dlt.destinations.duckdb(str(db)), dataset_name="stripe",
         pipelines_dir=str(db.parent / "pipelines"),
     )
-    info = pipeline.run(dlt.resource(items, name="stripe_pages"), loader_file_format="parquet")
+    log_filter = JsonAsTextIsByDesign(run_tables.json_as_text)  # as a run of the source holds it
+    logging.getLogger("dlt").addFilter(log_filter)
+    try:
+        info = pipeline.run(dlt.resource(items, name="stripe_pages"), loader_file_format="parquet")
+    finally:
+        logging.getLogger("dlt").removeFilter(log_filter)
     info.raise_on_failed_jobs()
 
 
@@ -147,7 +158,7 @@ def dump(db: Path) -> dict[str, Any]:
 
 
 def assert_same(
-    tmp_path: Path, runs: list[list[tuple[str, list[dict], Any]]], fast: bool | str = True, pool: Any = None
+    tmp_path: Path, runs: list[list[tuple[str, list[dict], Any]]], fast: bool | str = "rows", pool: Any = None
 ) -> dict[str, Any]:
     for mode in (False, fast):
         db = tmp_path / f"{'fast' if mode else 'dlt'}.duckdb"
@@ -198,8 +209,8 @@ def test_buffered_pages_across_runs(tmp_path: Path, pooled: bool, flatten_pool: 
     # a tombstone on top
     h = hints("invoices", timestamps=TS)
     first = [("invoices", [invoice(n) for n in range(k, k + 3)], h) for k in (2, 5, 8, 11)]
-    second = [("invoices", [invoice(5, discounts=["d"]), {"id": "in_6", "deleted": True}], h)]
-    assert_same(tmp_path, [first, second], fast="buffer", pool=flatten_pool if pooled else None)
+    second = [("invoices", [invoice(5, discounts=["d"]), {"id": "in_6", "created": 6, "deleted": True}], h)]
+    assert_same(tmp_path, [first, second], fast="digest", pool=flatten_pool if pooled else None)
 
 
 def test_schema_evolution_new_field_and_null_becomes_typed(tmp_path: Path) -> None:
@@ -227,22 +238,26 @@ def test_pages_the_fast_path_leaves_to_dlt(tmp_path: Path) -> None:
     int_then_float = [{"id": "x_3", "created": 3, "rate": 1}, {"id": "x_4", "created": 4, "rate": 1.5}]
     iso = [{"id": "x_5", "created": 5, "when": "2024-01-01T00:00:00Z"}]
     for page in (mixed, int_then_float, iso):
-        with pytest.raises(ArrowRowsUnsupported):
-            build_arrow_tables("things", page, hints("things"))
+        with pytest.raises(FlattenUnsupported):
+            flatten(plan_for("things", hints("things")), page)
     h = hints("things")
     later = [{"id": "x_6", "created": 6, "amount": 7, "rate": 2.5}]  # arrow page after dlt's pages
     pages = [("things", mixed, h), ("things", int_then_float, h), ("things", iso, h), ("things", later, h)]
     assert_same(tmp_path, [pages])
 
 
-def test_worker_process_leaves_unsupported_batches_to_dlt(tmp_path: Path, flatten_pool: Any) -> None:
-    h = hints("things")
-    fine = [{"id": f"x_{n}", "created": n, "amount": n} for n in range(4)]  # a full batch: converted
-    mixed = [{"id": "x_8", "created": 8, "amount": 1}, {"id": "x_9", "created": 9, "amount": "many"},
-             {"id": "x_10", "created": 10, "amount": 2}, {"id": "x_11", "created": 11, "amount": 3}]
-    later = [{"id": "x_12", "created": 12, "amount": 7}]  # after a dlt batch: stays with dlt
-    assert_same(tmp_path, [[("things", fine, h), ("things", mixed, h), ("things", later, h)]], fast="buffer",
-                pool=flatten_pool)
+def test_worker_process_leaves_unsupported_pages_to_dlt(tmp_path: Path, flatten_pool: Any) -> None:
+    h = hints("customers")
+    fine = [{"id": f"cus_{n}", "object": "customer", "created": n, "balance": n} for n in range(4)]
+    mixed = [{"id": f"cus_{n}", "object": "customer", "created": n, "balance": 1 if n % 2 else "many"}
+             for n in range(8, 12)]
+    later = [{"id": "cus_12", "object": "customer", "created": 12, "balance": 7}]  # after dlt's pages: stays there
+    shaped = [(t, _shaped(orjson.dumps({"data": rows, "has_more": False}), PageJob(t, "acct_1"))[1][t], x)
+              for t, rows, x in [("customers", fine, h), ("customers", mixed, h), ("customers", later, h)]]
+    run(shaped, False, tmp_path / "dlt.duckdb", "eq_dlt")
+    run([("customers", fine, h), ("customers", mixed, h), ("customers", later, h)], "digest",
+        tmp_path / "fast.duckdb", "eq_fast", flatten_pool)
+    assert dump(tmp_path / "fast.duckdb") == dump(tmp_path / "dlt.duckdb")
 
 
 @pytest.mark.parametrize("pooled", [False, True], ids=["in_process", "worker_process"])
@@ -258,7 +273,7 @@ def test_digested_pages_and_a_page_whose_types_clash(tmp_path: Path, pooled: boo
     pages = [("customers", fine, h), ("customers", clash, h), ("customers", later, h)]
     for mode in (False, "digest"):  # the reference gets the rows shaped as the source shapes them
         db = tmp_path / f"{'fast' if mode else 'dlt'}.duckdb"
-        shaped = [(t, shaped_page(orjson.dumps({"data": rows, "has_more": False}), DigestJob(t, "acct_1"))[1][t], x)
+        shaped = [(t, _shaped(orjson.dumps({"data": rows, "has_more": False}), PageJob(t, "acct_1"))[1][t], x)
                   for t, rows, x in pages] if not mode else pages
         run(shaped, mode, db, f"eq_{'fast' if mode else 'dlt'}", flatten_pool if pooled and mode else None)
     expected, actual = dump(tmp_path / "dlt.duckdb"), dump(tmp_path / "fast.duckdb")
@@ -282,8 +297,8 @@ def test_arrow_items_give_dlt_nothing_to_warn_about(tmp_path: Path) -> None:
     dlt_logger.setLevel(logging.INFO)
     try:
         pages = [("invoices", [invoice(n) for n in range(2, 6)], hints("invoices", timestamps=TS))]
-        run(pages, True, tmp_path / "fast.duckdb", "warn_fast")
-        run(pages, "buffer", tmp_path / "buffer.duckdb", "warn_buffer")
+        run(pages, "rows", tmp_path / "fast.duckdb", "warn_fast")
+        run(pages, "digest", tmp_path / "digest.duckdb", "warn_digest")
     finally:
         dlt_logger.removeHandler(handler)
         dlt_logger.setLevel(level)

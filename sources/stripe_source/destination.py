@@ -1,0 +1,124 @@
+"""What the destination already holds of an account, read while a run plans and sweeps.
+
+A run appends when the destination holds none of an account's rows in a table (a first load, the
+fast path) and merges otherwise. A run that reads a whole list again (`full_refresh`, after the
+30-day gap, a backfill window) removes the account's rows that the read no longer found: Stripe
+deleted those objects, or they were deleted during the gap. Rows of other accounts are never
+touched, so any number of accounts share a dataset.
+
+Only SQL destinations can be asked; elsewhere a run merges and cannot sweep (and says so).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import dlt
+
+logger = logging.getLogger(__name__)
+
+
+class DestinationView:
+    """Read-only questions to the pipeline's destination about one account's rows.
+
+    One question at a time: opening dlt's SQL client injects configuration sections into dlt's
+    process-wide context, which two resource threads doing it at once would mangle.
+    """
+
+    _lock = threading.Lock()
+
+    def __init__(self, pipeline: Any, tables: Iterable[str]) -> None:
+        self._pipeline = pipeline
+        self.tables = tuple(tables)  # the tables a run may ask about
+        self.queryable = _queryable(pipeline)
+        self._cache_lock = threading.Lock()
+        self._with_rows: dict[str, set[str] | None] = {}  # account -> its tables with rows
+
+    @classmethod
+    def current(cls, tables: Iterable[str]) -> DestinationView:
+        try:
+            pipeline = dlt.current.pipeline()
+        except Exception:  # outside a pipeline run (e.g. the source iterated directly)
+            pipeline = None
+        return cls(pipeline, tables)
+
+    def holds_rows(self, tables: Iterable[str], account: str) -> bool:
+        """Whether any of `tables` holds a row of `account`; True when it cannot be known."""
+        if not self.queryable:
+            return True
+        with self._cache_lock:
+            if account not in self._with_rows:
+                self._with_rows[account] = self._tables_with_rows(account)
+            with_rows = self._with_rows[account]
+        return with_rows is None or not with_rows.isdisjoint(tables)
+
+    def _tables_with_rows(self, account: str) -> set[str] | None:
+        """The tables of `self.tables` holding rows of `account`, asked once for all (None: unknown)."""
+        found: set[str] = set()
+        with self._client() as client:
+            if not client.has_dataset():
+                return found
+            for table in self.tables:
+                rows = self._query(client, table, "SELECT 1 FROM {table} WHERE stripe_account_id = %s LIMIT 1",
+                                   account)
+                if rows is None:
+                    return None
+                if rows:
+                    found.add(table)
+        return found
+
+    def ids(self, table: str, account: str, column: str = "id", created_column: str | None = None,
+            start: int | None = None, end: int | None = None) -> set[str] | None:
+        """The distinct values of `column` (ids, or a sub-list's parent ids) in `account`'s rows of
+        `table` created in [start, end); None when it cannot be known."""
+        if not self.queryable:
+            return None
+        where, args = ["stripe_account_id = %s"], [account]
+        if created_column and start is not None:
+            where.append("{created} >= to_timestamp(%s)")
+            args.append(start)
+        if created_column and end is not None:
+            where.append("{created} < to_timestamp(%s)")
+            args.append(end)
+        with self._client() as client:
+            created = client.escape_column_name(created_column) if created_column else ""
+            sql = (f"SELECT DISTINCT {client.escape_column_name(column)} FROM {{table}} WHERE "
+                   + " AND ".join(where).replace("{created}", created))
+            found = self._query(client, table, sql, *args)
+        return None if found is None else {row[0] for row in found}
+
+    @contextmanager
+    def _client(self) -> Iterator[Any]:
+        with self._lock, self._pipeline.sql_client() as client:
+            yield client
+
+    @staticmethod
+    def _query(client: Any, table: str, sql: str, *args: Any) -> list[tuple] | None:
+        """Rows of `sql` about `table`; [] when the table or dataset does not exist yet, None when the
+        question cannot be answered (a table of an older layout)."""
+        from dlt.destinations.exceptions import DatabaseUndefinedRelation
+
+        try:
+            return client.execute_sql(sql.replace("{table}", client.make_qualified_table_name(table)), *args) or []
+        except DatabaseUndefinedRelation:
+            return []
+        except Exception as exc:  # e.g. no stripe_account_id column: assume the worst, merge
+            logger.info("Could not ask the destination about %s: %s", table, exc)
+            return None
+
+
+def _queryable(pipeline: Any) -> bool:
+    if pipeline is None or pipeline.destination is None:
+        return False
+    try:
+        from dlt.destinations.sql_client import WithSqlClient
+
+        with pipeline.destination_client() as client:
+            return isinstance(client, WithSqlClient) and not pipeline.destination.destination_type.endswith(
+                "filesystem")
+    except Exception:
+        return False
