@@ -30,11 +30,13 @@ def world() -> Iterator[Emulator]:
         yield emu
 
 
-def start_run(emu: Emulator, db: Path, *args: str) -> subprocess.Popen:
+def start_run(emu: Emulator, db: Path, *args: str, session: bool = False) -> subprocess.Popen:
+    """`session`: in a process group of its own, as a terminal's foreground job is."""
     env = dict(os.environ, STRIPE_API_KEY=emu.api_key)
     command = [sys.executable, "-m", "pipelines.stripe_pipeline", "run", "--api-base", emu.api_base,
                "--duckdb-path", str(db), *args]
-    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=session)
 
 
 def finish(run: subprocess.Popen, timeout: float = 120) -> tuple[int, list[str]]:
@@ -103,6 +105,36 @@ def test_a_signal_during_extract_stops_the_run_with_one_line(world, monkeypatch,
     assert exit_code == code
     assert len(err) == 1 and err[0].startswith(said), err
     # and the next run loads everything, once
+    assert run_pipeline(world, monkeypatch, db) == 0
+    assert_equals_emulator(world, db)
+
+
+@pytest.mark.parametrize("step", ["Normalize", "Load"])
+def test_ctrl_c_during_normalize_or_load_stops_the_run_with_one_line(world, monkeypatch, tmp_path, step):
+    # before: exit 1 after dlt's "will lock indefinitely", or an IndexError in our own error handler
+    db = tmp_path / "a.duckdb"
+    monkeypatch.setenv("PYTHONUNBUFFERED", "1")  # dlt's progress lines tell the step as it starts
+    run = start_run(world, db, "--flatten-processes", "0")
+    for line in run.stdout:
+        if line.startswith("-") and f" {step} stripe " in line:
+            run.send_signal(signal.SIGINT)
+            break
+    exit_code, err = finish(run, timeout=60)
+    assert exit_code == EXIT_INTERRUPTED
+    assert len(err) == 1 and err[0].startswith("Interrupted:"), err
+    assert run_pipeline(world, monkeypatch, db) == 0
+    assert_equals_emulator(world, db)
+
+
+def test_ctrl_c_at_a_terminal_reaches_the_flatten_workers_too_and_still_gives_one_line(world, monkeypatch, tmp_path):
+    # a terminal sends SIGINT to the whole foreground process group: the run and its worker processes
+    db = tmp_path / "a.duckdb"
+    run = start_run(world, db, "--max-rps", "8", "--flatten-processes", "2", session=True)
+    wait_until_running(run, world)
+    os.killpg(run.pid, signal.SIGINT)
+    exit_code, err = finish(run, timeout=60)
+    assert exit_code == EXIT_INTERRUPTED
+    assert len(err) == 1 and err[0].startswith("Interrupted:"), err
     assert run_pipeline(world, monkeypatch, db) == 0
     assert_equals_emulator(world, db)
 
