@@ -369,6 +369,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # dlt warns about every all-null Stripe column at WARNING; keep the output to what matters
     os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    for handler in logging.getLogger().handlers:
+        if _redact_record not in handler.filters:
+            handler.addFilter(_redact_record)
     with _signals_interrupt() as received:
         try:
             code = args.handler(args)
@@ -449,6 +452,15 @@ _SECRET = re.compile(r"\b((?:sk|rk|pk)_(?:test|live)_|whsec_|rt_|ac_)[A-Za-z0-9]
 def redact(text: str) -> str:
     """Every Stripe secret in `text` masked as Stripe shows keys (prefix and last four): a safety net."""
     return _SECRET.sub(lambda m: mask(m.group(0)) if m.group(1).count("_") > 1 else m.group(1) + "****", text)
+
+
+def _redact_record(record: logging.LogRecord) -> bool:
+    """A log filter: the record's message with every secret masked (a key must never reach a log)."""
+    message = record.getMessage()
+    shown = redact(message)
+    if shown != message:
+        record.msg, record.args = shown, ()
+    return True
 
 
 def _first_line(exc: BaseException) -> str:

@@ -112,6 +112,21 @@ def test_no_message_can_print_a_key():
     assert "sk_live_****" in shown and "rk_test_****" in shown
 
 
+def test_a_log_line_cannot_carry_a_key(monkeypatch, capsys, caplog):
+    import logging
+
+    key = "sk_live_" + "LoggedByMistake77Ab12"
+
+    def leaky_run(args) -> int:  # any library on the way logging a header or a URL it should not
+        logging.getLogger("somewhere").warning("retrying with %s", key)
+        return 0
+
+    monkeypatch.setattr("pipelines.stripe_pipeline.cmd_run", leaky_run)
+    assert main(["run"]) == 0
+    shown = capsys.readouterr().err + caplog.text
+    assert key not in shown and "sk_live_****Ab12" in shown
+
+
 @pytest.mark.xfail(strict=True, reason="stripe_source's `resources: Sequence[str] | str | None` makes dlt coerce an "
                    "env string to Sequence and fail; `str | Sequence[str] | None` passes it to select_tables")
 def test_resources_from_the_environment_as_a_comma_separated_list(emulator, monkeypatch, tmp_path, capsys):

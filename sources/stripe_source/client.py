@@ -432,6 +432,9 @@ def _stripe_error_body(response: urllib3.BaseHTTPResponse) -> dict | None:
 def _what_came(response: urllib3.BaseHTTPResponse) -> str:
     """A short description of a body, for a message: its type and its first characters."""
     body = response.data or b""
+    error = _stripe_error_body(response)
+    if error is not None:
+        return f"Stripe's error {str(error.get('message') or error.get('type') or 'without a message')[:80]!r}"
     kind = (response.headers.get("Content-Type") or "no content type").split(";")[0].strip()
     if not body.strip():
         return f"an empty body ({kind})"
