@@ -127,8 +127,6 @@ def test_a_log_line_cannot_carry_a_key(monkeypatch, capsys, caplog):
     assert key not in shown and "sk_live_****Ab12" in shown
 
 
-@pytest.mark.xfail(strict=True, reason="stripe_source's `resources: Sequence[str] | str | None` makes dlt coerce an "
-                   "env string to Sequence and fail; `str | Sequence[str] | None` passes it to select_tables")
 def test_resources_from_the_environment_as_a_comma_separated_list(emulator, monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("SOURCES__STRIPE__RESOURCES", "customers,coupons")
     db = tmp_path / "env.duckdb"

@@ -151,8 +151,8 @@ class DuplicateRepair:
         with self.view._client() as client:
             if not client.has_dataset():
                 return checked_through
-            loads_table = client.make_qualified_table_name("_dlt_loads")
-            newest = client.execute_sql(f"SELECT max(load_id) FROM {loads_table} WHERE status = 0")[0][0]
+            newest = self.view._query(client, "_dlt_loads", "SELECT max(load_id) FROM {table} WHERE status = 0")
+            newest = newest[0][0] if newest else None
             if newest is None or newest == checked_through:
                 return checked_through
             since = "" if checked_through is None else checked_through
