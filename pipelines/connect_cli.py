@@ -36,8 +36,10 @@ from stripe_source.errors import CONNECT_COMMAND, EXIT_OK, InvalidInput, StripeS
 
 def add_commands(subparsers: Any) -> None:
     """Add `connect` and `disconnect` to the CLI's argparse subparsers; `args.handler(args)` runs them."""
+    # allow_abbrev=False: an abbreviation must not quietly become another option
     connect = subparsers.add_parser(
         "connect",
+        allow_abbrev=False,
         help="add Stripe as a data source: validate a key or authorize with Connect OAuth, then store it",
         description="Validate Stripe credentials and store them in .dlt/secrets.toml (or print them as env vars).",
     )
@@ -70,6 +72,7 @@ def add_commands(subparsers: Any) -> None:
 
     disconnect = subparsers.add_parser(
         "disconnect",
+        allow_abbrev=False,
         help="deauthorize a Connect OAuth connection and remove the stored credentials",
     )
     _add_base_options(disconnect)
@@ -234,5 +237,7 @@ def _shown(path: os.PathLike[str]) -> str:
 
 
 def _fail(exc: StripeSourceError) -> int:
-    print(f"Error: {exc}", file=sys.stderr)
+    from pipelines.stripe_pipeline import redact  # the same safety net as `run`: no key in any message
+
+    print(f"Error: {redact(str(exc))}", file=sys.stderr)
     return exc.exit_code

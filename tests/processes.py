@@ -29,11 +29,15 @@ def in_normalize_step(name: str = "stripe") -> bool:
         (pipeline_dir(name) / "load" / "new").glob("*"))
 
 
-def start_run(emu, db: Path, *args: str, key: str | None = None, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """`stripe-pipeline run` in a child process, with this test's dlt project and environment."""
+def start_run(emu, db: Path, *args: str, key: str | None = None, env: dict[str, str] | None = None,
+              kill_at: str | None = None) -> subprocess.Popen:
+    """`stripe-pipeline run` in a child process, with this test's dlt project and environment;
+    `kill_at` (e.g. "load_job:3"): the child kills itself then (see tests/kill_child.py)."""
     child_env = dict(os.environ, STRIPE_API_KEY=key or emu.api_key, PYTHONPATH=str(ROOT), **(env or {}))
-    command = [sys.executable, "-m", "pipelines.stripe_pipeline", "run", "--api-base", emu.api_base,
-               "--duckdb-path", str(db), *args]
+    module = "pipelines.stripe_pipeline"
+    if kill_at:
+        child_env["KILL_AT"], module = kill_at, "tests.kill_child"
+    command = [sys.executable, "-m", module, "run", "--api-base", emu.api_base, "--duckdb-path", str(db), *args]
     return subprocess.Popen(command, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
 

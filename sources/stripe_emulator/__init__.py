@@ -72,6 +72,7 @@ class Emulator:
         for n, account in enumerate(self.connected_account_ids):
             self._created[account] = now - 400 * 86400
             self._build(account, seed * 31 + n + 1, max(60, scale // 10), span_days, now, None, connected=True)
+        self.created = self._created[self.account_id]  # when the platform account was opened: fixed
         self.api_key = self.add_key(api_key, kind="secret")
         self.api = Api(self)
         self.oauth = OAuth(self)

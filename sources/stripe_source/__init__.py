@@ -1,7 +1,7 @@
 """A dlt source for Stripe: payments, invoices, billing and everything they reference.
 
-    pipeline = dlt.pipeline("stripe_lib", destination="duckdb", dataset_name="stripe_data")
-    pipeline.run(stripe_source(start_date="2024-01-01"))
+    pipeline = dlt.pipeline("stripe_library", destination="duckdb", dataset_name="stripe")
+    pipeline.run(stripe_source(start_date="2024-01-01"), loader_file_format="parquet")
 
 One resource per listed Stripe object, built from the catalog (`catalog.py`); each plans its run
 (`plan.py`) and reads through the engine (`engine.py`).
@@ -44,7 +44,7 @@ __all__ = ["stripe_source", "StripeCredentials", "CATALOG", "API_VERSION"]
 @dlt.source(name="stripe", section="stripe", parallelized=True, root_key=True)
 def stripe_source(
     credentials: StripeCredentials | None = dlt.secrets.value,
-    resources: Sequence[str] | str | None = None,
+    resources: str | Sequence[str] | None = None,  # str first: dlt then takes a comma-separated env value
     start_date: DateLike = None,
     end_date: DateLike = None,
     api_base: str | None = None,

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import certifi
 import orjson
@@ -33,7 +33,7 @@ from requests.adapters import HTTPAdapter
 from requests.utils import get_environ_proxies, prepend_scheme_if_needed, select_proxy
 
 from .credentials import StripeCredentials
-from .errors import ReauthenticationRequired, StripeUnavailable
+from .errors import InvalidInput, NotStripe, ReauthenticationRequired, StripeUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,50 @@ PAGE_SIZE = 100  # Stripe's maximum `limit`
 USER_AGENT = f"dlt-source-stripe/0.1 (stripe-python {stripe.VERSION})"
 
 RETRY_STATUSES = frozenset({409, 429, 500, 502, 503, 504})
+# Seconds to wait for one answer (`[sources.stripe] request_timeout`, `--request-timeout`). Stripe
+# answers a 100-object page in well under a second; 30 s is long for Stripe and short for a person.
+DEFAULT_REQUEST_TIMEOUT = 30.0
+REQUEST_TIMEOUT_RANGE = (0.5, 600.0)
+RETRY_TIME_FACTOR = 4  # one request is retried for at most this many request timeouts (429s aside)
+# A server that never answered this run is most likely the wrong one (a typo in --api-base, no
+# network): give up after this many attempts instead of backing off for a minute.
+FIRST_CONTACT_ATTEMPTS = 2
+
+
+def check_base_url(url: str, name: str = "api_base") -> str:
+    """A base URL Stripe's paths can be appended to, without a trailing slash; raises `InvalidInput`."""
+    example = "like https://api.stripe.com or http://127.0.0.1:12111"
+    try:
+        parts = urlsplit(str(url).strip())
+        parts.port  # noqa: B018 (raises ValueError for a port out of range)
+    except ValueError:
+        raise InvalidInput(f"{name} {url!r} is not a URL: give it {example}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput(f"{name} {url!r} is not an http(s) URL: give it {example}")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise InvalidInput(f"{name} {url!r} has a query, fragment or user: give only the base, {example}")
+    if parts.path.rstrip("/").endswith("/v1"):
+        raise InvalidInput(f"{name} {url!r} ends in /v1: give the base without it, {example}")
+    return str(url).strip().rstrip("/")
+
+
+def configured_request_timeout() -> float:
+    """`request_timeout` from dlt config (`[sources.stripe]`, SOURCES__STRIPE__REQUEST_TIMEOUT), else the default."""
+    import dlt
+
+    value = dlt.config.get("sources.stripe.request_timeout")
+    return DEFAULT_REQUEST_TIMEOUT if value is None else check_request_timeout(value)
+
+
+def check_request_timeout(value: object) -> float:
+    low, high = REQUEST_TIMEOUT_RANGE
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if isinstance(value, bool) or not low <= seconds <= high:
+        raise InvalidInput(f"request_timeout must be a number of seconds from {low:g} to {high:g}, got {value!r}")
+    return seconds
 
 
 @dataclass
@@ -173,13 +217,15 @@ class StripeApi:
         limits: RateLimits | None = None,
         max_attempts: int = 8,
         max_rate_limit_attempts: int = 40,
-        timeout: float = 60.0,
+        timeout: float | None = None,
         pool_size: int = 64,
         on_token_refresh: Callable[[StripeCredentials], None] | None = None,
     ) -> None:
+        """`timeout`: seconds to wait for one answer (default: `configured_request_timeout()`); a
+        request is retried for at most `RETRY_TIME_FACTOR` times that (429s have their own cap)."""
         self.credentials = credentials
-        self.api_base = api_base.rstrip("/")
-        self.connect_base = connect_base.rstrip("/")
+        self.api_base = check_base_url(api_base, "api_base")
+        self.connect_base = check_base_url(connect_base, "connect_base")
         self.sdk = stripe.StripeClient(
             str(credentials.api_key),
             stripe_account=credentials.stripe_account,
@@ -190,7 +236,10 @@ class StripeApi:
         self.pacer = Pacer(limits or RateLimits.for_mode(credentials.livemode))
         self.max_attempts = max_attempts
         self.max_rate_limit_attempts = max_rate_limit_attempts
-        self.timeout = timeout
+        self.timeout = configured_request_timeout() if timeout is None else check_request_timeout(timeout)
+        self._timeouts = urllib3.Timeout(connect=min(10.0, self.timeout), read=self.timeout)
+        self.retry_seconds = RETRY_TIME_FACTOR * self.timeout
+        self._answered = False  # any HTTP answer from api_base yet (else errors mean a wrong URL or no network)
         self.stats = RequestStats()
         self.server_time: int | None = None  # Stripe's clock, from the Date header
         self.on_token_refresh = on_token_refresh
@@ -214,7 +263,15 @@ class StripeApi:
         self, path: str, params: Mapping[str, Any] | None = None, *, endpoint: str | None = None, priority: int = 0
     ) -> dict:
         """GET `path`, paced and retried; returns the parsed JSON or raises the SDK's typed error."""
-        return orjson.loads(self.get_raw(path, params, endpoint=endpoint, priority=priority))
+        body = self.get_raw(path, params, endpoint=endpoint, priority=priority)
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            text = " ".join(body[:60].decode("utf-8", "replace").split())
+            raise NotStripe(self.api_base + path, 200, f"malformed JSON {text!r}")
+        return parsed
 
     def get_raw(
         self, path: str, params: Mapping[str, Any] | None = None, *, endpoint: str | None = None, priority: int = 0
@@ -227,35 +284,73 @@ class StripeApi:
             url += "?" + urlencode({k: v for k, v in params.items() if v is not None}, doseq=True)
         attempt = 0
         refreshed = False
+        started = time.monotonic()
         while True:
             attempt += 1
             self.pacer.wait_turn(endpoint, priority)
             self.stats.count(endpoint)
             try:
-                response = self._http.request("GET", url, headers=self._headers, timeout=self.timeout, retries=False)
+                response = self._http.request("GET", url, headers=self._headers, timeout=self._timeouts,
+                                              retries=False)
             except urllib3.exceptions.HTTPError as exc:  # refused, reset, timed out, broken TLS
-                if attempt >= self.max_attempts:
+                reason = self._failure(exc)
+                if not self._answered and attempt >= FIRST_CONTACT_ATTEMPTS:
                     raise StripeUnavailable(
-                        f"Stripe did not answer GET {endpoint} after {attempt} attempts ({type(exc).__name__}): "
+                        f"Cannot reach {self.api_base} ({reason}): check --api-base (or STRIPE_API_BASE, "
+                        "[sources.stripe] api_base), the network and any proxy, then run again"
+                    ) from None
+                if attempt >= self.max_attempts or not self._may_wait(started, attempt):
+                    raise StripeUnavailable(
+                        f"Stripe did not answer GET {self.api_base}{path} after {attempt} attempts ({reason}): "
                         "check the network or Stripe's status page and run again"
                     ) from None
-                self._backoff(attempt, endpoint, reason=type(exc).__name__)
+                self._backoff(attempt, endpoint, reason=reason)
                 continue
+            self._answered = True
             status = response.status
             if status == 200:
                 self.pacer.recover()
                 self._note_server_time(response)
+                if not _looks_like_a_stripe_object(response.data):
+                    raise NotStripe(self.api_base + path, status, _what_came(response))
                 return response.data
-            if status in RETRY_STATUSES and self._should_retry(response, attempt):
-                if status == 429:
-                    self.stats.rate_limited += 1
-                    self.pacer.slow_down()
-                self._backoff(attempt, endpoint, reason=str(status))
-                continue
+            if status in RETRY_STATUSES:
+                if self._should_retry(response, attempt) and (status == 429 or self._may_wait(started, attempt)):
+                    if status == 429:
+                        self.stats.rate_limited += 1
+                        self.pacer.slow_down()
+                    self._backoff(attempt, endpoint, reason=str(status))
+                    continue
+                if status >= 500 or status == 429 or _stripe_error_body(response) is None:
+                    raise StripeUnavailable(
+                        f"Stripe answered GET {self.api_base}{path} with HTTP {status} {attempt} times "
+                        f"({_what_came(response)}): check Stripe's status page and run again"
+                    )
             if status == 401 and not refreshed and self._refresh_access_token():
                 refreshed = True  # once: a new token that is refused too means re-authenticate
                 continue
-            self._raise_sdk_error(response)
+            self._raise_sdk_error(response, self.api_base + path)
+
+    def _may_wait(self, started: float, attempt: int) -> bool:
+        """Whether the next backoff still ends within the request's retry time."""
+        return time.monotonic() + _backoff_seconds(attempt) * 0.5 < started + self.retry_seconds
+
+    def _failure(self, exc: urllib3.exceptions.HTTPError) -> str:
+        """What went wrong with the connection, in words (no URL: the callers name it)."""
+        # most specific first: NameResolutionError < NewConnectionError < ConnectTimeoutError
+        if isinstance(exc, urllib3.exceptions.NameResolutionError):
+            return "unknown host"
+        if isinstance(exc, urllib3.exceptions.NewConnectionError):
+            return "connection refused" if "refused" in str(exc).lower() else "no connection"
+        if isinstance(exc, urllib3.exceptions.ConnectTimeoutError):
+            return f"no connection within {min(10.0, self.timeout):g} s"
+        if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
+            return f"no answer within {self.timeout:g} s"
+        if isinstance(exc, urllib3.exceptions.SSLError):
+            return "TLS error"
+        if isinstance(exc, urllib3.exceptions.ProtocolError):
+            return "connection closed without an answer"
+        return type(exc).__name__
 
     def _should_retry(self, response: urllib3.BaseHTTPResponse, attempt: int) -> bool:
         if response.status == 429:
@@ -268,7 +363,7 @@ class StripeApi:
 
     def _backoff(self, attempt: int, endpoint: str, reason: str) -> None:
         self.stats.retries += 1
-        delay = min(30.0, 0.5 * 2 ** min(attempt - 1, 6)) * random.uniform(0.5, 1.0)
+        delay = _backoff_seconds(attempt) * random.uniform(0.5, 1.0)
         logger.info("Retrying GET %s in %.1fs (attempt %d, %s)", endpoint, delay, attempt, reason)
         time.sleep(delay)
 
@@ -280,8 +375,14 @@ class StripeApi:
             except (TypeError, ValueError):
                 pass
 
-    def _raise_sdk_error(self, response: urllib3.BaseHTTPResponse) -> None:
-        """Raise what the SDK would raise for this response; 401 becomes our re-auth error."""
+    def _raise_sdk_error(self, response: urllib3.BaseHTTPResponse, url: str) -> None:
+        """Raise what the SDK would raise for this response; 401 becomes our re-auth error.
+
+        An answer without Stripe's error object (a proxy's or a web server's page) is not Stripe's:
+        the SDK would fail on it with a traceback, so it is named as such instead.
+        """
+        if _stripe_error_body(response) is None:
+            raise NotStripe(url, response.status, _what_came(response))
         try:
             self.sdk._requestor._interpret_response(response.data, response.status, response.headers, "V1")
         except stripe.AuthenticationError as exc:
@@ -307,6 +408,40 @@ class StripeApi:
 
     def close(self) -> None:
         self._http.clear()
+
+
+def _backoff_seconds(attempt: int) -> float:
+    return min(30.0, 0.5 * 2 ** min(attempt - 1, 6))
+
+
+def _looks_like_a_stripe_object(body: bytes) -> bool:
+    """Cheaply (pages are parsed elsewhere): a JSON object that names its `object`, as all of Stripe's do."""
+    return body[:64].lstrip()[:1] == b"{" and body[-64:].rstrip()[-1:] == b"}" and b'"object"' in body
+
+
+def _stripe_error_body(response: urllib3.BaseHTTPResponse) -> dict | None:
+    """Stripe's `{"error": {...}}`, or None when the body is something else."""
+    try:
+        body = orjson.loads(response.data)
+    except orjson.JSONDecodeError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else None
+
+
+def _what_came(response: urllib3.BaseHTTPResponse) -> str:
+    """A short description of a body, for a message: its type and its first characters."""
+    body = response.data or b""
+    error = _stripe_error_body(response)
+    if error is not None:
+        return f"Stripe's error {str(error.get('message') or error.get('type') or 'without a message')[:80]!r}"
+    kind = (response.headers.get("Content-Type") or "no content type").split(";")[0].strip()
+    if not body.strip():
+        return f"an empty body ({kind})"
+    text = " ".join(body[:200].decode("utf-8", "replace").split())
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{kind} {text!r}"
 
 
 def _reason(exc: stripe.StripeError) -> str:

@@ -209,13 +209,16 @@ class CallbackServer:
     Stripe redirects only to a `redirect_uri` registered in the platform's Connect settings, so a
     fixed `port` lets the user register `http://127.0.0.1:<port>/stripe/callback` once. Requests
     to other paths (a browser's favicon) or that send nothing (a preconnect) are ignored until the
-    redirect comes. `wait()` returns the authorization code once it carried the expected `state`;
-    anything else (wrong or missing state, `error=access_denied`, silence) raises `OAuthFailed`.
+    redirect comes. So is a redirect with a wrong or missing `state` (answered with an error page):
+    anyone can make the browser open the callback URL, and a forged request must not cancel the
+    user's own sign-in. `wait()` returns the authorization code of the redirect that carried the
+    expected `state`; a denial (`error=access_denied`) or silence until the timeout raises `OAuthFailed`.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._params: dict[str, str] | None = None
         self._state: str | None = None
+        self.ignored = 0  # redirects with a wrong or missing state
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -226,11 +229,17 @@ class CallbackServer:
                 if url.path != CALLBACK_PATH:
                     self._answer(404, "Not the Stripe redirect.")
                     return
-                outer._params = {k: v[0] for k, v in parse_qs(url.query).items()}
+                params = {k: v[0] for k, v in parse_qs(url.query).items()}
                 state_ok = outer._state is not None and secrets.compare_digest(
-                    outer._params.get("state", ""), outer._state
+                    params.get("state", "").encode(), outer._state.encode()
                 )
-                if state_ok and outer._params.get("code"):
+                if not state_ok:
+                    outer.ignored += 1
+                    self._answer(400, "This link is not from the sign-in the terminal is waiting for (wrong or "
+                                      "missing state). Return to the terminal and use the link it shows.")
+                    return
+                outer._params = params
+                if params.get("code"):
                     self._answer(200, "Stripe connected. You can close this tab and return to the terminal.")
                 else:
                     self._answer(400, "Stripe did not connect. Return to the terminal for details.")
@@ -271,14 +280,11 @@ class CallbackServer:
             self.close()
         params = self._params
         if params is None:
+            forged = (f" ({self.ignored} redirect(s) with a wrong or missing state were ignored: possible forgery)"
+                      if self.ignored else "")
             raise OAuthFailed(
-                f"No answer from Stripe's consent page within {int(timeout)} s: "
+                f"No answer from Stripe's consent page within {int(timeout)} s{forged}: "
                 f"run `{CONNECT_COMMAND} --oauth --client-id ca_...` again and finish in the browser"
-            )
-        if not secrets.compare_digest(params.get("state", ""), state):
-            raise OAuthFailed(
-                "The OAuth redirect carried a wrong or missing state (possible forgery), nothing was "
-                f"stored: run `{CONNECT_COMMAND} --oauth --client-id ca_...` again"
             )
         if params.get("error"):
             if params["error"] == "access_denied":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from dlt.common.configuration.specs import CredentialsConfiguration, configspec
@@ -12,6 +14,11 @@ from .errors import InvalidInput, MissingCredentials
 
 API_KEY_ENV = "STRIPE_API_KEY"
 KEY_PREFIXES = ("sk_test_", "sk_live_", "rk_test_", "rk_live_")
+# What Stripe's keys and OAuth tokens are made of; anything else (a newline from `$(cat key.txt)`, a
+# space, a non-ASCII character) would only fail later, in an HTTP header error that quotes the key.
+_KEY_CHARACTERS = re.compile(r"[A-Za-z0-9_]+")
+_TOKEN_CHARACTERS = re.compile(r"[!-~]+")  # refresh tokens: printable ASCII, no spaces
+_SECRET_FIELDS = ("api_key", "refresh_token", "client_secret")
 
 
 @configspec
@@ -27,8 +34,13 @@ class StripeCredentials(CredentialsConfiguration):
     def parse_native_representation(self, native_value: Any) -> None:
         if isinstance(native_value, str):  # SOURCES__STRIPE__CREDENTIALS="sk_test_..."
             self.api_key = native_value
-        else:
+        elif isinstance(native_value, Mapping):
             super().parse_native_representation(native_value)
+        else:  # `credentials = 123` in secrets.toml: say where, never what (it may be a key)
+            raise InvalidInput(
+                f"[sources.stripe] credentials is a {type(native_value).__name__}, not a key or a table: "
+                "run `stripe-pipeline connect` to store the key, or fix .dlt/secrets.toml"
+            )
 
     @property
     def livemode(self) -> bool:
@@ -47,6 +59,13 @@ def resolve_credentials(credentials: StripeCredentials | str | None) -> StripeCr
     """
     if isinstance(credentials, str):
         credentials = StripeCredentials(api_key=credentials)
+    if credentials is not None:
+        for name in _SECRET_FIELDS:  # a trailing newline is how keys usually arrive from files
+            value = getattr(credentials, name)
+            if value is not None:
+                setattr(credentials, name, str(value).strip() or None)
+        if credentials.stripe_account is not None:
+            credentials.stripe_account = str(credentials.stripe_account).strip() or None
     if credentials is None or not credentials.api_key:
         env_key = os.environ.get(API_KEY_ENV, "").strip()
         if not env_key:
@@ -54,6 +73,15 @@ def resolve_credentials(credentials: StripeCredentials | str | None) -> StripeCr
         credentials = credentials or StripeCredentials()
         credentials.api_key = env_key
     key = str(credentials.api_key)
+    for name in _SECRET_FIELDS:
+        value = getattr(credentials, name)
+        allowed = _KEY_CHARACTERS if name == "api_key" else _TOKEN_CHARACTERS
+        if value is not None and not allowed.fullmatch(str(value)):
+            shown = "key" if name == "api_key" else name
+            raise InvalidInput(
+                f"The Stripe {shown} contains characters a Stripe key never has (spaces, line breaks or non-ASCII "
+                "characters): copy it again from the Stripe Dashboard and run `stripe-pipeline connect`"
+            )
     if key.startswith("pk_"):
         raise InvalidInput(
             "The Stripe key is a publishable key (pk_...): use a secret (sk_) or restricted (rk_) key, "
@@ -64,9 +92,9 @@ def resolve_credentials(credentials: StripeCredentials | str | None) -> StripeCr
             "The Stripe key does not look like a Stripe API key (expected sk_test_, sk_live_, rk_test_ "
             "or rk_live_): run `stripe-pipeline connect` to store a valid one"
         )
-    if credentials.stripe_account and not credentials.stripe_account.startswith("acct_"):
+    if credentials.stripe_account and not re.fullmatch(r"acct_[A-Za-z0-9]+", credentials.stripe_account):
         raise InvalidInput(
-            f"stripe_account must be a Stripe account id (acct_...), got '{credentials.stripe_account}'"
+            f"stripe_account must be a Stripe account id (acct_...), got {credentials.stripe_account!r}"
         )
     return credentials
 

@@ -111,6 +111,13 @@ class DestinationView:
             return None
 
 
+def _live_schema() -> Any:
+    try:
+        return dlt.current.source_schema()
+    except Exception:  # outside an extract
+        return None
+
+
 def _queryable(pipeline: Any) -> bool:
     if pipeline is None or pipeline.destination is None:
         return False
@@ -122,3 +129,63 @@ def _queryable(pipeline: Any) -> bool:
                 "filesystem")
     except Exception:
         return False
+
+
+class DuplicateRepair:
+    """Removes rows a resumed load wrote twice.
+
+    dlt records a load job as done only after the destination committed its rows; a run killed in
+    between leaves the job to be run again by the next load, which inserts the same rows (same
+    `_dlt_id`) a second time. The run after it checks the rows of the loads since the last check
+    and keeps one copy of each (the copies are identical: the same file loaded twice).
+    """
+
+    def __init__(self, view: DestinationView) -> None:
+        self.view = view
+
+    def repair(self, checked_through: str | None) -> str | None:
+        """Repairs the loads after `checked_through`; returns the newest load now checked."""
+        schema = _live_schema()
+        if not self.view.queryable or schema is None:
+            return checked_through
+        with self.view._client() as client:
+            if not client.has_dataset():
+                return checked_through
+            newest = self.view._query(client, "_dlt_loads", "SELECT max(load_id) FROM {table} WHERE status = 0")
+            newest = newest[0][0] if newest else None
+            if newest is None or newest == checked_through:
+                return checked_through
+            since = "" if checked_through is None else checked_through
+            for name, table in schema.tables.items():
+                if table.get("parent") or name.startswith("_dlt") or "_dlt_load_id" not in table.get("columns", {}):
+                    continue
+                root = client.make_qualified_table_name(name)
+                recent = f"SELECT _dlt_id FROM {root} WHERE _dlt_load_id > %s"
+                self._dedupe(client, name, recent, since)
+                for nested, nested_table in schema.tables.items():
+                    if nested.startswith(name + "__") and "_dlt_root_id" in nested_table.get("columns", {}):
+                        self._dedupe(client, nested, f"SELECT _dlt_id FROM {{table}} WHERE _dlt_root_id IN ({recent})",
+                                     since)
+        return newest
+
+    @staticmethod
+    def _dedupe(client: Any, table: str, rows_of_recent_loads: str, since: str) -> None:
+        qualified = client.make_qualified_table_name(table)
+        recent = rows_of_recent_loads.replace("{table}", qualified)
+        twice = f"SELECT _dlt_id FROM {qualified} WHERE _dlt_id IN ({recent}) GROUP BY _dlt_id HAVING count(*) > 1"
+        try:
+            found = client.execute_sql(f"SELECT count(*) FROM ({twice}) AS d", since)[0][0]
+        except Exception as exc:  # a table not created yet, an older layout: nothing of ours to repair
+            logger.info("Could not check %s for rows loaded twice: %s", table, exc)
+            return
+        if not found:
+            return
+        logger.warning("%s: %d rows were loaded twice by a load that was interrupted and resumed; keeping one copy",
+                       table, found)
+        copies = client.make_qualified_table_name("_stripe_loaded_twice")
+        with client.begin_transaction():
+            client.execute_sql(f"CREATE TABLE {copies} AS SELECT DISTINCT * FROM {qualified} WHERE _dlt_id IN "
+                               f"({twice})", since)
+            client.execute_sql(f"DELETE FROM {qualified} WHERE _dlt_id IN (SELECT _dlt_id FROM {copies})")
+            client.execute_sql(f"INSERT INTO {qualified} SELECT * FROM {copies}")
+            client.execute_sql(f"DROP TABLE {copies}")

@@ -12,6 +12,8 @@ EXIT_BAD_INPUT = 2
 EXIT_REAUTHENTICATE = 3
 EXIT_PERMISSION = 4
 EXIT_STRIPE_UNAVAILABLE = 5
+EXIT_RUN_IN_PROGRESS = 6  # another run of the same pipeline (or on the same DuckDB file) holds it
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT); SIGTERM gives 143, as shells report a signal: 128 + its number
 
 CONNECT_COMMAND = "stripe-pipeline connect"
 
@@ -76,3 +78,13 @@ class StripeUnavailable(StripeSourceError):
     """Stripe kept failing after every retry (5xx, timeouts, connection errors)."""
 
     exit_code = EXIT_STRIPE_UNAVAILABLE
+
+
+class NotStripe(StripeUnavailable):
+    """The server at the API base answered, but not as Stripe does (a proxy's page, a web server)."""
+
+    def __init__(self, url: str, status: int, what: str) -> None:
+        super().__init__(
+            f"{url} answered HTTP {status} with {what}, which is not Stripe's API: check --api-base (or "
+            "STRIPE_API_BASE, [sources.stripe] api_base) and any proxy in between, then run again"
+        )

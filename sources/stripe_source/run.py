@@ -16,7 +16,7 @@ from .catalog import BY_TABLE
 from .changes import ChangeFeed
 from .client import StripeApi
 from .cursors import cursors_of, note_account
-from .destination import DestinationView
+from .destination import DestinationView, DuplicateRepair
 from .dlt_fixes import JsonAsTextIsByDesign, install_nested_metrics_fallback
 from .engine import OLDEST, Reader
 from .flatten import FlattenPlan
@@ -101,9 +101,13 @@ class Extraction:
             return self._legacy_account
 
     def destination(self) -> DestinationView:
+        """What the destination holds; the first call also repairs rows a resumed load wrote twice."""
         with self._lock:
             if self._destination is None:
                 self._destination = DestinationView.current(t for tables in self.selection.values() for t in tables)
+                state = dlt.current.source_state()
+                state["checked_loads_through"] = DuplicateRepair(self._destination).repair(
+                    state.get("checked_loads_through"))
             return self._destination
 
     def feed(self, since: int) -> ChangeFeed:
