@@ -136,7 +136,8 @@ class Store:
         self.deleted: dict[str, set[str]] = {entry.name: set() for entry in OBJECTS}
         self.settled_by: dict[str, str] = {}  # balance transaction -> the automatic payout that paid it out
         self.undelivered: set[str] = set()  # events whose webhooks are pending or failed
-        self._bytes: dict[str, bytes] = {}  # rendered JSON of live (changed) objects
+        # rendered JSON of live (changed) objects: id -> entry -> bytes (a price and its plan share an id)
+        self._bytes: dict[str, dict[str, bytes]] = {}
 
     # --- building (no events)
     def add(self, resource: str, obj: dict, parent: str | None = None) -> dict:
@@ -255,10 +256,10 @@ class Store:
                              + (b"true" if len(items) > EMBED_LIMIT else b"false") + b',"url":'
                              + orjson.dumps(sub.path.format(id=object_id)) + b"}")
             return b"".join(parts) + b"}"
-        cached = self._bytes.get(object_id)
+        cached = self._bytes.get(object_id, {}).get(resource)
         if cached is None:  # a live object: created or changed since the world was built
             cached = dumps(self.render(resource, raw))
-            self._bytes[object_id] = cached
+            self._bytes.setdefault(object_id, {})[resource] = cached
         return cached
 
     def page_bytes(self, resource: str, ids: list[str]) -> list[bytes]:

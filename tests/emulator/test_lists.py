@@ -234,3 +234,14 @@ def test_references_point_at_objects_that_exist(world: Emulator):
     assert all(i["customer"] in customers for i in world.objects("invoices"))
     for txn in world.objects("balance_transactions"):
         assert txn["net"] == txn["amount"] - txn["fee"]
+
+
+def test_a_recurring_price_and_its_plan_stay_two_objects_after_a_change(own_world: Emulator):
+    client = stripe.StripeClient(own_world.api_key, base_addresses={"api": own_world.api_base})
+    price = next(p for p in own_world.objects("prices") if p["type"] == "recurring")
+    own_world.update("prices", price["id"], nickname="Renamed")
+    assert client.v1.prices.retrieve(price["id"]).object == "price"
+    plan = client.v1.plans.retrieve(price["id"])
+    assert plan.object == "plan" and plan.nickname == "Renamed" and plan.amount == price["unit_amount"]
+    assert [p.object for p in client.v1.plans.list(params={"limit": 100}).data] == ["plan"] * len(
+        client.v1.plans.list(params={"limit": 100}).data)
