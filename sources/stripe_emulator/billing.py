@@ -32,7 +32,7 @@ class Billing(Catalog):
         pool = list({p["id"]: p for p in pool}.values())
         while len(pool) < n:
             pool.append(self.price(recurring=True, currency=currency, interval=interval,
-                                   created=self.rng.randint(self.start, created)))
+                                   created=self.before(created)))
         return pool[:n]
 
     def subscription(self, customer: dict | None = None, items: int | None = None, status: str | None = None,
@@ -217,7 +217,7 @@ class Billing(Catalog):
             n = lines or self.big("invoices", 11, 40) or r.randint(1, 6)
             for _ in range(n):
                 price = self.pick(f"one_time_{currency}") or \
-                    self.price(recurring=False, currency=currency, created=r.randint(self.start, created))
+                    self.price(recurring=False, currency=currency, created=self.before(created))
                 ii = self.invoiceitem(customer, invoice, price, created=created)
                 new_lines.append(self._line_for_invoiceitem(invoice, ii))
         for line in new_lines:

@@ -89,6 +89,11 @@ class Builder:
             moment = self.rng.randint(min(after, last), min(last, after + 60 * 86400))
         return moment
 
+    def before(self, moment: int) -> int:
+        """When a supporting object (a price an invoice needs) was made: any time before, while the
+        world is built; at that moment on a built world, where the past is already served."""
+        return moment if self.instant else self.rng.randint(self.start, moment)
+
     def later(self, obj: dict, *after: int | None, within: int = 7 * 86400) -> int:
         """A moment soon after the object's latest change (and after `after`): changes to one object
         stay in order, and an old object's lifecycle stays in its own past (recent days get their share)."""

@@ -221,7 +221,7 @@ class WorldBuilder(Billing):
                  if p["id"] not in have][:n]
         while len(fresh) < n:
             fresh.append(self.price(recurring=True, currency=sub["currency"], interval=interval,
-                                    created=self.rng.randint(self.start, at)))
+                                    created=self.before(at)))
         for price in fresh:
             self.subscription_item(sub, price, at)
         self.touch_sub_list("subscriptions", sub, at, before)

@@ -196,3 +196,16 @@ def test_create_records_the_events_stripe_records(own_world: Emulator, resource:
         "get", f"/v1/events/{new[-1]['id']}").data["data"]["object"]  # type: ignore[attr-defined]
     listed = own_world.objects(resource)
     assert made["id"] in {o["id"] for o in listed}
+
+
+def test_what_a_change_makes_is_made_now_with_its_events(own_world: Emulator):
+    """Supporting objects a change needs (new prices for new subscription items) are created at that
+    moment, not back-dated: an incremental reader would never see a back-dated object."""
+    before = {p["id"] for p in own_world.objects("prices")}
+    start = own_world.now()
+    sub = own_world.create("subscriptions", items=1, status="active")
+    own_world.add_subscription_items(sub["id"], 15)
+    new = [p for p in own_world.objects("prices") if p["id"] not in before]
+    assert new and all(p["created"] >= start for p in new)
+    announced = {e["data"]["object"]["id"] for e in own_world.objects("events") if e["type"] == "price.created"}
+    assert {p["id"] for p in new} <= announced
