@@ -184,11 +184,19 @@ class Builder:
                 self.store.record(f"{prefix}.updated", snapshot, previous, created=at, delivered=self.delivered(at))
         return changed
 
-    def touch_sub_list(self, resource: str, obj: dict, at: int, before: dict | None) -> None:
-        """After a parent's sub-list changed: `<prefix>.updated` with the old embedded list (and totals)."""
+    def touch_sub_list(self, resource: str, obj: dict, at: int, before: dict | None, field: str) -> None:
+        """After a parent's sub-list changed: `<prefix>.updated` with the old embedded list (and totals).
+
+        The sub-list is in `previous_attributes` even when its first 10 items look the same (an item
+        added beyond them): Stripe announces the change all the same.
+        """
         self.touched[obj["id"]] = max(at, self.touched.get(obj["id"], at))
-        if before is not None and self.recent(at):
-            self.store.changed(resource, self.store.snapshot(resource, obj["id"]), before, "updated", when=at)
+        if before is None or not self.recent(at):
+            return
+        after = self.store.snapshot(resource, obj["id"])
+        previous = {k: before.get(k) for k in after if before.get(k) != after.get(k)}
+        previous.setdefault(field, before[field])
+        self.store.record(f"{BY_NAME[resource].events}.updated", after, previous, created=at)
 
     def snapshot_if_recent(self, resource: str, obj: dict, at: int) -> dict | None:
         return self.store.snapshot(resource, obj["id"]) if self.recent(at) else None

@@ -224,7 +224,7 @@ class WorldBuilder(Billing):
                                     created=self.before(at)))
         for price in fresh:
             self.subscription_item(sub, price, at)
-        self.touch_sub_list("subscriptions", sub, at, before)
+        self.touch_sub_list("subscriptions", sub, at, before, "items")
         return self.store.snapshot("subscriptions", sub["id"])
 
     def remove_subscription_item(self, item_id: str, at: int) -> dict:
@@ -232,7 +232,7 @@ class WorldBuilder(Billing):
         sub = self.store.get("subscriptions", item["subscription"])
         before = self.snapshot_if_recent("subscriptions", sub, at)
         self.store.remove_items("subscription_items", sub["id"], [item_id])
-        self.touch_sub_list("subscriptions", sub, at, before)
+        self.touch_sub_list("subscriptions", sub, at, before, "items")
         return self.store.snapshot("subscriptions", sub["id"])
 
     def add_invoice_lines(self, invoice: dict, n: int, at: int) -> dict:
@@ -246,7 +246,7 @@ class WorldBuilder(Billing):
             ii = self.invoiceitem(customer, invoice, created=at)
             self.add("invoice_line_items", self._line_for_invoiceitem(invoice, ii), parent=invoice["id"])
         self.total_invoice(invoice)
-        self.touch_sub_list("invoices", invoice, at, before)
+        self.touch_sub_list("invoices", invoice, at, before, "lines")
         return self.store.snapshot("invoices", invoice["id"])
 
     def remove_invoice_lines(self, invoice: dict, at: int) -> dict:
@@ -260,5 +260,5 @@ class WorldBuilder(Billing):
             if details and details["invoice_item"] in self.store.collections["invoiceitems"].objects:
                 self.store.delete("invoiceitems", details["invoice_item"], when=at)
         self.total_invoice(invoice)
-        self.touch_sub_list("invoices", invoice, at, before)
+        self.touch_sub_list("invoices", invoice, at, before, "lines")
         return self.store.snapshot("invoices", invoice["id"])

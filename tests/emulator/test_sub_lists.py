@@ -95,6 +95,10 @@ def test_adding_items_past_ten_truncates_and_the_events_say_so(own_world: Emulat
     assert event.data.previous_attributes["items"]["data"][0]["id"] == sub["items"]["data"][0]["id"]
     assert len(event.data.previous_attributes["items"]["data"]) == before
 
+    own_world.add_subscription_items(sub["id"], 1)  # beyond the embedded ten: announced all the same
+    event = client.v1.events.list(params={"type": "customer.subscription.updated", "limit": 1}).data[0]
+    assert event.data.object.id == sub["id"] and "items" in event.data.previous_attributes
+
     transfer = own_world.create("transfers", reversals=0, amount=40_000)
     own_world.add_transfer_reversals(transfer["id"], 13)
     assert [e.type for e in client.v1.events.list(params={"limit": 14}).data].count("transfer.reversed") == 13
