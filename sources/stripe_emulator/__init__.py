@@ -106,7 +106,9 @@ class Emulator:
         return self.api_base
 
     def start(self) -> Emulator:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="stripe-emulator", daemon=True)
+        # a short poll: `stop()` waits for the serving loop to notice, and tests stop many emulators
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="stripe-emulator", daemon=True)
         self._thread.start()
         return self
 
