@@ -28,6 +28,7 @@ from stripe_source.connection import (
     exchange_code,
     load_credentials,
     refresh_access_token,
+    refresher_for,
     remove_credentials,
     run_oauth_flow,
     save_credentials,
@@ -268,7 +269,8 @@ def oauth_connect(emu, monkeypatch, *extra: str) -> int:
 def test_oauth_flow_end_to_end(fresh_emulator, dlt_project, monkeypatch, capsys, caplog):
     assert oauth_connect(fresh_emulator, monkeypatch) == EXIT_OK
     creds = stored(dlt_project)
-    assert set(creds) == {"api_key", "stripe_account", "refresh_token", "client_secret", "client_id"}
+    assert set(creds) == {"api_key", "stripe_account", "refresh_token", "client_secret", "client_id", "scope"}
+    assert "expires_at" not in creds  # Connect OAuth's access tokens do not expire
     assert creds["client_id"] == fresh_emulator.client_id
     shown = out = assert_never_shown(creds["api_key"], capsys, caplog)
     for secret in (creds["refresh_token"], fresh_emulator.api_key):
@@ -378,12 +380,17 @@ def test_callback_server_ignores_stray_requests_and_forged_states():
     assert [a.status_code for a in answers] == [404, 400, 200]
 
 
-def test_a_refreshed_token_that_is_refused_too_asks_to_reauthenticate(fresh_emulator, monkeypatch):
+def test_a_refreshed_token_that_is_refused_too_asks_to_reauthenticate(fresh_emulator):
     # one refresh per request: a token refused again must not loop (e.g. tokens from another server)
-    api = StripeApi(StripeCredentials(api_key="sk_test_neverissued000000"), fresh_emulator.api_base)
     refreshes: list[int] = []
-    # "refreshed" three times at most, so a regression fails here instead of looping forever
-    monkeypatch.setattr(api, "_refresh_access_token", lambda: refreshes.append(1) or len(refreshes) <= 3)
+
+    def refresh(credentials: StripeCredentials) -> StripeCredentials:
+        refreshes.append(1)
+        assert len(refreshes) <= 3  # a regression fails here instead of looping forever
+        return credentials
+
+    creds = StripeCredentials(api_key="sk_test_neverissued000000", refresh_token="rt_x", client_secret="sk_test_p")
+    api = StripeApi(creds, fresh_emulator.api_base, refresh=refresh)
     with pytest.raises(ReauthenticationRequired):
         api.get("/v1/customers")
     assert refreshes == [1]
@@ -421,7 +428,8 @@ def test_oauth_token_refresh_when_access_token_expired(fresh_emulator, dlt_proje
     fresh_emulator.expire_key(before["api_key"])
 
     creds = load_credentials()
-    api = StripeApi(creds, fresh_emulator.api_base, connect_base=fresh_emulator.connect_base)
+    api = StripeApi(creds, fresh_emulator.api_base, connect_base=fresh_emulator.connect_base,
+                    refresh=refresher_for(creds, fresh_emulator.api_base, fresh_emulator.connect_base))
     assert api.get("/v1/charges", {"limit": 1})["object"] == "list"
     after = stored(dlt_project)
     assert after["api_key"] == str(creds.api_key) != before["api_key"]
