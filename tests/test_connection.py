@@ -198,6 +198,26 @@ def test_connected_account_with_platform_key(fresh_emulator, dlt_project, monkey
     assert stored(dlt_project) == {"api_key": key, "stripe_account": account}
 
 
+def test_connect_and_run_agree_when_the_key_cannot_reach_the_account(fresh_emulator, dlt_project, monkeypatch,
+                                                                     capsys, caplog):
+    # one connection check for both: `connect` said re-authenticate (3) while `run` started
+    # extracting and failed on its first list with "permission missing" (4)
+    from pipelines.stripe_pipeline import main
+
+    unknown, key = "acct_1NotConnectedHere", fresh_emulator.api_key
+    assert connect_with_key(fresh_emulator, key, "--account", unknown, monkeypatch=monkeypatch) == EXIT_REAUTHENTICATE
+    said_by_connect = assert_never_shown(key, capsys, caplog).strip()
+    monkeypatch.setenv("SOURCES__STRIPE__CREDENTIALS__API_KEY", key)
+    monkeypatch.setenv("SOURCES__STRIPE__CREDENTIALS__STRIPE_ACCOUNT", unknown)
+    fresh_emulator.reset_stats()
+    db = dlt_project / "unreachable.duckdb"
+    assert main(["run", "--api-base", fresh_emulator.api_base, "--duckdb-path", str(db)]) == EXIT_REAUTHENTICATE
+    said_by_run = assert_never_shown(key, capsys, caplog).strip()
+    assert said_by_run == said_by_connect  # the same one line
+    assert f"for account {unknown}" in said_by_run and "not connected, or access was revoked" in said_by_run
+    assert fresh_emulator.stats()["requests_total"] == 1 and not db.exists()  # stopped before extracting
+
+
 # --- connect --check
 
 
