@@ -67,6 +67,7 @@ class Emulator:
             account = "acct_1" + ids.new("x")[5:21]
             self.connected_account_ids.append(account)
             self._build(account, seed * 31 + n + 1, max(60, scale // 10), span_days, now, None)
+        self.created = now - 800 * 86400  # when the accounts were opened: fixed, whatever the clock does
         self.api_key = self.add_key(api_key, kind="secret")
         self.api = Api(self)
         self.oauth = OAuth(self)
@@ -208,6 +209,8 @@ class Emulator:
             obj.update({k: v for k, v in fields.items() if k != "customer"})
             store.invalidate(obj["id"])
         store.created(resource, obj)
+        if resource == "refunds":  # Stripe announces the charge's new refunded totals
+            store.record("charge.refunded", store.render("charges", store.get("charges", obj["charge"])))
         if resource == "payment_intents" and obj.get("latest_charge"):
             store.created("charges", store.get("charges", obj["latest_charge"]))
         return copy.deepcopy(store.render(resource, obj))
@@ -322,7 +325,7 @@ class Emulator:
             "business_profile": {"name": "Connected Shop" if connected else "Emulated Inc.", "url": None,
                                  "mcc": "5734", "support_email": None},
             "capabilities": {"card_payments": "active", "transfers": "active"}, "charges_enabled": True,
-            "controller": {"type": "account"}, "country": "US", "created": self.now() - 800 * 86400,
+            "controller": {"type": "account"}, "country": "US", "created": self.created,
             "default_currency": "usd", "details_submitted": True, "email": "owner@example.com",
             "metadata": {}, "payouts_enabled": True, "settings": {"dashboard": {"display_name": "Emulated"}},
             "type": "standard",

@@ -28,10 +28,10 @@ def page_edges(page: dict, created_field: str) -> PageEdges:
 
 def shape_objects(
     entry: StripeObject, objects: list[dict], account_id: str, wanted: frozenset[str] | None,
-    skip_ids: frozenset[str] = frozenset(), clear_emptied: bool = False,
+    skip_ids: frozenset[str] = frozenset(), merging: bool = False,
 ) -> tuple[dict[str, list[dict]], list[tuple[SubList, str, str | None]]]:
     """Rows per table (the object's own first, then its sub-lists' items) and the sub-list pages
-    still to read as (sub-list, parent id, starting_after). With `clear_emptied` (merging), an
+    still to read as (sub-list, parent id, starting_after). When `merging` (not appending), an
     empty sub-list gives a `removed_row` so the rows its parent had go."""
     rows: list[dict] = []
     tables: dict[str, list[dict]] = {entry.table: rows}
@@ -48,7 +48,7 @@ def shape_objects(
                 continue
             items = embedded.get("data", [])
             tables.setdefault(sub.table, []).extend(child_rows(sub, obj["id"], items, account_id))
-            if clear_emptied and not items and not embedded.get("has_more"):
+            if merging and not items and not embedded.get("has_more"):
                 tables[sub.table].append(removed_row(sub, obj["id"], account_id, "emptied"))
             if embedded.get("has_more"):
                 sub_pages.append((sub, obj["id"], items[-1]["id"] if items else None))
@@ -67,12 +67,12 @@ def child_rows(sub: SubList, parent_id: str, items: list[dict], account_id: str)
 
 
 def shape_sub_page(sub: SubList, parent_id: str, page: dict, account_id: str,
-                   clear_emptied: bool = False) -> tuple[list[dict], str | None]:
+                   merging: bool = False) -> tuple[list[dict], str | None]:
     """A sub-list page's rows, and the cursor of its next page (None: this was the last).
-    `clear_emptied`: this is the list's first page, and an empty list removes the parent's rows."""
+    `merging`: this is the list's first page, and an empty list removes the parent's rows."""
     items = page["data"]
     after = items[-1]["id"] if page.get("has_more") and items else None
-    if clear_emptied and not items:
+    if merging and not items:
         return [removed_row(sub, parent_id, account_id, "emptied")], None
     return child_rows(sub, parent_id, items, account_id), after
 
