@@ -160,6 +160,17 @@ def test_a_revoked_app_connection_exits_3_before_loading_anything(fresh_emulator
     assert len(ids(db, "customers")) == len(emu.objects("customers", account=account)) - 1  # nothing loaded
 
 
+def test_connecting_again_replaces_a_dead_connection(fresh_emulator, dlt_project, monkeypatch):
+    # the stored tokens are of the same account and app, but older: the new ones must win
+    emu = fresh_emulator
+    assert connect_app(emu, monkeypatch) == 0
+    emu.apps.uninstall_from_dashboard(emu.connected_account_ids[0])
+    assert main(["connect", "--check"]) == 3
+    emu.advance(seconds=5)
+    assert connect_app(emu, monkeypatch) == 0
+    assert run(dlt_project / "again.duckdb", "--resources", "customers") == 0
+
+
 def test_disconnect_uninstalls_the_app(fresh_emulator, dlt_project, monkeypatch, capsys, caplog):
     emu = fresh_emulator
     assert connect_app(emu, monkeypatch, "--app-id", emu.apps.app_id) == 0

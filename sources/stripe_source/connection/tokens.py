@@ -140,7 +140,7 @@ class TokenRefresher:
         return is_due(credentials, self.clock())
 
     def adopt_stored(self, credentials: StripeCredentials) -> bool:
-        """Take newer tokens from the store (another run rotated them); True if any were taken."""
+        """Take newer tokens of this connection from the store (another run renewed them); True if taken."""
         if self.store is None:
             return False
         with self.store.lock():
@@ -173,7 +173,8 @@ class TokenRefresher:
             except OAuthFailed as exc:
                 # `invalid_grant` may mean another process rotated the token and stored the new one
                 # after we reread the store (its lock did not reach us): take that one.
-                if exc.error == "invalid_grant" and self._adopt(credentials) and credentials.api_key != used:
+                spent = exc.error == "invalid_grant"
+                if spent and self._adopt(credentials, spent=True) and credentials.api_key != used:
                     return credentials
                 raise ReauthenticationRequired(_refused_reason(credentials, exc), account) from None
             fields = token_fields(token, issued_at)
@@ -193,9 +194,17 @@ class TokenRefresher:
         data = {"grant_type": "refresh_token", "refresh_token": str(credentials.refresh_token)}
         return oauth_post(url, str(credentials.client_secret), data, retry=retry)
 
-    def _adopt(self, credentials: StripeCredentials) -> bool:
+    def _adopt(self, credentials: StripeCredentials, spent: bool = False) -> bool:
+        """Take the stored tokens when they are newer than ours; `spent`: Stripe refused our refresh
+        token, so any other stored for this connection is the one to try."""
         stored = self.store.read(credentials) if self.store is not None else None
-        if stored is None or stored.refresh_token == credentials.refresh_token:
+        if stored is None or (stored.api_key, stored.refresh_token) == (credentials.api_key, credentials.refresh_token):
+            return False
+        if stored.refresh_token == credentials.refresh_token:
+            newer = True  # Connect OAuth: the refresh token stays; another run renewed the access token
+        else:  # a rotation, or a connection made again (`connect` just got these): the later issue wins
+            newer = spent or (stored.expires_at or 0) > (credentials.expires_at or 0)
+        if not newer:
             return False
         for name in TOKEN_FIELDS:
             setattr(credentials, name, getattr(stored, name))
