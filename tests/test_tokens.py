@@ -176,6 +176,29 @@ def test_env_credentials_rotate_into_a_token_store_and_refuse_to_rotate_without_
     assert main(run) == EXIT_OK
 
 
+def test_library_use_renews_into_the_token_store_given_in_code(fresh_emulator, dlt_project, monkeypatch, capsys):
+    import dlt
+
+    from stripe_source import stripe_source
+
+    emu = fresh_emulator
+    assert connect_app(emu, monkeypatch, "--print-env") == EXIT_OK
+    env = exported(capsys.readouterr().out)
+    prefix = "SOURCES__STRIPE__CREDENTIALS__"
+    store = dlt_project / "tokens.toml"
+    creds = StripeCredentials(**{name[len(prefix):].lower(): value for name, value in env.items()
+                                 if name.startswith(prefix)}, token_store=str(store))  # as an orchestrator's asset
+    emu.advance(seconds=HOUR + 60)
+    pipeline = dlt.pipeline("stripe_asset", destination=dlt.destinations.duckdb(str(dlt_project / "asset.duckdb")),
+                            dataset_name="stripe")
+    pipeline.run(stripe_source(credentials=creds, api_base=emu.api_base, resources="customers"))
+    first = stored(dlt_project, store)["refresh_token"]
+    assert first != env[prefix + "REFRESH_TOKEN"] and ids(dlt_project / "asset.duckdb", "customers")
+    emu.advance(seconds=HOUR + 60)  # the next materialization: same credentials in code, the store's chain
+    pipeline.run(stripe_source(credentials=creds, api_base=emu.api_base, resources="customers"))
+    assert stored(dlt_project, store)["refresh_token"] != first
+
+
 def test_the_token_store_is_where_the_credentials_came_from(dlt_project):
     creds = StripeCredentials(api_key="sk_test_a", refresh_token="rt_1", client_id="ca_1", stripe_account="acct_1")
     assert token_store_for(creds) is None  # nothing stored, no token_store: nowhere

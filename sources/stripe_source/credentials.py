@@ -83,6 +83,13 @@ def resolve_credentials(credentials: StripeCredentials | str | None) -> StripeCr
                 setattr(credentials, name, str(value).strip() or None)
         if credentials.stripe_account is not None:
             credentials.stripe_account = str(credentials.stripe_account).strip() or None
+        for name in ("expires_at", "refresh_expires_at"):  # Unix seconds, also when given as text in code
+            value = getattr(credentials, name)
+            if value is not None and not isinstance(value, int):
+                try:
+                    setattr(credentials, name, int(str(value).strip()))
+                except ValueError:
+                    raise InvalidInput(f"{name} must be Unix seconds, got {value!r}") from None
     if credentials is None or not credentials.api_key:
         env_key = os.environ.get(API_KEY_ENV, "").strip()
         if not env_key:
