@@ -74,7 +74,7 @@ def test_the_app_flow_end_to_end(fresh_emulator, dlt_project, monkeypatch, capsy
 
 def test_an_unlisted_redirect_uri_gets_no_code(fresh_emulator, dlt_project, monkeypatch, capsys):
     fresh_emulator.apps.allowed_redirect_uris = ["https://example.com/callback/stripe"]
-    assert connect_app(fresh_emulator, monkeypatch, "--timeout", "2") == 3
+    assert connect_app(fresh_emulator, monkeypatch, "--timeout", "1") == 3
     assert "No answer from Stripe's consent page" in capsys.readouterr().err
     assert not (dlt_project / ".dlt" / "secrets.toml").exists()
 
