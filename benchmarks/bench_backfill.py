@@ -139,6 +139,9 @@ def run_ours(emu: Emulated, workdir: Path, limits: bool = True, name: str = "our
     args = (child, emu.info, str(workdir), limits, name, arrow)
     process = mp.get_context("fork").Process(target=_ours_child, args=args)
     process.start()
+    while not parent.poll(1.0):
+        if not process.is_alive():  # it failed: its traceback is on stderr
+            raise SystemExit(f"the {name} run ended with exit code {process.exitcode} and no result")
     result = parent.recv()
     process.join()
     return result
@@ -150,7 +153,7 @@ def _ours_child(conn, info: dict, workdir: str, limits: bool, name: str, arrow: 
 
     tuning = {"max_requests_per_second": GLOBAL_RPS, "max_requests_per_endpoint": ENDPOINT_RPS}
     if not limits:
-        tuning = {"max_requests_per_second": 1e6, "max_requests_per_endpoint": 1e6}
+        tuning = {"max_requests_per_second": 1e5, "max_requests_per_endpoint": 1e5}  # the highest allowed
     pipeline = build_pipeline("duckdb", "stripe", f"{workdir}/{name}.duckdb", name, f"{workdir}/dlt")
     memory = TreeMemory()
     started = time.perf_counter()
