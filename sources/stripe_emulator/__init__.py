@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from typing import Any
 
+from .apps import StripeApps
 from .server import Api, EmulatorServer, FaultConfig, OAuth, RateLimits, Stats, _Bucket, jitter
 from .store import EVENT_PREFIX, EVENT_RETENTION, Store
 from .world import API_VERSION, Ids, WorldBuilder
@@ -70,6 +71,7 @@ class Emulator:
         self.api_key = self.add_key(api_key, kind="secret")
         self.api = Api(self)
         self.oauth = OAuth(self)
+        self.apps = StripeApps(self)
         self._server = EmulatorServer(self, host, port)
         self._thread: threading.Thread | None = None
 
