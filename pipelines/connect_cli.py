@@ -18,16 +18,20 @@ from typing import Any
 from stripe_source.client import API_BASE_ENV, CONNECT_BASE_ENV, DEFAULT_API_BASE, DEFAULT_CONNECT_BASE
 from stripe_source.connection import (
     CALLBACK_PATH,
+    DEFAULT_MARKETPLACE_BASE,
     DEFAULT_REDIRECT_PORT,
+    MARKETPLACE_BASE_ENV,
     SCOPES,
     credentials_env,
     deauthorize,
     load_credentials,
     remove_credentials,
+    run_app_flow,
     run_oauth_flow,
     save_credentials,
     save_endpoints,
     secrets_path,
+    uninstall,
     validate,
 )
 from stripe_source.credentials import API_KEY_ENV, StripeCredentials
@@ -50,15 +54,23 @@ def add_commands(subparsers: Any) -> None:
         help=f"read the key from stdin instead of a hidden prompt (or set {API_KEY_ENV})",
     )
     key.add_argument("--account", metavar="acct_...", help="read this connected account with the platform key")
-    oauth = connect.add_argument_group("Connect OAuth (\"Connect with Stripe\")")
+    app = connect.add_argument_group("Stripe App OAuth (install link; what Stripe recommends for new integrations)")
+    app.add_argument("--app", action="store_true",
+                     help="install your Stripe App (stripe_api_access_type: oauth) through its install link; its "
+                          "tokens expire hourly and are renewed automatically")
+    app.add_argument("--app-id", metavar="app_...", help="the app's id, kept so `disconnect` can uninstall the app")
+    app.add_argument("--marketplace-base", default=argparse.SUPPRESS, metavar="URL",
+                     help=f"where the install link points (default {DEFAULT_MARKETPLACE_BASE})")
+    oauth = connect.add_argument_group("Connect OAuth (\"Connect with Stripe\", for platforms that have it)")
     oauth.add_argument("--oauth", action="store_true", help="authorize in the browser instead of pasting a key")
-    oauth.add_argument("--client-id", metavar="ca_...", help="the platform's Connect client_id")
+    oauth.add_argument("--client-id", metavar="ca_...", help="the platform's Connect client_id, or the app's (--app)")
     oauth.add_argument("--scope", choices=SCOPES, default="read_only", help="access to request (default read_only)")
-    oauth.add_argument("--no-browser", action="store_true", help="only print the authorize URL")
+    oauth.add_argument("--no-browser", action="store_true", help="only print the authorize URL or install link")
     oauth.add_argument(
         "--redirect-port", type=int, default=DEFAULT_REDIRECT_PORT, metavar="PORT",
         help=f"receive Stripe's redirect on 127.0.0.1:PORT (default {DEFAULT_REDIRECT_PORT}); register "
-        f"http://127.0.0.1:PORT{CALLBACK_PATH} as a redirect URI in the platform's Connect settings",
+        f"http://127.0.0.1:PORT{CALLBACK_PATH} as a redirect URI in the platform's Connect settings (--oauth) "
+        "or in the app manifest's allowed_redirect_uris (--app)",
     )
     oauth.add_argument(
         "--timeout", type=float, default=300.0, metavar="SECONDS", help="wait this long for the browser"
@@ -73,7 +85,7 @@ def add_commands(subparsers: Any) -> None:
     disconnect = subparsers.add_parser(
         "disconnect",
         allow_abbrev=False,
-        help="deauthorize a Connect OAuth connection and remove the stored credentials",
+        help="uninstall the Stripe App or deauthorize the Connect OAuth connection, and remove the stored credentials",
     )
     _add_base_options(disconnect)
     disconnect.set_defaults(handler=disconnect_command)
@@ -98,13 +110,17 @@ def connect_command(args: argparse.Namespace) -> int:
         # A new connection goes to Stripe unless told otherwise here: not to a server (the
         # emulator) an earlier `connect --api-base` stored.
         api_base, connect_base = _bases(args, stored=False)
-        credentials = _obtain_credentials(args, connect_base)
+        credentials = _obtain_credentials(args, api_base, connect_base)
         report = validate(credentials, api_base, connect_base=connect_base)
         if args.print_env:
             # The report goes to stderr so `eval "$(stripe-pipeline connect --print-env)"` works.
             _print_report(report.lines(), sys.stderr)
             for name, value in credentials_env(credentials).items():
                 print(f"export {name}={shlex.quote(value)}")
+            if credentials.is_app:  # its refresh token rotates: env vars alone would strand it after an hour
+                print("Note: a Stripe App's refresh token changes at every renewal (hourly): also set "
+                      "SOURCES__STRIPE__CREDENTIALS__TOKEN_STORE to a writable file kept between runs, where "
+                      "runs keep the newest tokens.", file=sys.stderr)
             # dlt reads these before .dlt/config.toml: the key goes where it was just checked,
             # not to a server an earlier `connect --api-base` stored there
             print(f"export SOURCES__STRIPE__API_BASE={shlex.quote(api_base)}")
@@ -123,14 +139,26 @@ def connect_command(args: argparse.Namespace) -> int:
 
 def disconnect_command(args: argparse.Namespace) -> int:
     try:
-        _, connect_base = _bases(args)
+        api_base, connect_base = _bases(args)
         path = secrets_path()
         try:
             credentials = load_credentials()
         except InvalidInput:
             credentials = None
         not_deauthorized: StripeSourceError | None = None
-        if credentials is not None and credentials.refresh_token and credentials.client_id:
+        dashboard = "revoke it in the Stripe Dashboard (Settings > Connect > Connected accounts)"
+        if credentials is not None and credentials.is_app:
+            dashboard = (f"uninstall the app from its settings page in the Stripe Dashboard of "
+                         f"{credentials.stripe_account or 'the account'}")
+            if not credentials.app_id:  # Stripe's Install API finds an install by the app's id only
+                print(f"The app stays installed on {credentials.stripe_account or 'the account'}: {dashboard} "
+                      "(or connect with --app-id app_... so that `disconnect` can uninstall it).")
+            else:
+                try:
+                    print(f"Uninstalled the app from {uninstall(credentials, api_base=api_base)}.")
+                except StripeSourceError as exc:  # the stored credentials go anyway: that is what was asked
+                    not_deauthorized = exc
+        elif credentials is not None and credentials.refresh_token and credentials.client_id:
             try:
                 account = deauthorize(credentials, connect_base=connect_base)
                 print(f"Deauthorized {account} from the platform.")
@@ -149,8 +177,8 @@ def disconnect_command(args: argparse.Namespace) -> int:
         if not_deauthorized is not None:
             reason = re.split(r": (?:run|re-authenticate) ", str(not_deauthorized))[0]  # its advice is for connecting
             print(
-                f"Error: the stored credentials are removed, but Stripe did not deauthorize the connection ({reason}): "
-                "revoke it in the Stripe Dashboard (Settings > Connect > Connected accounts)",
+                f"Error: the stored credentials are removed, but Stripe did not end the connection ({reason}): "
+                f"{dashboard}",
                 file=sys.stderr,
             )
             return not_deauthorized.exit_code
@@ -159,7 +187,32 @@ def disconnect_command(args: argparse.Namespace) -> int:
         return _fail(exc)
 
 
-def _obtain_credentials(args: argparse.Namespace, connect_base: str) -> StripeCredentials:
+def _obtain_credentials(args: argparse.Namespace, api_base: str, connect_base: str) -> StripeCredentials:
+    if args.app:
+        if args.oauth or args.account:
+            raise InvalidInput("--app installs a Stripe App: it goes without --oauth and --account (the account is "
+                               "the one that installs the app)")
+        if not args.client_id:
+            raise InvalidInput(f"--app needs the app's OAuth client id: `{CONNECT_COMMAND} --app --client-id ca_...`")
+        if args.app_id and not args.app_id.startswith("app_"):
+            raise InvalidInput(f"--app-id must be the app's id (app_...), got {args.app_id!r}")
+        app_key = _read_key(args, "Secret key of the account that owns the app (input hidden): ")
+
+        def announce_link(url: str) -> None:
+            print("Open this link to install the app on your Stripe account:", file=sys.stderr)
+            print(f"  {url}", file=sys.stderr)
+
+        return run_app_flow(
+            args.client_id,
+            app_key,
+            api_base=api_base,
+            marketplace_base=_marketplace_base(args),
+            app_id=args.app_id,
+            open_browser=None if args.no_browser else webbrowser.open,
+            announce=announce_link,
+            timeout=args.timeout,
+            redirect_port=args.redirect_port,
+        )
     if args.oauth:
         if not args.client_id:
             raise InvalidInput(
@@ -206,6 +259,11 @@ def _read_key(args: argparse.Namespace, prompt: str) -> str:
             f"or set {API_KEY_ENV}"
         )
     return key
+
+
+def _marketplace_base(args: argparse.Namespace) -> str:
+    return (getattr(args, "marketplace_base", None) or os.environ.get(MARKETPLACE_BASE_ENV)
+            or DEFAULT_MARKETPLACE_BASE)
 
 
 def _bases(args: argparse.Namespace, stored: bool = True) -> tuple[str, str]:

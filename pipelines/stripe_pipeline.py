@@ -31,7 +31,7 @@ from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from pipelines.run_lock import RunInProgress, run_lock
 from stripe_source import stripe_source
-from stripe_source.client import check_request_timeout
+from stripe_source.client import check_request_timeout, check_user_agent_suffix
 from stripe_source.credentials import mask
 from stripe_source.errors import (
     EXIT_BAD_INPUT,
@@ -229,7 +229,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     # Held for the whole run: a second run of this pipeline (cron overlap) waits or refuses, never
     # shares the working dir, whatever DuckDB file it writes to.
-    with run_lock(get_dlt_pipelines_dir(), args.pipeline_name, args.wait), _request_timeout(args.request_timeout):
+    with run_lock(get_dlt_pipelines_dir(), args.pipeline_name, args.wait), _request_timeout(args.request_timeout), \
+            _source_config("USER_AGENT_SUFFIX", args.user_agent_suffix, check_user_agent_suffix):
         return _run(args)
 
 
@@ -305,20 +306,26 @@ def _tuning(args: argparse.Namespace) -> dict[str, Any]:
 def _request_timeout(seconds: float | None) -> Iterator[None]:
     """--request-timeout for every client of this run, through dlt config (as `request_timeout`
     under `[sources.stripe]` would give it), restored after the run."""
-    if seconds is None:
+    with _source_config("REQUEST_TIMEOUT", seconds, lambda value: repr(check_request_timeout(value))):
+        yield
+
+
+@contextlib.contextmanager
+def _source_config(name: str, value: Any, check: Any) -> Iterator[None]:
+    """A command-line value as `[sources.stripe] <name>` for this run (SOURCES__STRIPE__<NAME>), restored after."""
+    if value is None:
         yield
         return
-    check_request_timeout(seconds)
-    name = "SOURCES__STRIPE__REQUEST_TIMEOUT"
-    before = os.environ.get(name)
-    os.environ[name] = repr(float(seconds))
+    variable = f"SOURCES__STRIPE__{name}"
+    before = os.environ.get(variable)
+    os.environ[variable] = str(check(value))
     try:
         yield
     finally:
         if before is None:
-            os.environ.pop(name, None)
+            os.environ.pop(variable, None)
         else:
-            os.environ[name] = before
+            os.environ[variable] = before
 
 
 # --- the command line
@@ -345,6 +352,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--request-timeout", type=float, metavar="SECONDS",
                      help="wait this long for one answer from Stripe (default 30); a request is retried for at "
                           "most 4 times that")
+    run.add_argument("--user-agent-suffix", metavar="TEXT",
+                     help="appended to the User-Agent of every request to Stripe, e.g. acme-analytics/2.1 "
+                          "(or [sources.stripe] user_agent_suffix)")
     run.add_argument("--lookback-seconds", type=int, help="re-read this far behind the last cursor (default 300)")
     run.add_argument("--max-rps", type=float, help="requests per second overall (default: 100 live, 25 test)")
     run.add_argument("--max-rps-per-endpoint", type=float, help="requests per second per endpoint (default 25)")

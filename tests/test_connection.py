@@ -28,6 +28,7 @@ from stripe_source.connection import (
     exchange_code,
     load_credentials,
     refresh_access_token,
+    refresher_for,
     remove_credentials,
     run_oauth_flow,
     save_credentials,
@@ -197,6 +198,26 @@ def test_connected_account_with_platform_key(fresh_emulator, dlt_project, monkey
     assert stored(dlt_project) == {"api_key": key, "stripe_account": account}
 
 
+def test_connect_and_run_agree_when_the_key_cannot_reach_the_account(fresh_emulator, dlt_project, monkeypatch,
+                                                                     capsys, caplog):
+    # one connection check for both: `connect` said re-authenticate (3) while `run` started
+    # extracting and failed on its first list with "permission missing" (4)
+    from pipelines.stripe_pipeline import main
+
+    unknown, key = "acct_1NotConnectedHere", fresh_emulator.api_key
+    assert connect_with_key(fresh_emulator, key, "--account", unknown, monkeypatch=monkeypatch) == EXIT_REAUTHENTICATE
+    said_by_connect = assert_never_shown(key, capsys, caplog).strip()
+    monkeypatch.setenv("SOURCES__STRIPE__CREDENTIALS__API_KEY", key)
+    monkeypatch.setenv("SOURCES__STRIPE__CREDENTIALS__STRIPE_ACCOUNT", unknown)
+    fresh_emulator.reset_stats()
+    db = dlt_project / "unreachable.duckdb"
+    assert main(["run", "--api-base", fresh_emulator.api_base, "--duckdb-path", str(db)]) == EXIT_REAUTHENTICATE
+    said_by_run = assert_never_shown(key, capsys, caplog).strip()
+    assert said_by_run == said_by_connect  # the same one line
+    assert f"for account {unknown}" in said_by_run and "not connected, or access was revoked" in said_by_run
+    assert fresh_emulator.stats()["requests_total"] == 1 and not db.exists()  # stopped before extracting
+
+
 # --- connect --check
 
 
@@ -268,7 +289,8 @@ def oauth_connect(emu, monkeypatch, *extra: str) -> int:
 def test_oauth_flow_end_to_end(fresh_emulator, dlt_project, monkeypatch, capsys, caplog):
     assert oauth_connect(fresh_emulator, monkeypatch) == EXIT_OK
     creds = stored(dlt_project)
-    assert set(creds) == {"api_key", "stripe_account", "refresh_token", "client_secret", "client_id"}
+    assert set(creds) == {"api_key", "stripe_account", "refresh_token", "client_secret", "client_id", "scope"}
+    assert "expires_at" not in creds  # Connect OAuth's access tokens do not expire
     assert creds["client_id"] == fresh_emulator.client_id
     shown = out = assert_never_shown(creds["api_key"], capsys, caplog)
     for secret in (creds["refresh_token"], fresh_emulator.api_key):
@@ -378,12 +400,17 @@ def test_callback_server_ignores_stray_requests_and_forged_states():
     assert [a.status_code for a in answers] == [404, 400, 200]
 
 
-def test_a_refreshed_token_that_is_refused_too_asks_to_reauthenticate(fresh_emulator, monkeypatch):
+def test_a_refreshed_token_that_is_refused_too_asks_to_reauthenticate(fresh_emulator):
     # one refresh per request: a token refused again must not loop (e.g. tokens from another server)
-    api = StripeApi(StripeCredentials(api_key="sk_test_neverissued000000"), fresh_emulator.api_base)
     refreshes: list[int] = []
-    # "refreshed" three times at most, so a regression fails here instead of looping forever
-    monkeypatch.setattr(api, "_refresh_access_token", lambda: refreshes.append(1) or len(refreshes) <= 3)
+
+    def refresh(credentials: StripeCredentials) -> StripeCredentials:
+        refreshes.append(1)
+        assert len(refreshes) <= 3  # a regression fails here instead of looping forever
+        return credentials
+
+    creds = StripeCredentials(api_key="sk_test_neverissued000000", refresh_token="rt_x", client_secret="sk_test_p")
+    api = StripeApi(creds, fresh_emulator.api_base, refresh=refresh)
     with pytest.raises(ReauthenticationRequired):
         api.get("/v1/customers")
     assert refreshes == [1]
@@ -421,7 +448,8 @@ def test_oauth_token_refresh_when_access_token_expired(fresh_emulator, dlt_proje
     fresh_emulator.expire_key(before["api_key"])
 
     creds = load_credentials()
-    api = StripeApi(creds, fresh_emulator.api_base, connect_base=fresh_emulator.connect_base)
+    api = StripeApi(creds, fresh_emulator.api_base, connect_base=fresh_emulator.connect_base,
+                    refresh=refresher_for(creds, fresh_emulator.api_base, fresh_emulator.connect_base))
     assert api.get("/v1/charges", {"limit": 1})["object"] == "list"
     after = stored(dlt_project)
     assert after["api_key"] == str(creds.api_key) != before["api_key"]

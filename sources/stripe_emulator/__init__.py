@@ -24,6 +24,7 @@ from collections import Counter
 from typing import Any
 
 from .accounts import account_object, balance_object
+from .apps import StripeApps
 from .objects import BY_NAME
 from .server import Api, EmulatorServer, FaultConfig, OAuth, RateLimits, Stats, _Bucket, jitter
 from .store import EVENT_RETENTION, Store
@@ -76,6 +77,7 @@ class Emulator:
         self.api_key = self.add_key(api_key, kind="secret")
         self.api = Api(self)
         self.oauth = OAuth(self)
+        self.apps = StripeApps(self)
         self._server = EmulatorServer(self, host, port)
         self._thread: threading.Thread | None = None
 

@@ -51,6 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"Platform secret key: {emu.api_key}", flush=True)
         print(f"Account {emu.account_id}; Connect OAuth at {emu.connect_base} (client_id {emu.client_id})",
               flush=True)
+        print(f"Stripe App (OAuth install link) at {emu.api_base}: client_id {emu.apps.client_id}, app "
+              f"{emu.apps.app_id}; its secret key is the platform's", flush=True)
         # Wake up now and then: a signal delivered to a server thread only runs its Python
         # handler once the main thread executes again, which a bare wait() never does.
         while not stop.wait(0.25):

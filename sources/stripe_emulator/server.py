@@ -562,6 +562,8 @@ class Handler(BaseHTTPRequestHandler):
             if refused or fault == "429":
                 emu.stats_note_429()
                 raise rate_limited(refused or "global-rate")
+            if emu.apps.serves(method, url.path):  # Stripe Apps OAuth and the Install API (apps.py)
+                return self.respond(*emu.apps.answer(method, url, body, self.headers))
             if url.path.startswith("/oauth/"):
                 return self.oauth(method, url, body)
             if method != "GET":

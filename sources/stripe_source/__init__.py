@@ -15,7 +15,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import dlt
-import stripe
 from dlt.extract.resource import DltResource
 
 from .catalog import BY_TABLE, CATALOG, StripeObject
@@ -28,8 +27,8 @@ from .client import (
     RateLimits,
     StripeApi,
 )
+from .connection import check_connection
 from .credentials import StripeCredentials, resolve_credentials
-from .errors import PermissionMissing
 from .options import DateLike, check_start_is_past, check_tuning, check_window, parse_date, select_tables
 from .plan import RunBounds
 from .resource import read
@@ -96,7 +95,7 @@ def stripe_source(
     api = StripeApi(creds, api_base, connect_base=connect_base, limits=limits,
                     pool_size=workers + min(SUB_LIST_WORKERS, workers) + len(selection) + 1)
 
-    account_id, account_created = _connect(api, creds, selection)
+    account_id, account_created = check_connection(api, creds, selection)  # the same check as `connect`
     now = api.server_time or int(time.time())
     check_start_is_past(start, now)
     bounds = RunBounds(now=now, start=start, end=end, lookback=lookback_seconds, full_refresh=full_refresh)
@@ -112,31 +111,3 @@ def _resource(run: Extraction, entry: StripeObject, tables: frozenset[str]) -> D
         yield from read(run, entry, tables)
 
     return dlt.resource(items, name=entry.table, table_name=entry.table, parallelized=True)
-
-
-def _connect(
-    api: StripeApi, creds: StripeCredentials, selection: dict[str, frozenset[str]]
-) -> tuple[str | None, int | None]:
-    """Validate the credentials with one cheap read; for restricted keys check every permission.
-
-    Raises before anything is extracted, so a revoked key or a missing permission loads nothing.
-    """
-    account_id, account_created = creds.stripe_account, None
-    try:
-        account = api.get("/v1/account")
-        account_id, account_created = account["id"], account.get("created")
-    except stripe.PermissionError:
-        pass  # a restricted key without account access: still valid, data rows name no account
-    if creds.key_type == "restricted":
-        missing = {}
-        needed = [BY_TABLE[root] for root in selection]
-        if "events" not in selection and any(entry.mutable and entry.events for entry in needed):
-            needed.append(BY_TABLE["events"])  # runs after the first follow changes through /v1/events
-        for entry in needed:
-            try:
-                api.get(entry.path or "", {"limit": 1} if not entry.singleton else None)
-            except stripe.PermissionError:
-                missing[entry.table] = entry.permission
-        if missing:
-            raise PermissionMissing(missing, account_id, follows_changes="events" not in selection)
-    return account_id, account_created

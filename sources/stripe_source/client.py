@@ -17,6 +17,7 @@ import itertools
 import logging
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -44,6 +45,8 @@ API_BASE_ENV = "STRIPE_API_BASE"  # env vars that point the source (and `connect
 CONNECT_BASE_ENV = "STRIPE_CONNECT_BASE"  # e.g. at the local emulator
 PAGE_SIZE = 100  # Stripe's maximum `limit`
 USER_AGENT = f"dlt-source-stripe/0.1 (stripe-python {stripe.VERSION})"
+USER_AGENT_SUFFIX_MAX = 100
+_USER_AGENT_SUFFIX = re.compile(r"[ -~]+")  # printable ASCII: it goes into an HTTP header as is
 
 RETRY_STATUSES = frozenset({409, 429, 500, 502, 503, 504})
 # Seconds to wait for one answer (`[sources.stripe] request_timeout`, `--request-timeout`). Stripe
@@ -90,6 +93,32 @@ def check_request_timeout(value: object) -> float:
     if isinstance(value, bool) or not low <= seconds <= high:
         raise InvalidInput(f"request_timeout must be a number of seconds from {low:g} to {high:g}, got {value!r}")
     return seconds
+
+
+def user_agent(suffix: str | None = None) -> str:
+    """Our User-Agent, with `suffix` (default: `configured_user_agent_suffix()`) appended: lets Stripe and
+    proxies tell one deployment's traffic from another's (`--user-agent-suffix`, `[sources.stripe]
+    user_agent_suffix`)."""
+    suffix = configured_user_agent_suffix() if suffix is None else check_user_agent_suffix(suffix)
+    return f"{USER_AGENT} {suffix}" if suffix else USER_AGENT
+
+
+def configured_user_agent_suffix() -> str:
+    """`user_agent_suffix` from dlt config (`[sources.stripe]`, SOURCES__STRIPE__USER_AGENT_SUFFIX), else none."""
+    import dlt
+
+    value = dlt.config.get("sources.stripe.user_agent_suffix")
+    return "" if value is None else check_user_agent_suffix(value)
+
+
+def check_user_agent_suffix(value: object) -> str:
+    text = str(value).strip()
+    if text and not (len(text) <= USER_AGENT_SUFFIX_MAX and _USER_AGENT_SUFFIX.fullmatch(text)):
+        raise InvalidInput(
+            f"user_agent_suffix must be printable ASCII of at most {USER_AGENT_SUFFIX_MAX} characters "
+            "(e.g. acme-analytics/2.1), without line breaks"
+        )
+    return text
 
 
 @dataclass
@@ -219,10 +248,18 @@ class StripeApi:
         max_rate_limit_attempts: int = 40,
         timeout: float | None = None,
         pool_size: int = 64,
+        refresh: Callable[[StripeCredentials], StripeCredentials] | None = None,
         on_token_refresh: Callable[[StripeCredentials], None] | None = None,
+        user_agent_suffix: str | None = None,
     ) -> None:
         """`timeout`: seconds to wait for one answer (default: `configured_request_timeout()`); a
-        request is retried for at most `RETRY_TIME_FACTOR` times that (429s have their own cap)."""
+        request is retried for at most `RETRY_TIME_FACTOR` times that (429s have their own cap).
+
+        `refresh`: for OAuth tokens, called with the credentials whose access token Stripe refused
+        (or that is about to expire); returns credentials with one that works, or raises
+        `ReauthenticationRequired`. The connection step provides it (`connection.tokens`); the
+        client only knows when to call it. `on_token_refresh` is told of every new token.
+        """
         self.credentials = credentials
         self.api_base = check_base_url(api_base, "api_base")
         self.connect_base = check_base_url(connect_base, "connect_base")
@@ -242,8 +279,10 @@ class StripeApi:
         self._answered = False  # any HTTP answer from api_base yet (else errors mean a wrong URL or no network)
         self.stats = RequestStats()
         self.server_time: int | None = None  # Stripe's clock, from the Date header
+        self.refresh = refresh
         self.on_token_refresh = on_token_refresh
         self._refresh_lock = threading.Lock()
+        self._user_agent = user_agent(user_agent_suffix)
         self._http = _connection_pool(self.api_base, pool_size)
         self._set_headers()
 
@@ -251,7 +290,7 @@ class StripeApi:
         headers = {
             "Authorization": f"Bearer {self.credentials.api_key}",
             "Stripe-Version": API_VERSION,
-            "User-Agent": USER_AGENT,
+            "User-Agent": self._user_agent,
             "Accept-Encoding": "gzip",
         }
         if self.credentials.stripe_account:
@@ -289,8 +328,9 @@ class StripeApi:
             attempt += 1
             self.pacer.wait_turn(endpoint, priority)
             self.stats.count(endpoint)
+            headers = self._headers  # the token this request carries, should Stripe refuse it
             try:
-                response = self._http.request("GET", url, headers=self._headers, timeout=self._timeouts,
+                response = self._http.request("GET", url, headers=headers, timeout=self._timeouts,
                                               retries=False)
             except urllib3.exceptions.HTTPError as exc:  # refused, reset, timed out, broken TLS
                 reason = self._failure(exc)
@@ -326,9 +366,9 @@ class StripeApi:
                         f"Stripe answered GET {self.api_base}{path} with HTTP {status} {attempt} times "
                         f"({_what_came(response)}): check Stripe's status page and run again"
                     )
-            if status == 401 and not refreshed and self._refresh_access_token():
+            if status == 401 and not refreshed and self._renew_token(headers):
                 refreshed = True  # once: a new token that is refused too means re-authenticate
-                continue
+                continue  # the same request again: no page is lost or read twice
             self._raise_sdk_error(response, self.api_base + path)
 
     def _may_wait(self, started: float, attempt: int) -> bool:
@@ -389,22 +429,30 @@ class StripeApi:
             raise ReauthenticationRequired(_reason(exc), self.credentials.stripe_account) from None
         raise stripe.APIError(f"Unexpected HTTP {response.status} from Stripe")  # not reached
 
-    def _refresh_access_token(self) -> bool:
-        """OAuth tokens: trade the refresh token for a new access token once, then retry."""
-        creds = self.credentials
-        if not (creds.refresh_token and creds.client_secret):
+    def _renew_token(self, refused: Mapping[str, str]) -> bool:
+        """After a 401: whether a new access token is in place (renewed now, or by another thread
+        since this request went out); False when there is nothing to renew with."""
+        if self.refresh is None or not self.credentials.refresh_token:
             return False
         with self._refresh_lock:
-            from .connection import refresh_access_token  # the connection step owns OAuth
-
-            try:
-                refresh_access_token(creds, connect_base=self.connect_base)
-            except ReauthenticationRequired:
-                return False
-            self._set_headers()
-            if self.on_token_refresh:
-                self.on_token_refresh(creds)
+            if self._headers is not refused:
+                return True  # requests in flight all got the 401; the first one renewed it for them
+            self.use_credentials(self.refresh(self.credentials))
             return True
+
+    def renew_token(self) -> None:
+        """Renew the OAuth access token now (it is about to expire); raises `ReauthenticationRequired`."""
+        if self.refresh is None:
+            raise ReauthenticationRequired("no refresh token is stored", self.credentials.stripe_account)
+        with self._refresh_lock:
+            self.use_credentials(self.refresh(self.credentials))
+
+    def use_credentials(self, credentials: StripeCredentials) -> None:
+        """Send these credentials from now on (a renewed or adopted token)."""
+        self.credentials = credentials
+        self._set_headers()
+        if self.on_token_refresh:
+            self.on_token_refresh(credentials)
 
     def close(self) -> None:
         self._http.clear()

@@ -19,6 +19,7 @@ KEY_PREFIXES = ("sk_test_", "sk_live_", "rk_test_", "rk_live_")
 _KEY_CHARACTERS = re.compile(r"[A-Za-z0-9_]+")
 _TOKEN_CHARACTERS = re.compile(r"[!-~]+")  # refresh tokens: printable ASCII, no spaces
 _SECRET_FIELDS = ("api_key", "refresh_token", "client_secret")
+APP_SCOPE = "stripe_apps"  # the `scope` Stripe answers for a Stripe App's OAuth tokens
 
 
 @configspec
@@ -29,7 +30,15 @@ class StripeCredentials(CredentialsConfiguration):
     stripe_account: str | None = None  # acct_...: read this connected account (Stripe-Account header)
     refresh_token: TSecretStrValue | None = None  # OAuth: renews api_key when Stripe rejects it
     client_secret: TSecretStrValue | None = None  # OAuth: the platform's secret key, for refresh
-    client_id: str | None = None  # OAuth: the platform's ca_... id, for disconnect
+    client_id: str | None = None  # OAuth: the platform's or the Stripe App's ca_... id
+    # Stripe Apps OAuth: its access tokens expire after an hour, and every refresh rotates the refresh token
+    scope: str | None = None  # OAuth: "stripe_apps" for a Stripe App's tokens, else Connect OAuth's scope
+    expires_at: int | None = None  # when the access token expires (Unix seconds, Stripe's clock)
+    refresh_expires_at: int | None = None  # when the refresh token expires
+    app_id: str | None = None  # the Stripe App's app_... id: lets `disconnect` uninstall it
+    # A writable TOML file where rotated tokens are kept when these credentials come from somewhere
+    # read-only (environment variables in an orchestrator); see tokens.py.
+    token_store: str | None = None
 
     def parse_native_representation(self, native_value: Any) -> None:
         if isinstance(native_value, str):  # SOURCES__STRIPE__CREDENTIALS="sk_test_..."
@@ -44,7 +53,15 @@ class StripeCredentials(CredentialsConfiguration):
 
     @property
     def livemode(self) -> bool:
-        return "_live_" in (self.api_key or "")[:8]
+        token = str(self.api_key or "")
+        if not token.startswith(KEY_PREFIXES) and self.client_secret:  # an app token tells no mode: its app key does
+            token = str(self.client_secret)
+        return "_live_" in token[:8]
+
+    @property
+    def is_app(self) -> bool:
+        """Tokens of a Stripe App (OAuth install link): they expire and their refresh token rotates."""
+        return self.scope == APP_SCOPE
 
     @property
     def key_type(self) -> str:
@@ -66,6 +83,13 @@ def resolve_credentials(credentials: StripeCredentials | str | None) -> StripeCr
                 setattr(credentials, name, str(value).strip() or None)
         if credentials.stripe_account is not None:
             credentials.stripe_account = str(credentials.stripe_account).strip() or None
+        for name in ("expires_at", "refresh_expires_at"):  # Unix seconds, also when given as text in code
+            value = getattr(credentials, name)
+            if value is not None and not isinstance(value, int):
+                try:
+                    setattr(credentials, name, int(str(value).strip()))
+                except ValueError:
+                    raise InvalidInput(f"{name} must be Unix seconds, got {value!r}") from None
     if credentials is None or not credentials.api_key:
         env_key = os.environ.get(API_KEY_ENV, "").strip()
         if not env_key:
@@ -87,7 +111,7 @@ def resolve_credentials(credentials: StripeCredentials | str | None) -> StripeCr
             "The Stripe key is a publishable key (pk_...): use a secret (sk_) or restricted (rk_) key, "
             "then run `stripe-pipeline connect`"
         )
-    if not key.startswith(KEY_PREFIXES):
+    if not key.startswith(KEY_PREFIXES) and not credentials.is_app:  # an app's token comes from Stripe, not a paste
         raise InvalidInput(
             "The Stripe key does not look like a Stripe API key (expected sk_test_, sk_live_, rk_test_ "
             "or rk_live_): run `stripe-pipeline connect` to store a valid one"
