@@ -176,6 +176,8 @@ class WorldBuilder(Billing):
         """`<prefix>.updated`; a recurring price and its plan are one object at Stripe: both announce it."""
         if resource == "products":
             fields.setdefault("updated", at)
+        if resource == "invoiceitems":
+            return self._update_invoiceitem(obj, at, **fields)
         changed = self.change(resource, obj, at, **fields)
         twin = {"prices": "plans", "plans": "prices"}.get(resource)
         if twin and obj["id"] in self.store.collections[twin].objects:
@@ -188,6 +190,8 @@ class WorldBuilder(Billing):
         """`<prefix>.deleted` carrying the object as it was; a deleted customer's subscriptions end first."""
         if resource == "invoices" and self.store.get("invoices", obj["id"])["status"] != "draft":
             raise ValueError("Stripe only deletes draft invoices")
+        if resource == "invoiceitems" and (draft := self._draft_of(obj)) is not None:
+            return self._delete_draft_invoiceitem(draft, obj, at)
         if resource == "customers":
             for sub_id in self.store.related("customer_subscriptions", obj["id"]):
                 sub = self.store.get("subscriptions", sub_id)
@@ -199,6 +203,48 @@ class WorldBuilder(Billing):
         snapshot = self.store.delete(resource, obj["id"], when=at if self.recent(at) else None)
         if twin and obj["id"] in self.store.collections[twin].objects:
             self.store.delete(twin, obj["id"], when=at if self.recent(at) else None)
+        return snapshot
+
+    def _draft_of(self, item: dict) -> dict | None:
+        """The draft invoice an invoice item is on (None when pending). Stripe changes and deletes an
+        invoice item only before its invoice is finalized."""
+        invoice_id = self.store.get("invoiceitems", item["id"])["invoice"]
+        if invoice_id is None:
+            return None
+        invoice = self.store.get("invoices", invoice_id)
+        if invoice["status"] != "draft":
+            raise ValueError(f"invoice item {item['id']} is on {invoice['status']} invoice {invoice_id}")
+        return invoice
+
+    def _line_of(self, invoice: dict, item: dict) -> dict | None:
+        for line in self.store.children("invoice_line_items", invoice["id"]):
+            if ((line["parent"] or {}).get("invoice_item_details") or {}).get("invoice_item") == item["id"]:
+                return line
+        return None
+
+    def _update_invoiceitem(self, item: dict, at: int, **fields: Any) -> dict:
+        """No event for the item (the pinned version has no `invoiceitem.updated`); on a draft invoice its
+        line follows, and the invoice announces the change (`invoice.updated`)."""
+        draft = self._draft_of(item)
+        before = self.snapshot_if_recent("invoices", draft, at) if draft else None
+        changed = self.change("invoiceitems", item, at, **fields)
+        if draft is not None and (line := self._line_of(draft, item)) is not None:
+            mirrored = {k: v for k, v in fields.items() if k in ("description", "metadata")}
+            if mirrored:
+                self.store.patch("invoice_line_items", line["id"], **mirrored)
+                self.touch_sub_list("invoices", draft, at, before, "lines")
+        return changed
+
+    def _delete_draft_invoiceitem(self, draft: dict, item: dict, at: int) -> dict:
+        """`invoiceitem.deleted`, its line leaves the draft, then `invoice.updated`."""
+        before = self.snapshot_if_recent("invoices", draft, at)
+        if (line := self._line_of(draft, item)) is not None:
+            self.store.remove_items("invoice_line_items", draft["id"], [line["id"]])
+        self.touched[item["id"]] = at
+        self.gone.add(item["id"])
+        snapshot = self.store.delete("invoiceitems", item["id"], when=at if self.recent(at) else None)
+        self.total_invoice(draft)
+        self.touch_sub_list("invoices", draft, at, before, "lines")
         return snapshot
 
     def cancel_subscription(self, sub: dict, at: int) -> dict:

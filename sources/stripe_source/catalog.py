@@ -34,6 +34,19 @@ class SubList:
 
 
 @dataclass(frozen=True)
+class Recheck:
+    """A list read again on every incremental run, for changes Stripe announces in no event.
+
+    `params` pick the objects that can still change. With `per`, the list is read once for each
+    object of that table this run's events show in one of `states` (`{id}` in a param is its id).
+    """
+
+    params: tuple[tuple[str, str], ...]
+    per: str | None = None
+    states: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class StripeObject:
     table: str  # table name, Stripe's words, plural snake case
     object: str  # Stripe's `object` value
@@ -45,6 +58,10 @@ class StripeObject:
     created_field: str = "created"  # the field that filter (and the list order) is about
     list_params: tuple[tuple[str, str], ...] = ()  # extra list params, as (name, value) pairs
     sub_lists: tuple[SubList, ...] = ()
+    # False: Stripe announces its creation and deletion but not its updates, so an event's snapshot may
+    # be stale; `rechecks` read what can still change, and the list reads what is new.
+    updates_announced: bool = True
+    rechecks: tuple[Recheck, ...] = ()  # lists read again each incremental run (unannounced changes)
     parent: str | None = None  # table of the object embedding this one (sub-list items)
     timestamps: tuple[str, ...] = COMMON_TIMESTAMPS
     deletable: bool = False  # Stripe emits `<object>.deleted` for it
@@ -135,6 +152,13 @@ CATALOG: tuple[StripeObject, ...] = (
         events=("invoiceitem.",),
         deletable=True,
         created_field="date",  # invoice items have `date` where other objects have `created`
+        # Since 2024 Stripe sends no `invoiceitem.updated`. An item changes only while it is pending
+        # or on a draft invoice (whose change Stripe announces as `invoice.updated`): those are read again.
+        updates_announced=False,
+        rechecks=(
+            Recheck((("pending", "true"),)),
+            Recheck((("invoice", "{id}"),), per="invoices", states=("draft",)),
+        ),
         timestamps=("date", "period__start", "period__end"),
     ),
     _entry(

@@ -52,6 +52,19 @@ class ChangeFeed:
     def changes_for(self, table: str, since: int) -> ObjectChanges:
         return group_changes(self.events(since)).get(table, ObjectChanges())
 
+    def seen_in_states(self, table: str, since: int, states: tuple[str, ...]) -> list[str]:
+        """Ids of the `table` objects that some event since `since` shows with a `status` in `states`
+        (at any point, not only the newest), and that still exist."""
+        events = self.events(since)
+        deleted = group_changes(events).get(table, ObjectChanges()).deleted
+        seen = {}
+        for event in events:
+            entry = object_for_event(event)
+            snapshot = event["data"]["object"]
+            if entry is not None and entry.table == table and snapshot.get("status") in states:
+                seen[snapshot["id"]] = None
+        return [object_id for object_id in seen if object_id not in deleted]
+
 
 def oldest_first(events: list[dict]) -> list[dict]:
     """Events in the order they happened.

@@ -30,6 +30,7 @@ import certifi
 import orjson
 import stripe
 import urllib3
+from dlt.common.runtime import signals as dlt_signals
 from requests.adapters import HTTPAdapter
 from requests.utils import get_environ_proxies, prepend_scheme_if_needed, select_proxy
 
@@ -139,6 +140,19 @@ class RateLimits:
         return cls(100.0, 25.0) if livemode else cls(25.0, 25.0)
 
 
+# A thread waiting for its turn or a retry looks at dlt's signal flag this often, so Ctrl-C and
+# SIGTERM stop a paced run at once instead of dlt's thread pool timing out on our waits.
+_SIGNAL_POLL_SECONDS = 0.2
+
+
+def _interruptible_sleep(seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        dlt_signals.raise_if_signalled()
+        time.sleep(min(left, _SIGNAL_POLL_SECONDS))
+    dlt_signals.raise_if_signalled()
+
+
 class Pacer:
     """Spaces requests so the account-wide and per-endpoint rates are never exceeded.
 
@@ -178,8 +192,9 @@ class Pacer:
                 while True:
                     now = time.monotonic()
                     ready = max(self._global_ready(), self._endpoint_ready(endpoint))
+                    dlt_signals.raise_if_signalled()
                     if ready > now:
-                        self._cond.wait(timeout=ready - now)
+                        self._cond.wait(timeout=min(ready - now, _SIGNAL_POLL_SECONDS))
                     elif self._first_in_line(ticket, priority, now):
                         global_interval, endpoint_interval = self._intervals()
                         self._global_due = max(self._global_due, now) + global_interval
@@ -405,7 +420,7 @@ class StripeApi:
         self.stats.retries += 1
         delay = _backoff_seconds(attempt) * random.uniform(0.5, 1.0)
         logger.info("Retrying GET %s in %.1fs (attempt %d, %s)", endpoint, delay, attempt, reason)
-        time.sleep(delay)
+        _interruptible_sleep(delay)
 
     def _note_server_time(self, response: urllib3.BaseHTTPResponse) -> None:
         date = response.headers.get("Date")

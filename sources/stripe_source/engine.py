@@ -77,6 +77,13 @@ class Reader:
         task = _ListTask(entry.path, dict(entry.list_params), window if entry.created_filter else None)
         yield from self._run([task], entry)
 
+    def read_selections(self, entry: StripeObject, selections: list[dict[str, str]]) -> Iterator[Digest]:
+        """Every object of each selection (list params, no `created` window), all read at once."""
+        if entry.path is None:
+            raise ValueError(f"{entry.table} is read through its parent {entry.parent}")
+        yield from self._run([_ListTask(entry.path, {**dict(entry.list_params), **params}, None)
+                              for params in selections], entry)
+
     def complete(self, entry: StripeObject, objects: list[dict]) -> Iterator[Digest]:
         """Given objects (event snapshots, re-fetches) with their sub-lists made whole."""
         if not objects:

@@ -75,8 +75,17 @@ class ResourceRun:
                       merging=plan.disposition == "merge")
         skip: frozenset[str] = frozenset()
         if plan.changes_since is not None:
+            rechecked: set[str] = set()
+            for digest in run.reader(job).read_selections(entry, self._rechecks(plan.changes_since)):
+                if (rows := digest.tables.get(entry.table)) is not None:
+                    rechecked.update(rows.ids())
+                yield from self._emit(iter([digest]))
             changes = run.feed(plan.changes_since).changes_for(entry.table, plan.changes_since)
-            skip = changes.ids
+            if not entry.updates_announced:  # a snapshot may predate unannounced updates
+                changes.updated.clear()
+            for object_id in rechecked:  # read just now: newer than any event
+                changes.updated.pop(object_id, None)
+            skip = changes.ids | rechecked
             current, vanished = self._current(changes, known)
             yield from self._emit_rows(tombstone_rows(entry, [*changes.deleted, *vanished], run.account, self.tables))
             yield from self._emit(run.reader(job).complete(entry, current))
@@ -110,6 +119,17 @@ class ResourceRun:
             self.hints[table] = table_hints(BY_TABLE[table], disposition)
             if self.run.arrow:
                 self.run.plans[table] = plan_for(table, self.hints[table])
+
+    def _rechecks(self, since: int) -> list[dict[str, str]]:
+        """The list params of this run's `rechecks` (see `catalog.Recheck`)."""
+        selections = []
+        for recheck in self.entry.rechecks:
+            if recheck.per is None:
+                selections.append(dict(recheck.params))
+                continue
+            for parent_id in self.run.feed(since).seen_in_states(recheck.per, since, recheck.states):
+                selections.append({name: value.format(id=parent_id) for name, value in recheck.params})
+        return selections
 
     def _current(self, changes: ObjectChanges, known: set[str]) -> tuple[list[dict], list[str]]:
         """The newest state of changed objects: the event snapshot, or a re-fetch if it is partial;
