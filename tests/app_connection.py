@@ -10,7 +10,7 @@ import requests
 import tomlkit
 
 from pipelines import connect_cli
-from pipelines.stripe_pipeline import main
+from stripe_source.cli.commands import main
 
 
 def follow(url: str) -> None:

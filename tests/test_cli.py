@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.stripe_pipeline import main
+from stripe_source.cli.commands import main
 from stripe_source.errors import EXIT_BAD_INPUT
 from tests.helpers import ids, run_pipeline
 
@@ -104,7 +104,7 @@ def test_a_bad_key_with_a_trailing_newline_is_masked(emulator, monkeypatch, tmp_
 
 
 def test_no_message_can_print_a_key():
-    from pipelines.stripe_pipeline import redact
+    from stripe_source.cli.commands import redact
 
     fake_live = "sk_" + "live_" + "51HxAbCdEfGhIjKlMnOpQrStUv"  # assembled: no live-looking key in the repo
     line = f"header value 'Bearer {fake_live}\\n' and rk_test_9xY8wV7uT6sR5qP4 and whsec_abc"
@@ -122,7 +122,7 @@ def test_a_log_line_cannot_carry_a_key(monkeypatch, capsys, caplog):
         logging.getLogger("somewhere").warning("retrying with %s", key)
         return 0
 
-    monkeypatch.setattr("pipelines.stripe_pipeline.cmd_run", leaky_run)
+    monkeypatch.setattr("stripe_source.cli.commands.cmd_run", leaky_run)
     assert main(["run"]) == 0
     shown = capsys.readouterr().err + caplog.text
     assert key not in shown and "sk_live_****Ab12" in shown

@@ -295,7 +295,7 @@ def _shown(path: os.PathLike[str]) -> str:
 
 
 def _fail(exc: StripeSourceError) -> int:
-    from pipelines.stripe_pipeline import redact  # the same safety net as `run`: no key in any message
+    from .commands import redact  # the same safety net as `run`: no key in any message
 
     print(f"Error: {redact(str(exc))}", file=sys.stderr)
     return exc.exit_code

@@ -1,0 +1,5 @@
+"""The `stripe-pipeline` command: `connect` (the connection step), `run`, `demo`, `disconnect`."""
+
+from .commands import cli, main, redact
+
+__all__ = ["cli", "main", "redact"]
