@@ -150,3 +150,16 @@ def test_a_destination_that_cannot_merge_is_refused(emulator, monkeypatch, tmp_p
     assert "load into duckdb (the default) or a warehouse" in line
     assert emulator.stats()["requests_total"] == 0
     assert not bucket.exists() or not any(bucket.rglob("*.*"))
+
+
+def test_version_names_the_package_the_api_version_and_dlt(capsys):
+    import dlt
+
+    from stripe_source import API_VERSION, __version__
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    expected = f"stripe-pipeline {__version__} (Stripe API {API_VERSION}, dlt {dlt.__version__})"
+    assert capsys.readouterr().out.strip() == expected
+    assert __version__ != "0+unknown"  # installed: the version comes from the distribution
