@@ -9,7 +9,7 @@ import pytest
 import requests
 import tomlkit
 
-from pipelines import connect_cli
+from stripe_source.cli import connect as connect_cli
 from stripe_source.cli.commands import main
 
 

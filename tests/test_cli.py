@@ -104,7 +104,7 @@ def test_a_bad_key_with_a_trailing_newline_is_masked(emulator, monkeypatch, tmp_
 
 
 def test_no_message_can_print_a_key():
-    from stripe_source.cli.commands import redact
+    from stripe_source.cli.redaction import redact
 
     fake_live = "sk_" + "live_" + "51HxAbCdEfGhIjKlMnOpQrStUv"  # assembled: no live-looking key in the repo
     line = f"header value 'Bearer {fake_live}\\n' and rk_test_9xY8wV7uT6sR5qP4 and whsec_abc"

@@ -19,7 +19,7 @@ import pytest
 import requests
 import tomlkit
 
-from pipelines import connect_cli
+from stripe_source.cli import connect as connect_cli
 from stripe_source.client import StripeApi
 from stripe_source.connection import (
     CallbackServer,

@@ -31,7 +31,6 @@ from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from stripe_source import API_VERSION, __version__, stripe_source
 from stripe_source.client import check_request_timeout, check_user_agent_suffix
-from stripe_source.credentials import mask
 from stripe_source.errors import (
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
@@ -44,6 +43,7 @@ from stripe_source.errors import (
     StripeSourceError,
 )
 
+from .redaction import redact, redact_record
 from .run_lock import RunInProgress, run_lock
 
 PIPELINE_NAME = "stripe"
@@ -393,8 +393,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     for handler in logging.getLogger().handlers:
-        if _redact_record not in handler.filters:
-            handler.addFilter(_redact_record)
+        if redact_record not in handler.filters:
+            handler.addFilter(redact_record)
     with _signals_interrupt() as received:
         try:
             code = args.handler(args)
@@ -467,23 +467,6 @@ def cli() -> None:
         sys.stderr.flush()
         os._exit(code)
     sys.exit(code)
-
-
-_SECRET = re.compile(r"\b((?:sk|rk|pk)_(?:test|live)_|whsec_|rt_|ac_)[A-Za-z0-9]+")
-
-
-def redact(text: str) -> str:
-    """Every Stripe secret in `text` masked as Stripe shows keys (prefix and last four): a safety net."""
-    return _SECRET.sub(lambda m: mask(m.group(0)) if m.group(1).count("_") > 1 else m.group(1) + "****", text)
-
-
-def _redact_record(record: logging.LogRecord) -> bool:
-    """A log filter: the record's message with every secret masked (a key must never reach a log)."""
-    message = record.getMessage()
-    shown = redact(message)
-    if shown != message:
-        record.msg, record.args = shown, ()
-    return True
 
 
 def _first_line(exc: BaseException) -> str:
