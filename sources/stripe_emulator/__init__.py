@@ -348,11 +348,15 @@ class Emulator:
         with self._lock:
             return jitter(self._rng, self.latency_ms, self.jitter_ms)
 
-    def count_request(self, endpoint: str, account: str = "?") -> int:
+    def count_account(self, endpoint: str, account: str) -> None:
+        """A request for `account`'s data (its key's, or the `Stripe-Account` it names)."""
+        with self._stats.lock:
+            self._stats.by_account.setdefault(account, Counter())[endpoint] += 1
+
+    def count_request(self, endpoint: str) -> int:
         with self._stats.lock:
             self._stats.total += 1
             self._stats.requests[endpoint] += 1
-            self._stats.by_account.setdefault(account, Counter())[endpoint] += 1
             second = int(time.monotonic() - self._stats.started)
             self._stats.timeline.setdefault(endpoint, Counter())[second] += 1
             return self._stats.total

@@ -566,7 +566,8 @@ class Handler(BaseHTTPRequestHandler):
         self.request_id = "req_" + secrets.token_hex(7)
         asked = (self.headers.get("Stripe-Version") or "").strip()
         self.version = asked if asked in SUPPORTED else API_VERSION  # what the response says it speaks
-        number = emu.count_request(endpoint, emu.account_asked(self.headers))
+        emu.count_account(endpoint, emu.account_asked(self.headers))
+        number = emu.count_request(endpoint)
         fault = emu.fault_for(number)
         latency = emu.latency()
         if fault == "slow":
