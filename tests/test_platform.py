@@ -3,6 +3,7 @@ each account's rows compared with what the emulator holds for it."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import orjson
@@ -13,11 +14,35 @@ from stripe_source.catalog import CATALOG
 from stripe_source.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_REAUTHENTICATE, EXIT_SOME_ACCOUNTS_FAILED
 from tests.helpers import EMULATOR_RESOURCE, assert_no_duplicates, rows, run_pipeline
 
+LOOKBACK = 300  # the source's default lookback_seconds
+SUB_LIST_PAGES = {f"GET {sub.path.split('?')[0]}" for entry in CATALOG for sub in entry.sub_lists}
+PLATFORM_ONLY = {"GET /v1/account", "GET /v1/accounts"}  # the connection check and the list of accounts
+
 
 @pytest.fixture
 def platform() -> Emulator:
     with Emulator(seed=21, scale=120, connected_scales=[60, 60, 60]) as emu:
+        # the world's own recent history is behind the lookback of the run after the first
+        emu.advance(seconds=LOOKBACK + 60)
         yield emu
+
+
+def cost(emu: Emulator, account: str) -> tuple[int, int]:
+    """(list requests, re-fetches: single objects and sub-list pages) the last run made for `account`."""
+    made = {endpoint: n for endpoint, n in emu.stats()["by_account"].get(account, {}).items()
+            if endpoint not in PLATFORM_ONLY}
+    refetches = sum(n for endpoint, n in made.items() if "{id}" in endpoint or endpoint in SUB_LIST_PAGES)
+    return sum(made.values()) - refetches, refetches
+
+
+def events_since(emu: Emulator, account: str, since: int) -> list[dict]:
+    return [event for event in emu.objects("events", account=account) if event["created"] >= since]
+
+
+def drafts_shown(events: list[dict]) -> int:
+    """Draft invoices the events show: their invoice items are read again (Stripe announces no item's update)."""
+    return len({e["data"]["object"]["id"] for e in events
+                if e["data"]["object"].get("object") == "invoice" and e["data"]["object"]["status"] == "draft"})
 
 
 def ids_of(db: Path, table: str, account: str) -> list[str]:
@@ -92,11 +117,43 @@ def test_a_revoked_account_is_isolated_and_the_next_run_retries_it(platform, mon
     by_account = {a["account"]: a for a in got["accounts"]}
     assert by_account[revoked]["status"] == "revoked" and by_account[first]["status"] == "loaded"
 
-    # it connects again: the next run loads it, and reads the others only for what changed
+    # it connects again: the next run loads it, and reads the others only for what changed (nothing)
     platform.reconnect(revoked)
     platform.reset_stats()
     assert run_pipeline(platform, monkeypatch, db, "--accounts", picked) == EXIT_OK
     for account in (first, revoked, last):
+        assert_account_equals_emulator(platform, db, account)
+    assert cost(platform, first) == cost(platform, last) == (3, 0)
+    assert cost(platform, revoked)[0] > 3
+
+
+def test_an_unchanged_account_costs_three_requests_a_changed_one_its_events_and_refetches(
+        platform, monkeypatch, tmp_path):
+    db = tmp_path / "cost.duckdb"
+    everyone = [platform.account_id, *platform.connected_account_ids]
+    first_run = platform.now()
+    assert run_pipeline(platform, monkeypatch, db, "--all-accounts") == EXIT_OK
+    changed = platform.connected_account_ids[1]
+    customers = platform.objects("customers", account=changed)
+    platform.update("customers", customers[0]["id"], account=changed, email="moved@example.com")
+    platform.create("charges", account=changed, customer=customers[1]["id"], amount=1200, currency="usd")
+    platform.create("customers", account=changed)
+    # more lines than the 10 its event carries: the rest are paged
+    platform.create("invoices", account=changed, customer=customers[2]["id"], status="draft", lines=12)
+    platform.reset_stats()
+    assert run_pipeline(platform, monkeypatch, db, "--all-accounts") == EXIT_OK
+    for account in everyone:
+        lists, refetches = cost(platform, account)
+        events = events_since(platform, account, first_run - LOOKBACK)
+        if account == changed:
+            assert len(events) >= 5 and refetches >= 1  # the invoice's lines beyond the ten its event carries
+        else:
+            assert not events and refetches == 0
+        # the events pages, the list of balance transactions (Stripe announces none), pending invoice items;
+        # and the items of each draft invoice the events show
+        bound = math.ceil(len(events) / 100) + 3 + drafts_shown(events)
+        assert lists <= bound, (account, platform.stats()["by_account"][account])
+    for account in everyone:
         assert_account_equals_emulator(platform, db, account)
 
 

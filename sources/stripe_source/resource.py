@@ -82,6 +82,7 @@ class AccountRead:
         job = PageJob(entry.table, account, wanted=self.tables, created_field=entry.created_field,
                       merging=plan.disposition == "merge")
         skip: frozenset[str] = frozenset()
+        list_new = plan.events_since is None
         if plan.changes_since is not None:
             rechecked: set[str] = set()
             for digest in scope.reader(job).read_selections(entry, self._rechecks(plan.changes_since)):
@@ -89,6 +90,10 @@ class AccountRead:
                     rechecked.update(rows.ids())
                 yield from digest.tables.values()
             changes = scope.feed(plan.changes_since).changes_for(entry.table, plan.changes_since)
+            if plan.creations_from_events:
+                # New objects are among the changes. When their snapshots cannot be trusted (updates
+                # Stripe does not announce), the list reads those the rechecks did not just read.
+                list_new = not entry.updates_announced and not set(changes.updated) <= rechecked
             if not entry.updates_announced:  # a snapshot may predate unannounced updates
                 changes.updated.clear()
             for object_id in rechecked:  # read just now: newer than any event
@@ -102,7 +107,7 @@ class AccountRead:
             events = scope.feed(plan.events_since).events(plan.events_since)
             if events:
                 yield from run.digester.digest_objects(events, job).tables.values()
-        else:
+        elif list_new:
             for digest in scope.reader(replace(job, skip_ids=skip)).read(entry, plan.window):
                 rows = digest.tables.get(entry.table)
                 if rows is not None:
@@ -152,23 +157,35 @@ class AccountRead:
         return objects, vanished
 
     def _sweep(self, plan: ResourcePlan) -> Iterator[TableRows]:
-        """Tombstones for the account's rows in the window that the read no longer found."""
-        entry, window = self.entry, plan.window
+        """Tombstones for the account's rows in the window that the read no longer found; after a whole
+        read, also for sub-list rows whose parent it no longer found (a parent swept by an earlier run that
+        read it without its sub-list keeps them otherwise)."""
+        entry, window, destination = self.entry, plan.window, self.run.destination()
         whole = window.start is None and self.run.bounds.stateful
-        table, column = entry.table, "id"
-        if entry.table not in self.tables:  # only sub-list tables wanted: their parents' ids
-            if not whole:
+        swept: set[str] = set()
+        if entry.table in self.tables:
+            found = destination.ids(entry.table, self.account, "id", entry.created_field, window.start,
+                                    None if whole else window.end)
+            if found is None:
+                self._cannot_sweep()
                 return
-            sub = next(s for s in entry.sub_lists if s.table in self.tables)
-            table, column = sub.table, sub.parent_column
-        found = self.run.destination().ids(table, self.account, column,
-                                           entry.created_field if table == entry.table else None,
-                                           window.start, None if whole else window.end)
-        if found is None:
-            logger.warning("%s%s: the destination cannot be asked which rows it holds: rows of objects deleted "
-                           "at Stripe since the last run may remain", self._of_account(), entry.table)
+            swept = found - self.seen
+            yield from self._rows(tombstone_rows(entry, sorted(swept), self.account, self.tables))
+        if not whole:
             return
-        yield from self._rows(tombstone_rows(entry, sorted(found - self.seen), self.account, self.tables))
+        for sub in entry.sub_lists:
+            if sub.table not in self.tables:
+                continue
+            parents = destination.ids(sub.table, self.account, sub.parent_column)
+            if parents is None:
+                self._cannot_sweep()
+                return
+            orphaned = sorted(parents - self.seen - swept)
+            yield from self._rows(tombstone_rows(entry, orphaned, self.account, frozenset({sub.table})))
+
+    def _cannot_sweep(self) -> None:
+        logger.warning("%s%s: the destination cannot be asked which rows it holds: rows of objects deleted at "
+                       "Stripe since the last run may remain", self._of_account(), self.entry.table)
 
     def _rows(self, tables: dict[str, list[dict]]) -> Iterator[TableRows]:
         for table, rows in tables.items():
