@@ -58,8 +58,8 @@ RECENT = Cursors(created=NOW - DAY, events=NOW - DAY)
      ResourcePlan("merge", Window(NOW - DAY - LOOKBACK, NOW + 1), events_since=NOW - DAY - LOOKBACK)),
     ("events", Cursors(NOW - 40 * DAY, None), bounds(), True,
      ResourcePlan("merge", Window(HORIZON, NOW + 1), events_since=HORIZON)),
-    # ... and its first run lists it, with nothing to sweep (a log keeps what Stripe no longer holds)
-    ("events", Cursors(), bounds(), True, ResourcePlan("merge", WHOLE)),
+    # ... and its first run lists what Stripe holds, with nothing to sweep (a log keeps what Stripe no longer holds)
+    ("events", Cursors(), bounds(), True, ResourcePlan("merge", Window(HORIZON, NOW + 1))),
 ])
 def test_plan(table, cursors, run, holds_rows, expected):
     assert plan_resource(BY_TABLE[table], cursors, run, holds_rows) == expected

@@ -75,14 +75,14 @@ def summary(path: Path) -> dict:
 def test_all_accounts_loads_the_platform_and_every_connected_account_exactly(platform, monkeypatch, tmp_path,
                                                                               capsys):
     db, summary_file = tmp_path / "platform.duckdb", tmp_path / "summary.json"
-    everyone = [platform.account_id, *(account for account, _ in platform.listed_accounts())]  # as listed
+    everyone = [platform.account_id, *(account for account, _ in reversed(platform.listed_accounts()))]  # oldest first
     assert run_pipeline(platform, monkeypatch, db, "--all-accounts", "--summary-json", str(summary_file)) == EXIT_OK
     for account in everyone:
         assert_account_equals_emulator(platform, db, account)
     assert accounts_in(db) == set(everyone)
     name, = rows(db, f"SELECT business_profile__name FROM stripe.account WHERE id = '{everyone[1]}'")[0]
     assert name == platform.account_object(platform.store(everyone[1]))["business_profile"]["name"]
-    # one progress line per account, the platform first
+    # one progress line per account
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
     assert len(lines) == len(everyone) and all(" loaded " in line for line in lines)
     # the summary for orchestrators

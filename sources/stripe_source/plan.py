@@ -100,7 +100,10 @@ def plan_resource(entry: StripeObject, cursors: Cursors, bounds: RunBounds, hold
         created = None
     disposition = "merge" if holds_rows else "append"
     if created is None:
-        return ResourcePlan(disposition, Window(bounds.start, bounds.list_end), sweep=holds_rows and not entry.singleton
+        start = bounds.start
+        if entry.table == "events":  # none older than Stripe's horizon: a window from there is read in fewer pages
+            start = max(start or 0, bounds.events_horizon)
+        return ResourcePlan(disposition, Window(start, bounds.list_end), sweep=holds_rows and not entry.singleton
                             and entry.table != "events", gap=gap)
     start = max(created - bounds.lookback, bounds.start or 0)
     if entry.table == "events":  # the log itself: Stripe holds none older than its horizon
