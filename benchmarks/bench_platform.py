@@ -17,8 +17,10 @@ from the requests it made. "Share of ceiling" is that least time / the run's ext
    (the emulator's per-account counters), share of ceiling, CPU and wall per account.
 3. pacing: the same first load without limits or pacing (same latency), for the CPU the pacer costs
    while it holds the run back (waiting must cost ~nothing): paced CPU / unpaced CPU.
-Each run is a fresh child process (its CPU and peak RSS are its own, its flatten workers included);
-the emulator runs in its own process so it does not share our interpreter's GIL.
+Each run is a fresh child process (its CPU and peak memory are its own, its flatten workers included:
+RSS summed over the processes, pages they share counted twice; PSS splits shared pages, what the tree
+costs the machine); the memory sampler's own CPU is left out. The emulator runs in its own process so
+it does not share our interpreter's GIL.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ def _serve(conn, options: dict) -> None:
 
     limits = RateLimits.live() if options.pop("limits") else None
     with Emulator(rate_limits=limits, **options) as emu:
+        emu.advance(seconds=3600)  # the world's own history ends an hour before the first run
         conn.send({"api_base": emu.api_base, "api_key": emu.api_key, "platform": emu.account_id,
                    "accounts": emu.connected_account_ids, "pages": platform_needs(emu)})
         while True:
@@ -153,8 +156,9 @@ def _child(conn, info: dict, workdir: str, name: str, paced: bool) -> None:
     for worker in mp.active_children():  # the flatten workers, so their CPU is counted too
         worker.join(5)
     cpu = sum(getattr(resource.getrusage(who), field) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
-              for field in ("ru_utime", "ru_stime"))
-    conn.send({"wall": wall, "steps": steps, "rows": sum(loaded.values()), "rss": memory.peak_mb, "cpu": cpu,
+              for field in ("ru_utime", "ru_stime")) - memory.cpu
+    conn.send({"wall": wall, "steps": steps, "rows": sum(loaded.values()), "rss": memory.peak_mb,
+               "pss": memory.peak_pss_mb, "cpu": cpu,
                "statuses": Counter(o.status for o in report.outcomes.values()), "requests": report.requests})
 
 
@@ -170,7 +174,7 @@ def first_load(platform: Platform, workdir: Path, name: str, rows: list, paced: 
     share = f"{ceiling / extract:.0%}" if paced else ""
     rows.append([label, f"{accounts:,}", f"{stats['requests_total']:,}", share, "", f"{ours['cpu']:.1f}",
                  f"{1000 * ours['cpu'] / accounts:.0f}", f"{1000 * ours['wall'] / accounts:.0f}",
-                 f"{ours['rss']:,.0f}", str(stats["rate_limited"]), dict(ours["statuses"])])
+                 f"{ours['rss']:,.0f} / {ours['pss']:,.0f}", str(stats["rate_limited"]), dict(ours["statuses"])])
     print(f"  {label}: {ours['rows']:,} rows, extract {extract:.1f}s (ceiling {ceiling:.1f}s for "
           f"{sum(platform.info['pages'].values()):,} pages), whole {ours['wall']:.1f}s, CPU {ours['cpu']:.1f}s, "
           f"stages {ours['steps']}", flush=True)
@@ -194,7 +198,7 @@ def incremental(platform: Platform, workdir: Path, name: str, rows: list) -> dic
     rows.append([f"incremental, {len(changed)} accounts changed", f"{len(accounts):,}", f"{stats['requests_total']:,}",
                  f"{ceiling / extract:.0%}", unchanged, f"{ours['cpu']:.1f}",
                  f"{1000 * ours['cpu'] / len(accounts):.0f}", f"{1000 * ours['wall'] / len(accounts):.0f}",
-                 f"{ours['rss']:,.0f}", str(stats["rate_limited"]), dict(ours["statuses"])])
+                 f"{ours['rss']:,.0f} / {ours['pss']:,.0f}", str(stats["rate_limited"]), dict(ours["statuses"])])
     print(f"  incremental: changed accounts made {min(per_changed)}-{max(per_changed)} requests; extract "
           f"{extract:.1f}s, whole {ours['wall']:.1f}s, CPU {ours['cpu']:.1f}s, stages {ours['steps']}", flush=True)
     return ours
@@ -247,7 +251,7 @@ def main() -> None:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     header = ["scenario", "accounts", "requests", "extract/ceiling", "requests per unchanged account",
-              "CPU s", "CPU ms/account", "wall ms/account", "peak RSS MB", "429s", "accounts by status"]
+              "CPU s", "CPU ms/account", "wall ms/account", "peak RSS / PSS MB", "429s", "accounts by status"]
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     print()
     for row in [header, *rows]:

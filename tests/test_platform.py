@@ -174,8 +174,8 @@ def test_new_accounts_are_picked_up_and_disconnected_ones_skipped_with_a_warning
     assert later not in accounts_in(db)
     platform.reconnect(later)
     platform.deauthorize(leaving)
-    with caplog.at_level("WARNING"):
-        assert run_pipeline(platform, monkeypatch, db, "--all-accounts") == EXIT_OK
+    with caplog.at_level("WARNING"):  # each account paced on its own budget this time
+        assert run_pipeline(platform, monkeypatch, db, "--all-accounts", "--pace", "per-account") == EXIT_OK
     assert_account_equals_emulator(platform, db, later)
     assert f"{leaving}: no longer connected to the platform" in caplog.text
     assert leaving in accounts_in(db)  # its rows stay

@@ -172,12 +172,14 @@ class AccountsReport:
         self._apis: list[StripeApi] = []  # clients whose requests are the run's but no account's (listing)
 
     def expect(self, scopes: Sequence[AccountScope], resources: Sequence[str], base: StripeApi | None = None) -> None:
+        """The accounts the run reads, and the resources each must be read by; `base`: the client of
+        the run's own requests (the connection check, the list of accounts), when no account's."""
         with self._lock:
             for scope in scopes:
                 self.outcomes[scope.account] = AccountOutcome(scope.account)
                 self._pending[scope.account] = set(resources)
                 self._scopes[scope.account] = scope
-            if base is not None:
+            if base is not None and all(scope.api is not base for scope in scopes):
                 self._apis.append(base)
 
     def skip(self, account: str, reason: str) -> None:
@@ -197,6 +199,10 @@ class AccountsReport:
     def finish(self, account: str, resource: str, rows: Counter) -> None:
         with self._lock:
             self.outcomes[account].rows.update(rows)
+        self._done(account, resource)
+
+    def pass_over(self, account: str, resource: str) -> None:
+        """`resource` does not read `account` (it has failed for the rest already)."""
         self._done(account, resource)
 
     def fail(self, account: str, resource: str, error: BaseException) -> AccountOutcome:
@@ -369,7 +375,7 @@ class FanOut:
                 if stop.is_set():
                     return
                 if self.report.lost_access(account):  # another resource was refused already: no use asking
-                    self.report.fail(account, resource, _NoAccess())
+                    self.report.pass_over(account, resource)
                     return
                 self.report.start(account)
                 counted: Counter = Counter()
@@ -406,8 +412,3 @@ class FanOut:
             stop.set()
             pool.shutdown(wait=False, cancel_futures=True)
 
-
-class _NoAccess(ReauthenticationRequired):
-    def __init__(self) -> None:
-        super().__init__("the platform's key has no access to this account (it was deauthorized, or access "
-                         "was revoked)")
