@@ -129,6 +129,7 @@ class TableBatches:
         self._count: dict[str, int] = {}
         self._given: dict[str, Any] = {}  # per table: the hints the caller gave
         self._hints: dict[str, Any] = {}  # and with dlt's own columns
+        self.filled: set[str] = set()  # tables (nested ones too) this resource gave items to
 
     def add(self, rows: TableRows, hints: Any) -> list[Any]:
         """Items to yield now (possibly none): the table's earlier pages once enough are gathered."""
@@ -175,6 +176,7 @@ class TableBatches:
         return self._marked(merged, hints, plan) + rest
 
     def _for_dlt(self, table: str, rows: list[dict], hints: Any) -> list[Any]:
+        self.filled.add(table)
         with self.run.lock:
             self.run.on_dlt_path.add(table)
         return [dlt.mark.with_hints(rows, hints, create_table_variant=True)]
@@ -183,6 +185,7 @@ class TableBatches:
         items = []
         load_id = dlt.current.load_package_state()["load_id"]
         for name, parent, arrow_table in flat:
+            self.filled.add(name)
             if parent is None:
                 if "json" in plan.hinted.values():
                     with self.run.lock:
@@ -213,9 +216,11 @@ def with_dlt_columns(hints: Any) -> Any:
     return extended
 
 
-def realign_tables(run: RunTables, roots: Iterable[str], hints: Mapping[str, Any]) -> list[Any]:
+def realign_tables(run: RunTables, roots: Iterable[str], hints: Mapping[str, Any],
+                   filled: Iterable[str] = ()) -> list[Any]:
     """Empty items for `roots` and their nested tables whose disposition in the schema is not this
-    run's.
+    run's, but for the tables this run `filled` (their items carry this run's disposition; and the
+    schema may not show them yet: dlt writes a resource's items while the resource goes on).
 
     A table keeps the disposition of the last run that gave it rows. A merge run whose pages hold
     none for a nested table (no fee details in any new balance transaction) would leave it with its
@@ -226,12 +231,14 @@ def realign_tables(run: RunTables, roots: Iterable[str], hints: Mapping[str, Any
     if schema is None:
         return []
     items = []
+    filled = set(filled)
     for root in roots:
         disposition = hints[root].get("write_disposition")
         wanted = disposition.get("disposition") if isinstance(disposition, dict) else disposition
         with_root_id = needs_root_id(hints[root])
         for name, table in list(schema.tables.items()):
-            if (name != root and not name.startswith(root + "__")) or table.get("write_disposition") == wanted:
+            if (name != root and not name.startswith(root + "__")) or table.get("write_disposition") == wanted \
+                    or name in filled:
                 continue
             if name == root:
                 marked = with_dlt_columns(hints[root])

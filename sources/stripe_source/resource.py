@@ -223,7 +223,7 @@ class ResourceRun:
             yield from self.batches.add(rows, self.hints[rows.table])
         yield from self.batches.flush()
         if run.arrow:
-            yield from realign_tables(run.tables, entry.tables, self.hints)
+            yield from realign_tables(run.tables, entry.tables, self.hints, self.batches.filled)
 
     def _set_hints(self, disposition: str, resource: Any) -> None:
         # The resource's own disposition too: dlt starts every table it fills from it, nested
