@@ -157,12 +157,16 @@ def test_an_unchanged_account_costs_three_requests_a_changed_one_its_events_and_
         assert_account_equals_emulator(platform, db, account)
 
 
-def test_every_account_refused_is_the_failures_code(platform, monkeypatch, tmp_path):
+def test_every_account_refused_is_the_failures_code(platform, monkeypatch, tmp_path, capsys):
     db = tmp_path / "none.duckdb"
     for account in platform.connected_account_ids[:2]:
         platform.deauthorize(account)
-    picked = ",".join(platform.connected_account_ids[:2])
-    assert run_pipeline(platform, monkeypatch, db, "--accounts", picked) == EXIT_REAUTHENTICATE
+    # the accounts from dlt config, as an orchestrator may give them
+    monkeypatch.setenv("SOURCES__STRIPE__ACCOUNTS", ",".join(platform.connected_account_ids[:2]))
+    assert run_pipeline(platform, monkeypatch, db) == EXIT_REAUTHENTICATE
+    shown = capsys.readouterr()
+    assert shown.out.count(" revoked ") == 2
+    assert shown.err.startswith("Error: 2 of 2 accounts did not load") and shown.err.count("\n") == 1
 
 
 def test_new_accounts_are_picked_up_and_disconnected_ones_skipped_with_a_warning(platform, monkeypatch, tmp_path,

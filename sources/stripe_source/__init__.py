@@ -139,6 +139,7 @@ def stripe_source(
         scopes = [AccountScope(run, api, account_id or "", account_created, account)]
         fan_out = FanOut(report, isolate=False)
     else:
+        report.platform = True
         run.expect_many_accounts()
         scopes = platform_scopes(run, api, wanted_accounts, account, account_created, limits, pace, report,
                                  loaded_before=_accounts_loaded_before())

@@ -162,6 +162,7 @@ class AccountsReport:
 
     def __init__(self, on_account: Callable[[AccountOutcome], None] | None = None) -> None:
         self.on_account = on_account
+        self.platform = False  # the run reads a platform's accounts (`accounts=`), not the key's own alone
         self.outcomes: dict[str, AccountOutcome] = {}
         self.skipped: dict[str, str] = {}  # account -> why it was not read
         self.started = time.monotonic()

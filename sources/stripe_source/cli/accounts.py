@@ -76,6 +76,8 @@ class ProgressLines:
         self._lock = threading.Lock()
 
     def __call__(self, outcome: AccountOutcome) -> None:
+        if not self.report.platform:  # one account: its outcome is the run's
+            return
         with self._lock:
             self.done += 1
             total = len(self.report.outcomes)
@@ -100,3 +102,12 @@ def print_accounts_summary(report: AccountsReport) -> None:
             print(f"  {outcome.account}  {outcome.status}: {outcome.error}")
     for account, reason in report.skipped.items():
         print(f"  {account}  skipped: {reason}")
+
+
+def failed_accounts_line(report: AccountsReport) -> str:
+    """The run's one error line when accounts failed: how many, which (the first few) and why."""
+    failed = [o for o in report.outcomes.values() if o.status != LOADED]
+    named = "; ".join(f"{o.account} {o.status}: {o.error}" for o in failed[:3])
+    more = f"; and {len(failed) - 3:,} more" if len(failed) > 3 else ""
+    return (f"{len(failed):,} of {len(report.outcomes):,} accounts did not load ({named}{more}): the lines above "
+            "say why; the next run retries them")

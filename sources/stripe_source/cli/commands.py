@@ -49,6 +49,7 @@ from .accounts import (
     accounts_options,
     add_arguments,
     check_summary_path,
+    failed_accounts_line,
     print_accounts_summary,
     write_summary,
 )
@@ -247,9 +248,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     platform = accounts_options(args)
     summary_path = check_summary_path(args.summary_json)
+    # `accounts` may also come from dlt config ([sources.stripe] accounts): the report knows
     report = AccountsReport()
-    if platform:
-        report.on_account = ProgressLines(report)  # one line per account as it ends
+    report.on_account = ProgressLines(report)  # a line per account as it ends, when it reads a platform's
     options = {"resources": args.resources, "start_date": args.start_date, "end_date": args.end_date,
                "api_base": args.api_base, "full_refresh": args.full_refresh or None, **_tuning(args), **platform,
                "report": report}
@@ -267,9 +268,11 @@ def _run(args: argparse.Namespace) -> int:
         if summary_path is not None:
             write_summary(summary_path, report.summary(error=redact(user_error(exc)[0])))
         raise
-    code = report.exit_code if platform else EXIT_OK
+    code = report.exit_code  # 0 for one account: its failures raise
     if summary_path is not None:
         write_summary(summary_path, report.summary(loaded))
+    if code != EXIT_OK:
+        print(f"Error: {redact(failed_accounts_line(report))}", file=sys.stderr)
     return code
 
 
@@ -290,7 +293,7 @@ def _load(args: argparse.Namespace, pipeline: dlt.Pipeline, options: dict[str, A
     loaded = load(pipeline, source)
     report.close()
     print_summary(loaded, table_totals(pipeline), time.perf_counter() - started)
-    if "accounts" in options:
+    if report.platform:
         print_accounts_summary(report)
     return loaded
 
