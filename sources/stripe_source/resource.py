@@ -223,7 +223,8 @@ class ResourceRun:
             yield from self.batches.add(rows, self.hints[rows.table])
         yield from self.batches.flush()
         if run.arrow:
-            yield from realign_tables(run.tables, entry.tables, self.hints, self.batches.filled)
+            yield from realign_tables(run.tables, [t for t in entry.tables if t in self.batches.filled], self.hints,
+                                      self.batches.written)
 
     def _set_hints(self, disposition: str, resource: Any) -> None:
         # The resource's own disposition too: dlt starts every table it fills from it, nested
