@@ -189,7 +189,9 @@ class TreeMemory:
         self._thread.start()
 
     def _sample(self) -> None:
+        self.cpu = 0.0  # this sampler's own CPU seconds (reading smaps is not free): not the pipeline's
         while not self._stop.wait(0.05):
+            self.cpu = time.thread_time()
             rss = pss = 0
             for process in [self._me, *self._me.children(recursive=True)]:
                 try:

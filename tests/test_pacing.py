@@ -81,3 +81,25 @@ def test_429s_5xx_and_dropped_connections_never_fail_a_load(monkeypatch: pytest.
         # beyond the scheduled faults (one of them a 429): the limits refused some, faults hit others
         assert stats["rate_limited"] > 1 and stats["faults_injected"] > len(faults.schedule)
         assert_equals_emulator(emu, db)
+
+
+def test_a_waiting_request_of_higher_priority_takes_the_next_slot() -> None:
+    # two slots a second: the line forms at once, and the sub-list page that joins it later goes next
+    pacer = Pacer(RateLimits(global_rps=2, endpoint_rps=100, headroom=1.0))
+    order: list[str] = []
+    lock = threading.Lock()
+
+    def request(endpoint: str, priority: int) -> None:
+        pacer.wait_turn(endpoint, priority)
+        with lock:
+            order.append(endpoint)
+
+    waiting = [threading.Thread(target=request, args=("list", 0)) for _ in range(5)]
+    for thread in waiting:
+        thread.start()
+    time.sleep(0.2)  # the burst of two went; three wait for their slot
+    lines = threading.Thread(target=request, args=("lines", 1))
+    lines.start()
+    for thread in [*waiting, lines]:
+        thread.join()
+    assert order.index("lines") == 2 and len(order) == 6

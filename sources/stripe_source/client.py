@@ -13,6 +13,8 @@ urllib3 pool, headers built once, one `orjson` parse per page. Not `requests`: i
 
 from __future__ import annotations
 
+import copy
+import heapq
 import itertools
 import logging
 import os
@@ -153,6 +155,16 @@ def _interruptible_sleep(seconds: float) -> None:
     dlt_signals.raise_if_signalled()
 
 
+@dataclass(order=True)
+class _Waiter:
+    """A request waiting for its turn: ordered by priority (higher first), then by arrival."""
+
+    rank: tuple[int, int]  # (-priority, ticket)
+    endpoint: str = field(compare=False)
+    turn: threading.Condition = field(compare=False)  # notified when it may go, or must dispatch
+    granted_at: float | None = field(default=None, compare=False)
+
+
 class Pacer:
     """Spaces requests so the account-wide and per-endpoint rates are never exceeded.
 
@@ -169,43 +181,97 @@ class Pacer:
     when it has to fight twenty list endpoints for every global slot.
     On a 429 the pace slows down multiplicatively, then recovers a little with every success,
     so a shared account (the merchant's own traffic counts too) settles just under the limit.
+
+    Waiting costs nothing: one waiter at a time (the dispatcher) sleeps until the next slot is due
+    and hands it out; every other waiter sleeps until it is handed a slot or the dispatching. A run
+    of many accounts keeps hundreds of requests waiting: had each of them woken for every slot to
+    see whether it was its own, the waiting would have cost more CPU than the requests.
     """
 
     BURST = 2
 
     def __init__(self, limits: RateLimits) -> None:
         self.limits = limits
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         # when each bucket's next token is due (its "theoretical arrival time")
         self._global_due = 0.0
         self._due_by_endpoint: dict[str, float] = {}
-        self._waiting: dict[int, tuple[int, str]] = {}  # ticket -> (priority, endpoint)
+        self._queues: dict[str, list[_Waiter]] = {}  # endpoint -> its waiters (a heap)
+        self._dispatcher: _Waiter | None = None
         self._tickets = itertools.count()
         self._factor = 1.0
 
     def wait_turn(self, endpoint: str, priority: int = 0) -> float:
         """Block until a request to `endpoint` may go; returns that moment (`time.monotonic()`)."""
-        with self._cond:
-            ticket = next(self._tickets)
-            self._waiting[ticket] = (priority, endpoint)
+        with self._lock:
+            now = time.monotonic()
+            if not self._queues and max(self._global_ready(), self._endpoint_ready(endpoint)) <= now:
+                self._take(endpoint, now)  # nobody waits and both buckets have a token: go
+                return now
+            me = _Waiter((-priority, next(self._tickets)), endpoint, threading.Condition(self._lock))
+            heapq.heappush(self._queues.setdefault(endpoint, []), me)
+            if self._dispatcher is None:
+                self._dispatcher = me
+            else:
+                self._dispatcher.turn.notify()  # it may go sooner than the slot the dispatcher sleeps for
             try:
-                while True:
-                    now = time.monotonic()
-                    ready = max(self._global_ready(), self._endpoint_ready(endpoint))
-                    dlt_signals.raise_if_signalled()
-                    if ready > now:
-                        self._cond.wait(timeout=min(ready - now, _SIGNAL_POLL_SECONDS))
-                    elif self._first_in_line(ticket, priority, now):
-                        global_interval, endpoint_interval = self._intervals()
-                        self._global_due = max(self._global_due, now) + global_interval
-                        due = self._due_by_endpoint.get(endpoint, 0.0)
-                        self._due_by_endpoint[endpoint] = max(due, now) + endpoint_interval
-                        return now
-                    else:  # someone ahead takes this slot; its notify wakes us for the next one
-                        self._cond.wait(timeout=0.05)
+                while me.granted_at is None:
+                    if self._dispatcher is None:
+                        self._dispatcher = me
+                    if self._dispatcher is me:
+                        self._dispatch(me)
+                    else:
+                        me.turn.wait(timeout=5.0)  # woken when granted or made the dispatcher
+                return me.granted_at
             finally:
-                del self._waiting[ticket]
-                self._cond.notify_all()
+                if me.granted_at is None:  # interrupted: out of the line, someone else dispatches
+                    self._leave(me)
+
+    def _dispatch(self, me: _Waiter) -> None:
+        """Hand out slots as they fall due until `me` has one, then pass the dispatching on."""
+        while me.granted_at is None:
+            dlt_signals.raise_if_signalled()
+            now = time.monotonic()
+            when, waiter = self._next(now)
+            if when > now:
+                me.turn.wait(timeout=min(when - now, _SIGNAL_POLL_SECONDS))
+                continue
+            heapq.heappop(self._queues[waiter.endpoint])
+            if not self._queues[waiter.endpoint]:
+                del self._queues[waiter.endpoint]
+            self._take(waiter.endpoint, now)
+            waiter.granted_at = now
+            if waiter is not me:
+                waiter.turn.notify()
+        self._pass_dispatching()
+
+    def _next(self, now: float) -> tuple[float, _Waiter]:
+        """When the next slot falls due and whose it is: at the global bucket's next token, the best
+        waiter among the endpoints ready by then, or else the first endpoint to become ready."""
+        start = max(now, self._global_ready())
+        return min((max(start, self._endpoint_ready(endpoint)), queue[0]) for endpoint, queue in self._queues.items())
+
+    def _take(self, endpoint: str, now: float) -> None:
+        global_interval, endpoint_interval = self._intervals()
+        self._global_due = max(self._global_due, now) + global_interval
+        due = self._due_by_endpoint.get(endpoint, 0.0)
+        self._due_by_endpoint[endpoint] = max(due, now) + endpoint_interval
+
+    def _pass_dispatching(self) -> None:
+        self._dispatcher = None
+        if self._queues:
+            self._dispatcher = self._next(time.monotonic())[1]
+            self._dispatcher.turn.notify()
+
+    def _leave(self, me: _Waiter) -> None:
+        queue = self._queues.get(me.endpoint, [])
+        if me in queue:
+            queue.remove(me)
+            heapq.heapify(queue)
+            if not queue:
+                del self._queues[me.endpoint]
+        if self._dispatcher is me:
+            self._pass_dispatching()
 
     def _intervals(self, slowed: bool = True) -> tuple[float, float]:
         scale = self.limits.headroom * (self._factor if slowed else 1.0)
@@ -218,22 +284,13 @@ class Pacer:
     def _endpoint_ready(self, endpoint: str) -> float:
         return self._due_by_endpoint.get(endpoint, 0.0) - (self.BURST - 1) * self._intervals(slowed=False)[1]
 
-    def _first_in_line(self, ticket: int, priority: int, now: float) -> bool:
-        """No waiter whose endpoint is free has a higher priority, or the same and an older ticket."""
-        for other, (other_priority, other_endpoint) in self._waiting.items():
-            if other == ticket or self._endpoint_ready(other_endpoint) > now:
-                continue
-            if other_priority > priority or (other_priority == priority and other < ticket):
-                return False
-        return True
-
     def slow_down(self) -> None:
-        with self._cond:
+        with self._lock:
             self._factor = max(0.25, self._factor * 0.7)
 
     def recover(self) -> None:
         if self._factor < 1.0:
-            with self._cond:
+            with self._lock:
                 self._factor = min(1.0, self._factor + 0.02)
 
 
@@ -468,6 +525,17 @@ class StripeApi:
         self._set_headers()
         if self.on_token_refresh:
             self.on_token_refresh(credentials)
+
+    def for_account(self, account: str | None, pacer: Pacer | None = None) -> StripeApi:
+        """This client reading `account` (a connected account, through `Stripe-Account`; None: the
+        key's own): the same connections, retries and pacer (or `pacer`), its own request counts."""
+        view = copy.copy(self)
+        view.credentials = copy.copy(self.credentials)
+        view.credentials.stripe_account = account
+        view.pacer = pacer or self.pacer
+        view.stats = RequestStats()
+        view._set_headers()
+        return view
 
     def close(self) -> None:
         self._http.clear()

@@ -129,10 +129,13 @@ class TableBatches:
         self._count: dict[str, int] = {}
         self._given: dict[str, Any] = {}  # per table: the hints the caller gave
         self._hints: dict[str, Any] = {}  # and with dlt's own columns
+        self.filled: set[str] = set()  # tables given rows (tombstones included) by this resource's run
+        self.written: set[str] = set()  # tables (nested ones too) given items by this resource's run
 
     def add(self, rows: TableRows, hints: Any) -> list[Any]:
         """Items to yield now (possibly none): the table's earlier pages once enough are gathered."""
         table = rows.table
+        self.filled.add(table)
         items = self._flush_table(table) if self._given.get(table, hints) is not hints else []
         if self._given.get(table) is not hints:
             self._given[table], self._hints[table] = hints, with_dlt_columns(hints)
@@ -175,6 +178,7 @@ class TableBatches:
         return self._marked(merged, hints, plan) + rest
 
     def _for_dlt(self, table: str, rows: list[dict], hints: Any) -> list[Any]:
+        self.written.add(table)
         with self.run.lock:
             self.run.on_dlt_path.add(table)
         return [dlt.mark.with_hints(rows, hints, create_table_variant=True)]
@@ -183,6 +187,7 @@ class TableBatches:
         items = []
         load_id = dlt.current.load_package_state()["load_id"]
         for name, parent, arrow_table in flat:
+            self.written.add(name)
             if parent is None:
                 if "json" in plan.hinted.values():
                     with self.run.lock:
@@ -213,25 +218,31 @@ def with_dlt_columns(hints: Any) -> Any:
     return extended
 
 
-def realign_tables(run: RunTables, roots: Iterable[str], hints: Mapping[str, Any]) -> list[Any]:
+def realign_tables(run: RunTables, roots: Iterable[str], hints: Mapping[str, Any],
+                   written: Iterable[str] = ()) -> list[Any]:
     """Empty items for `roots` and their nested tables whose disposition in the schema is not this
-    run's.
+    run's, but for the tables this run `written` items to (those carry this run's disposition; and the
+    schema may not show them yet: dlt writes a resource's items while the resource goes on).
 
     A table keeps the disposition of the last run that gave it rows. A merge run whose pages hold
     none for a nested table (no fee details in any new balance transaction) would leave it with its
     first run's disposition: dlt then creates no staging table for it and the root's merge fails
-    on the missing table. An empty item re-declares the table with this run's disposition.
+    on the missing table. An empty item re-declares the table with this run's disposition. Only
+    roots given rows this run need it (no merge runs for the others, whose turn comes with their
+    rows): each realigned table costs a load job.
     """
     schema = source_schema()
     if schema is None:
         return []
     items = []
+    written = set(written)
     for root in roots:
         disposition = hints[root].get("write_disposition")
         wanted = disposition.get("disposition") if isinstance(disposition, dict) else disposition
         with_root_id = needs_root_id(hints[root])
         for name, table in list(schema.tables.items()):
-            if (name != root and not name.startswith(root + "__")) or table.get("write_disposition") == wanted:
+            if (name != root and not name.startswith(root + "__")) or table.get("write_disposition") == wanted \
+                    or name in written:
                 continue
             if name == root:
                 marked = with_dlt_columns(hints[root])
