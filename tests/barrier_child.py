@@ -17,7 +17,7 @@ from typing import Any
 
 import dlt
 
-from pipelines.stripe_pipeline import main
+from stripe_source.cli.commands import main
 
 TIMEOUT = 120.0
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.stripe_pipeline import main
 from stripe_source.catalog import CATALOG
+from stripe_source.cli.commands import main
 from tests.dataset import Database, query
 
 # Our table name -> the emulator's resource name (Stripe's URL words).

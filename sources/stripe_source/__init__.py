@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator, Sequence
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import dlt
@@ -35,7 +36,12 @@ from .resource import read
 from .run import SUB_LIST_WORKERS, Extraction
 from .workers import default_processes
 
-__all__ = ["stripe_source", "StripeCredentials", "CATALOG", "API_VERSION"]
+try:
+    __version__ = version("dlt-source-stripe")
+except PackageNotFoundError:  # imported from a checkout without installing
+    __version__ = "0+unknown"
+
+__all__ = ["stripe_source", "StripeCredentials", "CATALOG", "API_VERSION", "__version__"]
 
 
 # root_key: nested tables always carry _dlt_root_id, so a table can switch between append
