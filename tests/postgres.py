@@ -15,6 +15,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -126,7 +127,30 @@ def start() -> PostgresServer:
     except PostgresUnavailable:
         shutil.rmtree(root, ignore_errors=True)
         raise
+    _watch(server)
     return server
+
+
+# Stops the server and removes its cluster once the process that started it is gone, however it
+# ended (a killed test run never reaches its fixtures' teardown; pg_ctl's server outlives it).
+_WATCHDOG = """
+import os, shutil, subprocess, sys, time
+parent, pg_ctl, data, user = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4] or None
+while True:
+    try:
+        os.kill(parent, 0)
+    except ProcessLookupError:
+        break
+    time.sleep(1)
+subprocess.run([pg_ctl, "-D", data, "-m", "immediate", "stop"], user=user, capture_output=True, check=False)
+shutil.rmtree(os.path.dirname(data), ignore_errors=True)
+"""
+
+
+def _watch(server: PostgresServer) -> None:
+    subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(server.bin_dir / "pg_ctl"),
+                      str(server.data_dir), server.user or ""], start_new_session=True,
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def remove(server: PostgresServer) -> None:
