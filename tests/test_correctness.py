@@ -142,3 +142,20 @@ def test_invoice_item_updates_stripe_announces_in_no_event_land(fresh_emulator, 
     assert {i: got[i] for i in (on_draft["id"], pending["id"], fresh["id"])} == {
         i: f"edited {i}" for i in (on_draft["id"], pending["id"], fresh["id"])}
     assert_equals_emulator(emu, db)
+
+
+def test_lines_of_an_invoice_swept_without_them_go_with_the_next_whole_read(fresh_emulator, monkeypatch, tmp_path):
+    # A deleted invoice whose event has expired is swept by a run that reads invoices without their
+    # lines; the next run with the lines reads everything again (their cursor is past the 30 days too)
+    # and must not keep lines whose invoice is gone.
+    emu = fresh_emulator
+    db = tmp_path / "orphans.duckdb"
+    assert run_pipeline(emu, monkeypatch, db) == 0
+    draft = next(i for i in emu.objects("invoices") if i["status"] == "draft" and emu.lines_of(i["id"]))
+    emu.delete("invoices", draft["id"])
+    emu.advance(days=31)
+    assert run_pipeline(emu, monkeypatch, db, "--resources", "invoices") == 0
+    assert draft["id"] not in ids(db, "invoices")
+    assert run_pipeline(emu, monkeypatch, db, "--resources", "invoices,invoice_line_items") == 0
+    assert rows(db, f"SELECT count(*) FROM stripe.invoice_line_items WHERE invoice = '{draft['id']}'") == [(0,)]
+    assert set(ids(db, "invoice_line_items")) == {line["id"] for line in emu.objects("invoice_line_items")}

@@ -21,6 +21,7 @@ import secrets
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from .accounts import account_object, balance_object
@@ -50,7 +51,10 @@ class Emulator:
         port: int = 0,
         counts: dict[str, int] | None = None,
         api_key: str | None = None,
+        connected_scales: Sequence[int] | None = None,
     ) -> None:
+        """`connected_accounts` connected accounts, each of scale `max(60, scale // 10)`; or one per
+        entry of `connected_scales`, of that scale (a platform of many small accounts and a few large)."""
         self.seed, self.latency_ms, self.jitter_ms = seed, latency_ms, jitter_ms
         self.rate_limits = rate_limits
         self.faults = faults or FaultConfig()
@@ -66,13 +70,16 @@ class Emulator:
         ids = Ids(random.Random(seed), "")
         self.account_id = "acct_1" + ids.new("x")[5:21]
         self.client_id = "ca_" + ids.new("x")[5:]
-        self.connected_account_ids = ["acct_1" + ids.new("x")[5:21] for _ in range(connected_accounts)]
+        scales = list(connected_scales) if connected_scales is not None else [max(60, scale // 10)] * connected_accounts
+        self.connected_account_ids = ["acct_1" + ids.new("x")[5:21] for _ in scales]
+        self.deauthorized: set[str] = set()  # connected accounts that disconnected from the platform
         now = self.now()
         self._created = {self.account_id: now - 800 * 86400}
         self._build(self.account_id, seed, scale, span_days, now, counts, destinations=self.connected_account_ids)
-        for n, account in enumerate(self.connected_account_ids):
-            self._created[account] = now - 400 * 86400
-            self._build(account, seed * 31 + n + 1, max(60, scale // 10), span_days, now, None, connected=True)
+        for n, (account, account_scale) in enumerate(zip(self.connected_account_ids, scales, strict=True)):
+            # connected one after another, an hour apart: `/v1/accounts` lists them newest first
+            self._created[account] = now - 400 * 86400 + n * 3600
+            self._build(account, seed * 31 + n + 1, account_scale, span_days, now, None, connected=True)
         self.created = self._created[self.account_id]  # when the platform account was opened: fixed
         self.api_key = self.add_key(api_key, kind="secret")
         self.api = Api(self)
@@ -291,6 +298,43 @@ class Emulator:
         return store.collections["events"].objects[store.record(type, obj, previous_attributes)]
 
     # --- accounts
+    def listed_accounts(self) -> list[tuple[str, int]]:
+        """(id, created) of the platform's connected accounts as `/v1/accounts` lists them, newest first."""
+        listed = [(account, self._created[account]) for account in self.connected_account_ids
+                  if account not in self.deauthorized]
+        return sorted(listed, key=lambda pair: (-pair[1], pair[0]))
+
+    def is_connected(self, account: str) -> bool:
+        return account in self.stores and account not in self.deauthorized
+
+    def deauthorize(self, account: str) -> dict:
+        """The connected account disconnects from the platform (Connect OAuth's deauthorize, or its owner
+        in the Dashboard): it leaves `/v1/accounts`, reads for it with `Stripe-Account` answer 403
+        `account_invalid`, its OAuth tokens are revoked, and the platform's events get
+        `account.application.deauthorized` (naming it in `account`). Returns that event."""
+        if account not in self.connected_account_ids:
+            raise ValueError(f"{account} is not connected to this platform")
+        self.deauthorized.add(account)
+        self.oauth.revoke_tokens(account)
+        return self._application_event("account.application.deauthorized", account)
+
+    def reconnect(self, account: str) -> dict:
+        """The account connects to the platform again: `account.application.authorized` on the platform."""
+        if account not in self.connected_account_ids:
+            raise ValueError(f"{account} was never connected to this platform")
+        self.deauthorized.discard(account)
+        return self._application_event("account.application.authorized", account)
+
+    def _application_event(self, event_type: str, account: str) -> dict:
+        store = self.store()
+        application = {"id": self.client_id, "object": "application", "name": "Emulated Inc."}
+        return store.collections["events"].objects[store.record(event_type, application, account=account)]
+
+    def account_asked(self, headers: Any) -> str:
+        """Whose data a request reads: its `Stripe-Account`, else its key's account ("?" for an unknown key)."""
+        info = self.keys.get(headers.get("Authorization", "")[7:].strip(), {})
+        return headers.get("Stripe-Account") or info.get("account", "?")
+
     def account_object(self, store: Store) -> dict:
         return account_object(store, self._created[store.account_id], store.account_id == self.account_id)
 
@@ -303,6 +347,11 @@ class Emulator:
             return 0.0
         with self._lock:
             return jitter(self._rng, self.latency_ms, self.jitter_ms)
+
+    def count_account(self, endpoint: str, account: str) -> None:
+        """A request for `account`'s data (its key's, or the `Stripe-Account` it names)."""
+        with self._stats.lock:
+            self._stats.by_account.setdefault(account, Counter())[endpoint] += 1
 
     def count_request(self, endpoint: str) -> int:
         with self._stats.lock:
@@ -333,8 +382,7 @@ class Emulator:
         """Token buckets per account: overall and per endpoint. The limiter that refused, or None."""
         if self.rate_limits is None:
             return None
-        info = self.keys.get(headers.get("Authorization", "")[7:].strip(), {})
-        account = headers.get("Stripe-Account") or info.get("account", "?")
+        account = self.account_asked(headers)
         with self._lock:
             overall = self._buckets.setdefault((account, "*"), _Bucket(self.rate_limits.global_rps))
             per_endpoint = self._buckets.setdefault((account, endpoint), _Bucket(self.rate_limits.endpoint_rps))

@@ -95,3 +95,17 @@ def lock_timeout() -> ApiError:
 
 def server_error() -> ApiError:
     return ApiError(500, "An unknown error occurred", type="api_error", headers={"Stripe-Should-Retry": "true"})
+
+
+def account_invalid(masked_key: str, account: str) -> ApiError:
+    # Stripe's answer to a platform key reading an account it is not connected to (never was, or
+    # deauthorized): 403, which stripe-python raises as PermissionError.
+    return ApiError(403, f"The provided key '{masked_key}' does not have access to account '{account}' (or that "
+                         "account does not exist). Application access may have been revoked.", code="account_invalid")
+
+
+def not_a_platform() -> ApiError:
+    # What an account that is not a Connect platform gets when it asks for another account.
+    return ApiError(403, "Only Stripe Connect platforms can work with other accounts. If you specified a client_id "
+                         "parameter, make sure it's correct. If you need to setup a Stripe Connect platform, you can "
+                         "do so at https://dashboard.stripe.com/account/applications/settings.")

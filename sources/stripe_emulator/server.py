@@ -26,9 +26,11 @@ import orjson
 
 from .errors import (
     ApiError,
+    account_invalid,
     exclusive,
     lock_timeout,
     missing_parameter,
+    not_a_platform,
     rate_limited,
     resource_missing,
     server_error,
@@ -55,7 +57,7 @@ FAULT_ERRORS = {"500": server_error, "lock_timeout": lock_timeout}
 def _routes() -> list[tuple[tuple[str, ...], str, str]]:
     """(path segments with "{}" placeholders, kind, entry or relation name) for every served path."""
     routes = [(("v1", "account"), "account", ""), (("v1", "balance"), "balance", ""),
-              (("v1", "accounts", "{}"), "connected_account", "")]
+              (("v1", "accounts"), "connected_accounts", ""), (("v1", "accounts", "{}"), "connected_account", "")]
     for entry in OBJECTS:
         if entry.path:
             routes.append((tuple(entry.path.strip("/").split("/")), "list", entry.name))
@@ -134,6 +136,7 @@ class Stats:
     def reset(self) -> None:
         with self.lock:
             self.requests: Counter[str] = Counter()
+            self.by_account: dict[str, Counter[str]] = {}  # account read (Stripe-Account or the key's) -> endpoint
             self.by_status: Counter[int] = Counter()
             self.rate_limited = 0
             self.faults_injected = 0
@@ -147,6 +150,7 @@ class Stats:
             return {
                 "requests_total": self.total,
                 "requests": dict(self.requests),
+                "by_account": {account: dict(counts) for account, counts in self.by_account.items()},
                 "by_status": dict(self.by_status),
                 "rate_limited": self.rate_limited,
                 "faults_injected": self.faults_injected,
@@ -201,10 +205,8 @@ class Api:
         target = headers.get("Stripe-Account")
         if target and target != info["account"]:
             allowed = info["kind"] in ("secret", "restricted") and info["account"] == self.emu.account_id
-            if not allowed or target not in self.emu.stores:
-                raise ApiError(403, f"The provided key '{mask(key)}' does not have access to account '{target}' "
-                                    "(or that account does not exist). Application access may have been revoked.",
-                               code="account_invalid")
+            if not allowed or not self.emu.is_connected(target):
+                raise account_invalid(mask(key), target)
             store = self.emu.stores[target]
         return store, dict(info, key=key)
 
@@ -272,10 +274,18 @@ class Api:
         if kind == "balance":
             self.require(key_info, store, SINGLETONS["balance"])
             return self.single(request, self.emu.balance_object(store), params)
+        if kind == "connected_accounts":
+            return self.connected_accounts(request, params)
         if kind == "connected_account":
-            if args[0] not in self.emu.stores:
-                raise resource_missing("account", args[0])
-            return self.single(request, self.emu.account_object(self.emu.stores[args[0]]), params)
+            target = args[0]
+            if target != store.account_id:
+                if store.account_id != self.emu.account_id:
+                    raise not_a_platform()
+                if target in self.emu.deauthorized:
+                    raise account_invalid(mask(key_info["key"]), target)
+                if target not in self.emu.stores:
+                    raise resource_missing("account", target)
+            return self.single(request, self.emu.account_object(self.emu.stores[target]), params)
         if kind == "relation":
             return self.relation(request, name, params)
         entry = BY_NAME[name]
@@ -328,6 +338,24 @@ class Api:
                 raise unknown_parameter(name)
         if "expand" in params and not isinstance(params["expand"], list):
             raise ApiError(400, "Invalid array", param="expand")
+
+    def connected_accounts(self, request: Request, params: dict) -> bytes:
+        """`/v1/accounts`: the platform's connected accounts, newest first. Stripe: "If you're not a
+        platform, the list is empty" (also for a platform key acting as a connected account)."""
+        self.check_params(params, COMMON_PARAMS | {"created"})
+        limit = self.page_bounds(params)
+        expand_paths = self.list_expand(params)
+        gte, lt = parse_range(params["created"], "created") if "created" in params else (None, None)
+        platform = request.store.account_id == self.emu.account_id
+        accounts = self.emu.listed_accounts() if platform else []
+        ids = [account for account, created in accounts
+               if (gte is None or created >= gte) and (lt is None or created < lt)]
+        page, has_more = self.page_ids(ids, params, limit, "account")
+        objects = [render(request.store, self.emu.account_object(self.emu.stores[i]), request.version) for i in page]
+        if expand_paths:
+            resolve = self.resolver(request)
+            objects = [expand(request.store, obj, expand_paths, resolve, request.version) for obj in objects]
+        return _list_bytes([orjson.dumps(obj) for obj in objects], has_more, "/v1/accounts")
 
     # --- lists
     def page_bounds(self, params: dict) -> int:
@@ -538,6 +566,7 @@ class Handler(BaseHTTPRequestHandler):
         self.request_id = "req_" + secrets.token_hex(7)
         asked = (self.headers.get("Stripe-Version") or "").strip()
         self.version = asked if asked in SUPPORTED else API_VERSION  # what the response says it speaks
+        emu.count_account(endpoint, emu.account_asked(self.headers))
         number = emu.count_request(endpoint)
         fault = emu.fault_for(number)
         latency = emu.latency()
@@ -707,6 +736,11 @@ class OAuth:
         account = form.get("stripe_user_id")
         if account not in self.emu.connected_account_ids:
             return 400, {"error": "invalid_request", "error_description": f"No such account: {account}"}
+        self.emu.deauthorize(account)
+        return 200, {"stripe_user_id": account}
+
+    def revoke_tokens(self, account: str) -> None:
+        """The account's OAuth access and refresh tokens stop working (it disconnected the platform)."""
         with self.lock:
             for info in list(self.emu.keys.values()):
                 if info["account"] == account and info["kind"] == "oauth":
@@ -714,7 +748,6 @@ class OAuth:
             for token, info in list(self.refresh_tokens.items()):
                 if info["account"] == account:
                     del self.refresh_tokens[token]
-        return 200, {"stripe_user_id": account}
 
 
 def _redirect(uri: str, **params: Any) -> str:

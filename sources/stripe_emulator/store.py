@@ -294,10 +294,11 @@ class Store:
 
     # --- changes, each recorded the way Stripe records it: as an event
     def record(self, event_type: str, obj: dict | bytes, previous: dict | None = None, created: int | None = None,
-               delivered: bool = True) -> str:
+               delivered: bool = True, account: str | None = None) -> str:
         """Add an event carrying `obj` (a snapshot: a dict, or the JSON bytes of one); returns its id.
 
-        Events never change, so they are kept as the JSON bytes they are served as.
+        Events never change, so they are kept as the JSON bytes they are served as. `account`: the
+        connected account a platform's Connect event is about (`account.application.deauthorized`).
         """
         event_id = self.ids.new("evt")
         created = created if created is not None else self.clock()
@@ -305,8 +306,8 @@ class Store:
         if previous is not None:
             data["previous_attributes"] = previous
         event: dict[str, Any] = {"id": event_id, "object": "event"}
-        if self.connected:
-            event["account"] = self.account_id
+        if self.connected or account:
+            event["account"] = account or self.account_id
         event.update({"api_version": API_VERSION, "created": created, "data": data, "livemode": self.livemode,
                       "pending_webhooks": 0 if delivered else 1, "request": {"id": None, "idempotency_key": None},
                       "type": event_type})

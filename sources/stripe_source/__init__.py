@@ -18,6 +18,15 @@ from typing import Any
 import dlt
 from dlt.extract.resource import DltResource
 
+from .accounts import (
+    ACCOUNTS_IN_FLIGHT,
+    AccountsReport,
+    FanOut,
+    check_pace,
+    check_platform_credentials,
+    parse_accounts,
+    platform_scopes,
+)
 from .catalog import BY_TABLE, CATALOG, StripeObject
 from .client import (
     API_BASE_ENV,
@@ -33,7 +42,7 @@ from .credentials import StripeCredentials, resolve_credentials
 from .options import DateLike, check_start_is_past, check_tuning, check_window, parse_date, select_tables
 from .plan import RunBounds
 from .resource import read
-from .run import SUB_LIST_WORKERS, Extraction
+from .run import SUB_LIST_WORKERS, AccountScope, Extraction
 from .workers import default_processes
 
 try:
@@ -41,7 +50,7 @@ try:
 except PackageNotFoundError:  # imported from a checkout without installing
     __version__ = "0+unknown"
 
-__all__ = ["stripe_source", "StripeCredentials", "CATALOG", "API_VERSION", "__version__"]
+__all__ = ["stripe_source", "StripeCredentials", "CATALOG", "API_VERSION", "AccountsReport", "__version__"]
 
 
 # root_key: nested tables always carry _dlt_root_id, so a table can switch between append
@@ -61,6 +70,9 @@ def stripe_source(
     workers: int = 64,
     arrow: bool = True,
     flatten_processes: int | None = None,
+    accounts: str | Sequence[str] | None = None,
+    pace: str = "platform",
+    report: AccountsReport | None = None,
 ) -> Iterator[DltResource]:
     """Stripe objects as tables, loaded completely the first time and incrementally after.
 
@@ -81,13 +93,25 @@ def stripe_source(
             tables, a fraction of the CPU); False uses dlt's own normalizer on dicts.
         flatten_processes: worker processes that do that flattening, off the process that fetches
             and extracts (default: one per core beyond the first, at most 4; 0 keeps it in-process).
+        accounts: a Connect platform's accounts, with the platform's key: "all" (the platform and
+            every connected account, `/v1/accounts`) or account ids; each row carries its
+            `stripe_account_id`, each account keeps its own cursors, and an account that fails is
+            reported in `report` while the others load. None: the key's own account (or the
+            credentials' `stripe_account`), and any failure is the run's.
+        pace: with `accounts`, whose rate budget the accounts' requests share: "platform" (one, the
+            default) or "per-account".
+        report: receives each account's outcome (`accounts.AccountsReport`: rows, requests, status).
     """
     # Everything the user gave is checked before the first request.
     start, end = parse_date(start_date, "start_date"), parse_date(end_date, "end_date")
     check_window(start, end)
     check_tuning(lookback_seconds, workers, max_requests_per_second, max_requests_per_endpoint, flatten_processes)
     selection = select_tables(resources)
+    wanted_accounts = parse_accounts(accounts)
+    check_pace(pace)
     creds = resolve_credentials(credentials)
+    if wanted_accounts is not None:
+        check_platform_credentials(creds)
     api_base = (api_base or os.environ.get(API_BASE_ENV) or DEFAULT_API_BASE).rstrip("/")
     connect_base = connect_base or os.environ.get(CONNECT_BASE_ENV) or DEFAULT_CONNECT_BASE
 
@@ -98,22 +122,43 @@ def stripe_source(
         limits.endpoint_rps = max_requests_per_endpoint
     # a connection for every thread that may request at once: list pages, sub-list pages, and
     # dlt's extract threads (objects re-fetched after a partial event, singletons)
-    api = StripeApi(creds, api_base, connect_base=connect_base, limits=limits,
-                    pool_size=workers + min(SUB_LIST_WORKERS, workers) + len(selection) + 1)
+    # (with `accounts`, threads reading accounts at once also re-fetch objects on connections of their own)
+    pool_size = workers + min(SUB_LIST_WORKERS, workers) + len(selection) + 1
+    if wanted_accounts is not None:
+        pool_size += ACCOUNTS_IN_FLIGHT * len(selection)
+    api = StripeApi(creds, api_base, connect_base=connect_base, limits=limits, pool_size=pool_size)
 
-    account_id, account_created = check_connection(api, creds, selection)  # the same check as `connect`
+    account_id, account_created, account = check_connection(api, creds, selection)  # the same check as `connect`
     now = api.server_time or int(time.time())
     check_start_is_past(start, now)
     bounds = RunBounds(now=now, start=start, end=end, lookback=lookback_seconds, full_refresh=full_refresh)
     processes = default_processes() if flatten_processes is None else flatten_processes
-    run = Extraction(api, account_id or "", account_created, bounds, selection, arrow=arrow, processes=processes,
-                     workers=workers)
+    run = Extraction(bounds, selection, arrow=arrow, processes=processes, workers=workers, owner=account_id or "")
+    report = report if report is not None else AccountsReport()
+    if wanted_accounts is None:
+        scopes = [AccountScope(run, api, account_id or "", account_created, account)]
+        fan_out = FanOut(report, isolate=False)
+    else:
+        run.expect_many_accounts()
+        scopes = platform_scopes(run, api, wanted_accounts, account, account_created, limits, pace, report,
+                                 loaded_before=_accounts_loaded_before())
+        fan_out = FanOut(report, run.thread_prefix)
+    report.expect(scopes, list(selection), base=api)
     for root, tables in selection.items():
-        yield _resource(run, BY_TABLE[root], tables)
+        yield _resource(run, BY_TABLE[root], tables, scopes, fan_out)
 
 
-def _resource(run: Extraction, entry: StripeObject, tables: frozenset[str]) -> DltResource:
+def _resource(run: Extraction, entry: StripeObject, tables: frozenset[str], scopes: list[AccountScope],
+              fan_out: FanOut) -> DltResource:
     def items() -> Iterator[Any]:
-        yield from read(run, entry, tables)
+        yield from read(run, entry, tables, scopes, fan_out)
 
     return dlt.resource(items, name=entry.table, table_name=entry.table, parallelized=True)
+
+
+def _accounts_loaded_before() -> list[str]:
+    """The accounts earlier runs of this pipeline loaded (from its state), when there is a pipeline."""
+    try:
+        return list(dlt.current.source_state().get("accounts", ()))
+    except Exception:  # the source iterated outside a pipeline
+        return []

@@ -62,6 +62,10 @@ class StripeObject:
     # be stale; `rechecks` read what can still change, and the list reads what is new.
     updates_announced: bool = True
     rechecks: tuple[Recheck, ...] = ()  # lists read again each incremental run (unannounced changes)
+    # Stripe sends an event when one is created (`customer.created`; a charge's `charge.succeeded`,
+    # `.failed` or `.pending`): after the first load, new ones arrive with the events feed and the
+    # list is not read again (see plan.py).
+    creations_announced: bool = False
     parent: str | None = None  # table of the object embedding this one (sub-list items)
     timestamps: tuple[str, ...] = COMMON_TIMESTAMPS
     deletable: bool = False  # Stripe emits `<object>.deleted` for it
@@ -82,22 +86,25 @@ def _entry(table: str, object: str, path: str | None, permission: str, **kw) -> 
 
 CATALOG: tuple[StripeObject, ...] = (
     # --- payments
-    _entry("charges", "charge", "/v1/charges", "rak_charge_read", events=("charge.",)),
+    _entry("charges", "charge", "/v1/charges", "rak_charge_read", events=("charge.",), creations_announced=True),
     _entry(
         "payment_intents",
         "payment_intent",
         "/v1/payment_intents",
         "rak_payment_intent_read",
         events=("payment_intent.",),
+        creations_announced=True,
         timestamps=("canceled_at",),
     ),
-    _entry("refunds", "refund", "/v1/refunds", "rak_refund_read", events=("refund.", "charge.refund.")),
+    _entry("refunds", "refund", "/v1/refunds", "rak_refund_read", events=("refund.", "charge.refund."),
+           creations_announced=True),
     _entry(
         "disputes",
         "dispute",
         "/v1/disputes",
         "rak_dispute_read",
         events=("charge.dispute.",),
+        creations_announced=True,
         timestamps=("evidence_details__due_by",),
     ),
     _entry(
@@ -111,9 +118,11 @@ CATALOG: tuple[StripeObject, ...] = (
         timestamps=("available_on",),
     ),
     _entry(
-        "payouts", "payout", "/v1/payouts", "rak_payout_read", events=("payout.",), timestamps=("arrival_date",)
+        "payouts", "payout", "/v1/payouts", "rak_payout_read", events=("payout.",), creations_announced=True,
+        timestamps=("arrival_date",)
     ),
-    _entry("transfers", "transfer", "/v1/transfers", "rak_transfer_read", events=("transfer.",)),
+    _entry("transfers", "transfer", "/v1/transfers", "rak_transfer_read", events=("transfer.",),
+           creations_announced=True),
     # --- invoices
     _entry(
         "invoices",
@@ -121,6 +130,7 @@ CATALOG: tuple[StripeObject, ...] = (
         "/v1/invoices",
         "rak_invoice_read",
         events=("invoice.",),
+        creations_announced=True,
         deletable=True,
         sub_lists=(SubList("lines", "invoice_line_items", "/v1/invoices/{id}/lines", parent_column="invoice"),),
         timestamps=(
@@ -150,6 +160,7 @@ CATALOG: tuple[StripeObject, ...] = (
         "/v1/invoiceitems",
         "rak_invoice_read",
         events=("invoiceitem.",),
+        creations_announced=True,
         deletable=True,
         created_field="date",  # invoice items have `date` where other objects have `created`
         # Since 2024 Stripe sends no `invoiceitem.updated`. An item changes only while it is pending
@@ -167,6 +178,7 @@ CATALOG: tuple[StripeObject, ...] = (
         "/v1/credit_notes",
         "rak_credit_note_read",
         events=("credit_note.",),
+        creations_announced=True,
         sub_lists=(
             SubList(
                 "lines", "credit_note_line_items", "/v1/credit_notes/{id}/lines", parent_column="credit_note"
@@ -176,13 +188,15 @@ CATALOG: tuple[StripeObject, ...] = (
     ),
     _entry("credit_note_line_items", "credit_note_line_item", None, "rak_credit_note_read", parent="credit_notes"),
     # --- billing
-    _entry("customers", "customer", "/v1/customers", "rak_customer_read", events=("customer.",), deletable=True),
+    _entry("customers", "customer", "/v1/customers", "rak_customer_read", events=("customer.",), deletable=True,
+           creations_announced=True),
     _entry(
         "subscriptions",
         "subscription",
         "/v1/subscriptions",
         "rak_subscription_read",
         events=("customer.subscription.",),
+        creations_announced=True,
         list_params=(("status", "all"),),  # without it Stripe hides canceled ones
         sub_lists=(
             SubList(
@@ -212,20 +226,23 @@ CATALOG: tuple[StripeObject, ...] = (
         timestamps=("current_period_start", "current_period_end"),
     ),
     _entry("products", "product", "/v1/products", "rak_product_read", events=("product.",), deletable=True,
-           timestamps=("updated",)),
-    _entry("prices", "price", "/v1/prices", "rak_price_read", events=("price.",), deletable=True),
-    _entry("plans", "plan", "/v1/plans", "rak_plan_read", events=("plan.",), deletable=True),
+           creations_announced=True, timestamps=("updated",)),
+    _entry("prices", "price", "/v1/prices", "rak_price_read", events=("price.",), deletable=True,
+           creations_announced=True),
+    _entry("plans", "plan", "/v1/plans", "rak_plan_read", events=("plan.",), deletable=True, creations_announced=True),
     _entry("coupons", "coupon", "/v1/coupons", "rak_coupon_read", events=("coupon.",), deletable=True,
-           timestamps=("redeem_by",)),
+           creations_announced=True, timestamps=("redeem_by",)),
     _entry(
         "promotion_codes",
         "promotion_code",
         "/v1/promotion_codes",
         "rak_promotion_code_read",
         events=("promotion_code.",),
+        creations_announced=True,
         timestamps=("expires_at",),
     ),
-    _entry("tax_rates", "tax_rate", "/v1/tax_rates", "rak_tax_rate_read", events=("tax_rate.",)),
+    _entry("tax_rates", "tax_rate", "/v1/tax_rates", "rak_tax_rate_read", events=("tax_rate.",),
+           creations_announced=True),
     # --- the change log itself, and who the data belongs to
     _entry("events", "event", "/v1/events", "rak_event_read", mutable=False),
     _entry("account", "account", "/v1/account", "rak_account_read", created_filter=False, singleton=True),

@@ -13,6 +13,7 @@ urllib3 pool, headers built once, one `orjson` parse per page. Not `requests`: i
 
 from __future__ import annotations
 
+import copy
 import itertools
 import logging
 import os
@@ -468,6 +469,17 @@ class StripeApi:
         self._set_headers()
         if self.on_token_refresh:
             self.on_token_refresh(credentials)
+
+    def for_account(self, account: str | None, pacer: Pacer | None = None) -> StripeApi:
+        """This client reading `account` (a connected account, through `Stripe-Account`; None: the
+        key's own): the same connections, retries and pacer (or `pacer`), its own request counts."""
+        view = copy.copy(self)
+        view.credentials = copy.copy(self.credentials)
+        view.credentials.stripe_account = account
+        view.pacer = pacer or self.pacer
+        view.stats = RequestStats()
+        view._set_headers()
+        return view
 
     def close(self) -> None:
         self._http.clear()

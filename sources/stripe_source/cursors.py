@@ -13,14 +13,15 @@ from collections.abc import Iterable
 from .plan import Cursors
 
 
-def note_account(source_state: dict, account: str) -> str | None:
+def note_account(source_state: dict, account: str, owner: str | None = None) -> str | None:
     """Record that `account` loads into this dataset; returns the account whose cursors the
     state's older, one-pair form holds (pinned by the first run that keeps them per account:
-    `account_id` is overwritten by every run, and resources convert their state only when they run)."""
+    `account_id` is overwritten by every run, and resources convert their state only when they run).
+    `owner`: the account the credentials belong to (a platform reading its connected accounts)."""
     legacy = source_state.setdefault("legacy_account", source_state.get("account_id"))
     if account:
         source_state["accounts"] = sorted({*source_state.get("accounts", ()), account})
-        source_state["account_id"] = account  # lets a later failure say whom to re-authenticate
+        source_state["account_id"] = owner or account  # lets a later failure say whom to re-authenticate
     return legacy
 
 

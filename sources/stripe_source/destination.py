@@ -32,30 +32,52 @@ class DestinationView:
 
     _lock = threading.Lock()
 
-    def __init__(self, pipeline: Any, tables: Iterable[str]) -> None:
+    def __init__(self, pipeline: Any, tables: Iterable[str], many_accounts: bool = False) -> None:
         self._pipeline = pipeline
         self.tables = tuple(tables)  # the tables a run may ask about
         self.queryable = _queryable(pipeline)
+        # A run over many accounts asks each table once which accounts it holds, not once per account.
+        self.many_accounts = many_accounts
         self._cache_lock = threading.Lock()
         self._with_rows: dict[str, set[str] | None] = {}  # account -> its tables with rows
+        self._accounts: dict[str, set[str]] | None = None  # table -> the accounts it holds rows of
+        self._accounts_asked = False
 
     @classmethod
-    def current(cls, tables: Iterable[str]) -> DestinationView:
+    def current(cls, tables: Iterable[str], many_accounts: bool = False) -> DestinationView:
         try:
             pipeline = dlt.current.pipeline()
         except Exception:  # outside a pipeline run (e.g. the source iterated directly)
             pipeline = None
-        return cls(pipeline, tables)
+        return cls(pipeline, tables, many_accounts)
 
     def holds_rows(self, tables: Iterable[str], account: str) -> bool:
         """Whether any of `tables` holds a row of `account`; True when it cannot be known."""
         if not self.queryable:
             return True
         with self._cache_lock:
+            if self.many_accounts:
+                if not self._accounts_asked:
+                    self._accounts, self._accounts_asked = self._accounts_by_table(), True
+                by_table = self._accounts
+                return by_table is None or any(account in by_table.get(table, ()) for table in tables)
             if account not in self._with_rows:
                 self._with_rows[account] = self._tables_with_rows(account)
             with_rows = self._with_rows[account]
         return with_rows is None or not with_rows.isdisjoint(tables)
+
+    def _accounts_by_table(self) -> dict[str, set[str]] | None:
+        """Per table of `self.tables`, the accounts it holds rows of (None: unknown)."""
+        found: dict[str, set[str]] = {}
+        with self._client() as client:
+            if not client.has_dataset():
+                return found
+            for table in self.tables:
+                rows = self._query(client, table, "SELECT DISTINCT stripe_account_id FROM {table}")
+                if rows is None:
+                    return None
+                found[table] = {row[0] for row in rows}
+        return found
 
     def _tables_with_rows(self, account: str) -> set[str] | None:
         """The tables of `self.tables` holding rows of `account`, asked once for all (None: unknown)."""

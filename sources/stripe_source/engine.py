@@ -70,6 +70,9 @@ class Reader:
     # Sub-list pages get threads of their own: queued behind every list page of the account they
     # would starve the one endpoint that bounds a backfill (invoice lines).
     sub_list_executor: Executor | None = None
+    # Schedule on the calling thread instead of a driver thread: the caller is already one of many
+    # threads reading accounts at once, each handing its digests on (a second thread apiece buys nothing).
+    inline: bool = False
 
     def read(self, entry: StripeObject, window: Window | None) -> Iterator[Digest]:
         if entry.path is None:
@@ -101,6 +104,9 @@ class Reader:
         flat: a slow consumer makes the driver wait, not pile up pages.
         """
         if not tasks:
+            return
+        if self.inline:
+            yield from self._schedule(tasks, entry)
             return
         handoff: queue.Queue = queue.Queue(maxsize=HANDOFF_PAGES)
         stop = threading.Event()

@@ -13,6 +13,9 @@ EXIT_REAUTHENTICATE = 3
 EXIT_PERMISSION = 4
 EXIT_STRIPE_UNAVAILABLE = 5
 EXIT_RUN_IN_PROGRESS = 6  # another run of the same pipeline (or on the same DuckDB file) holds it
+# A run over several accounts (a platform's connected accounts) loaded some and not others; the
+# summary names each account's outcome. When none loaded, the code is the first failure's (3, 4, 5, 1).
+EXIT_SOME_ACCOUNTS_FAILED = 7
 EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT); SIGTERM gives 143, as shells report a signal: 128 + its number
 
 CONNECT_COMMAND = "stripe-pipeline connect"

@@ -1,8 +1,9 @@
 """What one resource reads in one run: the sync model as a pure function of its inputs.
 
 - First run for an account (no cursor): every object is listed, within `start_date`/`end_date`.
-- Later runs list only objects created since the cursor, minus `lookback_seconds`, and bring
-  changed objects up to date from `/v1/events` since the last run.
+- Later runs bring changed objects up to date from `/v1/events` since the last run. Objects whose
+  creation Stripe announces (`customer.created`...) come from there too: their list is not read
+  again. Other lists are read for objects created since the cursor, minus `lookback_seconds`.
 - Stripe keeps events 30 days. A cursor older than that is a gap: the run says so and lists the
   object again, whole, so nothing changed or deleted meanwhile is missed.
 - `full_refresh` lists everything again; an `end_date` makes a stateless backfill window that reads
@@ -78,6 +79,9 @@ class ResourcePlan:
     sweep: bool = False  # remove the account's rows in `window` the read no longer finds
     gap: bool = False  # the cursor is older than Stripe's events: the list is read whole again
     events_since: int | None = None  # the events table: take them from the change feed since then
+    # new objects come with their creation events since `changes_since`: the list is not read (for
+    # objects whose updates Stripe does not announce, only when the events show some of them)
+    creations_from_events: bool = False
 
 
 def is_gap(events_cursor: int, bounds: RunBounds) -> bool:
@@ -103,4 +107,5 @@ def plan_resource(entry: StripeObject, cursors: Cursors, bounds: RunBounds, hold
         since = max(start, bounds.events_horizon)
         return ResourcePlan(disposition, Window(since, bounds.list_end), events_since=since)
     changes_since = events - bounds.lookback if follows_changes and events is not None else None
-    return ResourcePlan(disposition, Window(start, bounds.list_end), changes_since=changes_since)
+    return ResourcePlan(disposition, Window(start, bounds.list_end), changes_since=changes_since,
+                        creations_from_events=changes_since is not None and entry.creations_announced)

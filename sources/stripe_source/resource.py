@@ -1,11 +1,12 @@
-"""One resource per listed Stripe object: it plans its run (`plan.py`) and carries the plan out."""
+"""One resource per listed Stripe object: each account's read of it planned (`plan.py`) and carried
+out, the rows of all of them batched for dlt under one set of hints."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dlt
 import stripe
@@ -15,10 +16,13 @@ from .changes import ObjectChanges, is_complete
 from .client import API_VERSION
 from .cursors import cursors_of, save_cursors
 from .items import TableBatches, plan_for, realign_tables
-from .pages import Digest, PageJob
+from .pages import PageJob, TableRows
 from .plan import ResourcePlan, plan_resource
-from .run import Extraction
+from .run import AccountScope, Extraction
 from .shaping import tombstone_rows
+
+if TYPE_CHECKING:
+    from .accounts import FanOut
 
 logger = logging.getLogger(__name__)
 
@@ -43,82 +47,87 @@ def table_hints(entry: StripeObject, disposition: str) -> Any:
                                columns=columns)
 
 
-class ResourceRun:
-    """One resource's run: its tables' hints and batches, what it has seen, its cursors."""
+class AccountRead:
+    """What one resource reads of one account this run: planned from the account's cursors, read,
+    and the cursors moved once the read is complete. Yields rows per table; `ResourceRun` turns
+    them into dlt items."""
 
-    def __init__(self, run: Extraction, entry: StripeObject, tables: frozenset[str]) -> None:
-        self.run = run
+    def __init__(self, scope: AccountScope, entry: StripeObject, tables: frozenset[str], state: dict) -> None:
+        self.scope = scope
+        self.run = scope.run
         self.entry = entry
         self.tables = tables
-        self.hints: dict[str, Any] = {}
-        self.batches = TableBatches(run.tables, entry.table)
+        self.state = state  # the resource's dlt state, shared by every account's read
         self.seen: set[str] = set()  # ids of the listed objects (for a sweep)
 
-    def items(self) -> Iterator[Any]:
-        run, entry = self.run, self.entry
-        legacy = run.legacy_account()
+    @property
+    def account(self) -> str:
+        return self.scope.account
+
+    def rows(self) -> Iterator[TableRows]:
+        scope, run, entry = self.scope, self.run, self.entry
+        account = scope.account
+        legacy = scope.legacy_account()
         if entry.singleton:
-            self._set_hints(self._disposition(), dlt.current.resource())
-            obj = dict(run.api.get(entry.path or ""), stripe_account_id=run.account)
-            yield from self._emit_rows({entry.table: [obj]})
-            yield from self._flush()
+            obj = dict(scope.account_object or scope.api.get(entry.path or ""), stripe_account_id=account)
+            yield from self._rows({entry.table: [obj]})
             return
-        state = dlt.current.resource_state(entry.table)
-        cursors = cursors_of(state, run.account, self.tables, legacy)
-        plan = plan_resource(entry, cursors, run.bounds, run.destination().holds_rows(self.tables, run.account))
+        with run.state_lock:
+            cursors = cursors_of(self.state, account, self.tables, legacy)
+            known = set(self.state.get("known_fields", ()))
+        plan = plan_resource(entry, cursors, run.bounds, run.destination().holds_rows(self.tables, account))
         if plan.gap:
-            logger.warning("%s: the last sync is older than the 30 days Stripe keeps events; reading all %s again "
-                           "so no update or delete is missed", entry.table, entry.table)
-        self._set_hints(plan.disposition, dlt.current.resource())
-        known = set(state.get("known_fields", ()))
-        job = PageJob(entry.table, run.account, wanted=self.tables, created_field=entry.created_field,
+            logger.warning("%s%s: the last sync is older than the 30 days Stripe keeps events; reading all %s "
+                           "again so no update or delete is missed", self._of_account(), entry.table, entry.table)
+        job = PageJob(entry.table, account, wanted=self.tables, created_field=entry.created_field,
                       merging=plan.disposition == "merge")
         skip: frozenset[str] = frozenset()
+        list_new = plan.events_since is None
         if plan.changes_since is not None:
             rechecked: set[str] = set()
-            for digest in run.reader(job).read_selections(entry, self._rechecks(plan.changes_since)):
+            for digest in scope.reader(job).read_selections(entry, self._rechecks(plan.changes_since)):
                 if (rows := digest.tables.get(entry.table)) is not None:
                     rechecked.update(rows.ids())
-                yield from self._emit(iter([digest]))
-            changes = run.feed(plan.changes_since).changes_for(entry.table, plan.changes_since)
+                yield from digest.tables.values()
+            changes = scope.feed(plan.changes_since).changes_for(entry.table, plan.changes_since)
+            if plan.creations_from_events:
+                # New objects are among the changes. When their snapshots cannot be trusted (updates
+                # Stripe does not announce), the list reads those the rechecks did not just read.
+                list_new = not entry.updates_announced and not set(changes.updated) <= rechecked
             if not entry.updates_announced:  # a snapshot may predate unannounced updates
                 changes.updated.clear()
             for object_id in rechecked:  # read just now: newer than any event
                 changes.updated.pop(object_id, None)
             skip = changes.ids | rechecked
             current, vanished = self._current(changes, known)
-            yield from self._emit_rows(tombstone_rows(entry, [*changes.deleted, *vanished], run.account, self.tables))
-            yield from self._emit(run.reader(job).complete(entry, current))
+            yield from self._rows(tombstone_rows(entry, [*changes.deleted, *vanished], account, self.tables))
+            for digest in scope.reader(job).complete(entry, current):
+                yield from digest.tables.values()
         if plan.events_since is not None:
-            events = run.feed(plan.events_since).events(plan.events_since)
-            yield from self._emit(iter([run.digester.digest_objects(events, job)]) if events else iter(()))
-        else:
-            for digest in run.reader(replace(job, skip_ids=skip)).read(entry, plan.window):
+            events = scope.feed(plan.events_since).events(plan.events_since)
+            if events:
+                yield from run.digester.digest_objects(events, job).tables.values()
+        elif list_new:
+            for digest in scope.reader(replace(job, skip_ids=skip)).read(entry, plan.window):
                 rows = digest.tables.get(entry.table)
                 if rows is not None:
                     known.update(rows.first_keys)
                     if plan.sweep:
                         self.seen.update(rows.ids())
-                yield from self._emit(iter([digest]))
+                yield from digest.tables.values()
         if plan.sweep:
             yield from self._sweep(plan)
-        yield from self._flush()
         if run.bounds.stateful:
             events_cursor = run.bounds.now if entry.mutable and entry.events else None
-            save_cursors(state, run.account, self.tables, run.bounds.list_end, events_cursor, entry.tables, legacy)
-            state["known_fields"] = sorted(known - {"stripe_account_id"})
+            with run.state_lock:
+                save_cursors(self.state, account, self.tables, run.bounds.list_end, events_cursor, entry.tables,
+                             legacy)
+                self.state["known_fields"] = sorted((known | set(self.state.get("known_fields", ())))
+                                                    - {"stripe_account_id"})
 
-    def _disposition(self) -> str:
-        return "merge" if self.run.destination().holds_rows(self.tables, self.run.account) else "append"
-
-    def _set_hints(self, disposition: str, resource: Any) -> None:
-        # The resource's own disposition too: dlt starts every table it fills from it, nested
-        # tables included (whose disposition must follow their root's).
-        resource.apply_hints(write_disposition=table_hints(self.entry, disposition)["write_disposition"])
-        for table in self.entry.tables:
-            self.hints[table] = table_hints(BY_TABLE[table], disposition)
-            if self.run.arrow:
-                self.run.plans[table] = plan_for(table, self.hints[table])
+    def _of_account(self) -> str:
+        """A log line's prefix naming the account, when the run reads others than the key's own."""
+        return f"{self.account}: " if self.account != self.run.owner else ""
 
     def _rechecks(self, since: int) -> list[dict[str, str]]:
         """The list params of this run's `rechecks` (see `catalog.Recheck`)."""
@@ -127,7 +136,7 @@ class ResourceRun:
             if recheck.per is None:
                 selections.append(dict(recheck.params))
                 continue
-            for parent_id in self.run.feed(since).seen_in_states(recheck.per, since, recheck.states):
+            for parent_id in self.scope.feed(since).seen_in_states(recheck.per, since, recheck.states):
                 selections.append({name: value.format(id=parent_id) for name, value in recheck.params})
         return selections
 
@@ -140,50 +149,94 @@ class ResourceRun:
                 objects.append(snapshot)
                 continue
             try:
-                objects.append(self.run.api.get(f"{entry.path}/{object_id}", endpoint=f"{entry.path}/{{id}}"))
+                objects.append(self.scope.api.get(f"{entry.path}/{object_id}", endpoint=f"{entry.path}/{{id}}"))
             except stripe.InvalidRequestError as exc:
                 if exc.http_status != 404:
                     raise
                 vanished.append(object_id)
         return objects, vanished
 
-    def _sweep(self, plan: ResourcePlan) -> Iterator[Any]:
-        """Tombstones for the account's rows in the window that the read no longer found."""
-        entry, window = self.entry, plan.window
+    def _sweep(self, plan: ResourcePlan) -> Iterator[TableRows]:
+        """Tombstones for the account's rows in the window that the read no longer found; after a whole
+        read, also for sub-list rows whose parent it no longer found (a parent swept by an earlier run that
+        read it without its sub-list keeps them otherwise)."""
+        entry, window, destination = self.entry, plan.window, self.run.destination()
         whole = window.start is None and self.run.bounds.stateful
-        table, column = entry.table, "id"
-        if entry.table not in self.tables:  # only sub-list tables wanted: their parents' ids
-            if not whole:
+        swept: set[str] = set()
+        if entry.table in self.tables:
+            found = destination.ids(entry.table, self.account, "id", entry.created_field, window.start,
+                                    None if whole else window.end)
+            if found is None:
+                self._cannot_sweep()
                 return
-            sub = next(s for s in entry.sub_lists if s.table in self.tables)
-            table, column = sub.table, sub.parent_column
-        found = self.run.destination().ids(table, self.run.account, column,
-                                           entry.created_field if table == entry.table else None,
-                                           window.start, None if whole else window.end)
-        if found is None:
-            logger.warning("%s: the destination cannot be asked which rows it holds: rows of objects deleted "
-                           "at Stripe since the last run may remain", entry.table)
+            swept = found - self.seen
+            yield from self._rows(tombstone_rows(entry, sorted(swept), self.account, self.tables))
+        if not whole:
             return
-        yield from self._emit_rows(tombstone_rows(entry, sorted(found - self.seen), self.run.account, self.tables))
+        for sub in entry.sub_lists:
+            if sub.table not in self.tables:
+                continue
+            parents = destination.ids(sub.table, self.account, sub.parent_column)
+            if parents is None:
+                self._cannot_sweep()
+                return
+            orphaned = sorted(parents - self.seen - swept)
+            yield from self._rows(tombstone_rows(entry, orphaned, self.account, frozenset({sub.table})))
 
-    def _emit(self, digests: Iterator[Digest]) -> Iterator[Any]:
-        for digest in digests:
-            for rows in digest.tables.values():
-                yield from self.batches.add(rows, self.hints[rows.table])
+    def _cannot_sweep(self) -> None:
+        logger.warning("%s%s: the destination cannot be asked which rows it holds: rows of objects deleted at "
+                       "Stripe since the last run may remain", self._of_account(), self.entry.table)
 
-    def _emit_rows(self, tables: dict[str, list[dict]]) -> Iterator[Any]:
+    def _rows(self, tables: dict[str, list[dict]]) -> Iterator[TableRows]:
         for table, rows in tables.items():
             if rows:
-                yield from self.batches.add(self.run.digester.table_rows(table, rows), self.hints[table])
+                yield self.run.digester.table_rows(table, rows)
 
-    def _flush(self) -> Iterator[Any]:
+
+class ResourceRun:
+    """One resource's run: its tables' hints and batches, fed by the reads of its accounts (one, or
+    each account of a platform)."""
+
+    def __init__(self, run: Extraction, entry: StripeObject, tables: frozenset[str]) -> None:
+        self.run = run
+        self.entry = entry
+        self.tables = tables
+        self.hints: dict[str, Any] = {}
+        self.batches = TableBatches(run.tables, entry.table)
+
+    def items(self, scopes: Sequence[AccountScope], fan_out: FanOut | None = None) -> Iterator[Any]:
+        """dlt items of every scope's read. Without `fan_out` the scopes are read one after another and
+        a failure is the run's; with it, many at once, and a failure is the failing account's."""
+        run, entry = self.run, self.entry
+        destination = run.destination()
+        # One disposition for the resource's tables: a table appended to by one account's first load and
+        # merged into by another's later run would be both at once. Merging a first load is only slower.
+        holds_rows = any(destination.holds_rows(self.tables, scope.account) for scope in scopes)
+        self._set_hints("merge" if holds_rows else "append", dlt.current.resource())
+        state = dlt.current.resource_state(entry.table)
+        reads = [AccountRead(scope, entry, self.tables, state) for scope in scopes]
+        if fan_out is None:
+            rows_of_reads: Iterator[TableRows] = (rows for read in reads for rows in read.rows())
+        else:
+            rows_of_reads = fan_out.rows(entry.table, reads)
+        for rows in rows_of_reads:
+            yield from self.batches.add(rows, self.hints[rows.table])
         yield from self.batches.flush()
-        if self.run.arrow:
-            yield from realign_tables(self.run.tables, self.entry.tables, self.hints)
+        if run.arrow:
+            yield from realign_tables(run.tables, entry.tables, self.hints)
+
+    def _set_hints(self, disposition: str, resource: Any) -> None:
+        # The resource's own disposition too: dlt starts every table it fills from it, nested
+        # tables included (whose disposition must follow their root's).
+        resource.apply_hints(write_disposition=table_hints(self.entry, disposition)["write_disposition"])
+        for table in self.entry.tables:
+            self.hints[table] = table_hints(BY_TABLE[table], disposition)
+            if self.run.arrow:
+                self.run.plans[table] = plan_for(table, self.hints[table])
 
 
-def read(run: Extraction, entry: StripeObject, tables: frozenset[str]) -> Iterator[Any]:
-    """The resource's generator: one `ResourceRun`, inside the run's lifecycle."""
+def read(run: Extraction, entry: StripeObject, tables: frozenset[str], scopes: Sequence[AccountScope],
+         fan_out: FanOut | None = None) -> Iterator[Any]:
+    """The resource's generator: one `ResourceRun` over the run's accounts, inside the run's lifecycle."""
     with run.lifecycle.running():
-        yield from ResourceRun(run, entry, tables).items()
-
+        yield from ResourceRun(run, entry, tables).items(scopes, fan_out)

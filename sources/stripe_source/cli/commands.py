@@ -6,7 +6,8 @@
 
 Exit codes (for orchestrators): 0 loaded, 1 a load job failed, 2 bad input, 3 re-authenticate
 (credentials revoked, expired or invalid), 4 a permission is missing, 5 Stripe unavailable, 6 another
-run of the pipeline is in progress, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
+run of the pipeline is in progress, 7 some of a platform's accounts failed (the others loaded),
+130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import stripe
 from dlt.common.configuration.exceptions import ConfigFieldMissingException, ConfigurationException
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
-from stripe_source import API_VERSION, __version__, stripe_source
+from stripe_source import API_VERSION, AccountsReport, __version__, stripe_source
 from stripe_source.client import check_request_timeout, check_user_agent_suffix
 from stripe_source.errors import (
     EXIT_BAD_INPUT,
@@ -43,6 +44,14 @@ from stripe_source.errors import (
     StripeSourceError,
 )
 
+from .accounts import (
+    ProgressLines,
+    accounts_options,
+    add_arguments,
+    check_summary_path,
+    print_accounts_summary,
+    write_summary,
+)
 from .redaction import redact, redact_record
 from .run_lock import RunInProgress, run_lock
 
@@ -247,8 +256,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    platform = accounts_options(args)
+    summary_path = check_summary_path(args.summary_json)
+    report = AccountsReport()
+    if platform:
+        report.on_account = ProgressLines(report)  # one line per account as it ends
     options = {"resources": args.resources, "start_date": args.start_date, "end_date": args.end_date,
-               "api_base": args.api_base, "full_refresh": args.full_refresh or None, **_tuning(args)}
+               "api_base": args.api_base, "full_refresh": args.full_refresh or None, **_tuning(args), **platform,
+               "report": report}
     # The destination first: a wrong name or missing credentials fail before any request to Stripe.
     pipeline = build_pipeline(args.destination, args.dataset, args.duckdb_path, args.pipeline_name,
                               duckdb_memory_limit=args.duckdb_memory_limit)
@@ -257,6 +272,22 @@ def _run(args: argparse.Namespace) -> int:
     else:
         pipeline.destination_client()  # resolves its configuration (credentials) without connecting
         check_destination_merges(pipeline)
+    try:
+        loaded = _load(args, pipeline, options, report)
+    except BaseException as exc:
+        if summary_path is not None:
+            write_summary(summary_path, report.summary(error=redact(user_error(exc)[0])))
+        raise
+    code = report.exit_code if platform else EXIT_OK
+    if summary_path is not None:
+        write_summary(summary_path, report.summary(loaded))
+    return code
+
+
+def _load(args: argparse.Namespace, pipeline: dlt.Pipeline, options: dict[str, Any],
+          report: AccountsReport) -> dict[str, int]:
+    # Before the source reads the state (the accounts earlier runs loaded), not after.
+    pipeline = forget_state_of_a_lost_destination(pipeline)
     # Only what was given on the command line: the rest comes from dlt config (e.g. the api_base
     # `connect` stored in .dlt/config.toml), which an explicit None would override.
     try:
@@ -266,11 +297,13 @@ def _run(args: argparse.Namespace) -> int:
             raise
         # A rejected key cannot tell whose it was; the last successful run can.
         raise ReauthenticationRequired(exc.reason, last_account(args.pipeline_name)) from None
-    pipeline = forget_state_of_a_lost_destination(pipeline)
     started = time.perf_counter()
     loaded = load(pipeline, source)
+    report.close()
     print_summary(loaded, table_totals(pipeline), time.perf_counter() - started)
-    return EXIT_OK
+    if "accounts" in options:
+        print_accounts_summary(report)
+    return loaded
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -380,6 +413,7 @@ def parser() -> argparse.ArgumentParser:
                      help="concurrent list requests at most (default 64); sub-list pages as many again, at most 40")
     run.add_argument("--flatten-processes", type=int,
                      help="worker processes that parse and flatten pages (default: cores - 1, at most 4; 0: none)")
+    add_arguments(run)
     run.set_defaults(handler=cmd_run)
 
     demo = sub.add_parser("demo", help="load a seeded local Stripe emulator into DuckDB", allow_abbrev=False)

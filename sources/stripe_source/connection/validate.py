@@ -127,8 +127,9 @@ def validate(
 
 def check_connection(
     api: StripeApi, credentials: StripeCredentials, selection: Mapping[str, frozenset[str]]
-) -> tuple[str | None, int | None]:
-    """The check every run starts with (`stripe_source`): (account id, its creation time).
+) -> tuple[str | None, int | None, Mapping[str, Any]]:
+    """The check every run starts with (`stripe_source`): (account id, its creation time, the account
+    object as `/v1/account` gave it: empty when the key may not read it).
 
     Renews an OAuth token close to expiry, proves the credentials reach the account and, for
     restricted keys, that every selected resource can be read (and `events`, which later runs read
@@ -144,7 +145,7 @@ def check_connection(
     account_id = access.account.get("id") or api.credentials.stripe_account
     if access.unreadable:
         raise PermissionMissing(access.unreadable, account_id, follows_changes="events" not in selection)
-    return account_id, access.account.get("created")
+    return account_id, access.account.get("created"), access.account
 
 
 def check_access(
