@@ -32,15 +32,13 @@ def emu(monkeypatch: pytest.MonkeyPatch):
         yield emulator
 
 
-def definitions(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+def definitions(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     """The definitions file as `dagster dev -f` loads it."""
     spec = importlib.util.spec_from_file_location("dagster_stripe", DEFINITIONS)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "dagster_stripe", module)
     spec.loader.exec_module(module)
-    # the emulator has no GET /v1/accounts yet: the platform's accounts as it would list them
-    monkeypatch.setattr(module, "list_accounts", lambda: [emu.account_id, *emu.connected_account_ids])
     return module
 
 
@@ -48,16 +46,20 @@ def refresh_partitions(module: ModuleType, instance) -> list[str]:
     """One evaluation of the accounts sensor, applied as the daemon applies it."""
     result = module.stripe_accounts(dg.build_sensor_context(instance=instance))
     for request in result.dynamic_partitions_requests:
-        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        if isinstance(request, dg.AddDynamicPartitionsRequest):
+            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        else:
+            for key in request.partition_keys:
+                instance.delete_dynamic_partition(request.partitions_def_name, key)
     return [run.partition_key for run in result.run_requests]
 
 
 def test_two_account_partitions_materialize_exactly(emu, postgres_url, monkeypatch):
-    module = definitions(emu, monkeypatch)
+    module = definitions(monkeypatch)
     instance = dg.DagsterInstance.ephemeral()
     accounts = [emu.account_id, *emu.connected_account_ids]
-    assert refresh_partitions(module, instance) == accounts  # every account is new: each gets a run
-    assert instance.get_dynamic_partitions("stripe_accounts") == accounts
+    assert sorted(refresh_partitions(module, instance)) == sorted(accounts)  # all new: each gets a run
+    assert sorted(instance.get_dynamic_partitions("stripe_accounts")) == sorted(accounts)
     assert refresh_partitions(module, instance) == []
 
     platform, connected, untouched = accounts
@@ -70,6 +72,10 @@ def test_two_account_partitions_materialize_exactly(emu, postgres_url, monkeypat
     for account in (platform, connected):
         assert_equals_emulator(emu, postgres_url, account)
     assert ids(postgres_url, "charges", account=untouched) == []
+
+    emu.deauthorize(untouched)  # no longer listed: no longer a partition
+    assert refresh_partitions(module, instance) == []
+    assert sorted(instance.get_dynamic_partitions("stripe_accounts")) == sorted([platform, connected])
 
 
 def test_partitions_run_in_parallel_processes(emu, postgres_url, monkeypatch, tmp_path):

@@ -14,19 +14,17 @@ not a DuckDB file, which takes one writer at a time.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import dlt
 from dlt.common.configuration import with_config
 from dlt.extract.source import DltSource
 
+from .accounts import list_connected_accounts
 from .client import API_BASE_ENV, DEFAULT_API_BASE, StripeApi
 from .credentials import StripeCredentials, resolve_credentials
 
 __all__ = ["list_accounts", "platform_account", "pipeline_name", "account_pipeline", "account_source", "load_account"]
-
-PAGE_SIZE = 100
 
 
 @with_config(sections=("sources", "stripe"))
@@ -36,7 +34,7 @@ def list_accounts(credentials: StripeCredentials | None = dlt.secrets.value, api
     source finds them: `[sources.stripe.credentials]`, SOURCES__STRIPE__CREDENTIALS__API_KEY or
     STRIPE_API_KEY; they must be the platform's own key."""
     api = _platform_api(credentials, api_base)
-    return [api.get("/v1/account")["id"], *(account["id"] for account in _connected_accounts(api))]
+    return [api.get("/v1/account")["id"], *(account["id"] for account in list_connected_accounts(api))]
 
 
 @with_config(sections=("sources", "stripe"))
@@ -48,17 +46,6 @@ def platform_account(credentials: StripeCredentials | None = dlt.secrets.value, 
 def _platform_api(credentials: StripeCredentials | None, api_base: str | None) -> StripeApi:
     creds = resolve_credentials(credentials)
     return StripeApi(creds, (api_base or os.environ.get(API_BASE_ENV) or DEFAULT_API_BASE).rstrip("/"), pool_size=1)
-
-
-def _connected_accounts(api: StripeApi) -> Iterator[dict]:
-    after: str | None = None
-    while True:
-        page = api.get("/v1/accounts", {"limit": PAGE_SIZE, **({"starting_after": after} if after else {})})
-        data = page.get("data") or []
-        yield from data
-        if not page.get("has_more") or not data:
-            return
-        after = data[-1]["id"]
 
 
 def pipeline_name(account: str) -> str:
