@@ -12,6 +12,8 @@ from dlt.common.configuration.specs import PluggableRunContext
 from dlt.common.pipeline import PipelineContext
 
 from stripe_emulator import Emulator
+from tests import postgres
+from tests.postgres import PostgresServer
 
 # Never read a developer's real key or dlt settings from the environment.
 for _name in list(os.environ):
@@ -52,3 +54,24 @@ def dlt_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     if Container()[PipelineContext].is_active():
         Container()[PipelineContext].deactivate()
     Container()[PluggableRunContext].reload()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the session (tests/postgres.py); skipped only where none can start."""
+    try:
+        server = postgres.start()
+    except postgres.PostgresUnavailable as exc:
+        pytest.skip(f"PostgreSQL cannot start on this machine: {exc}")
+    try:
+        yield server
+    finally:
+        postgres.remove(server)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh database of that server, given to dlt's postgres destination as a run would get it."""
+    url = postgres_server.url(postgres_server.create_database())
+    monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", url)
+    return url

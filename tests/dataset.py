@@ -1,4 +1,5 @@
-"""A dataset in DuckDB as comparable data: every row by a stable key, with dlt's bookkeeping out.
+"""A dataset in DuckDB or PostgreSQL as comparable data: every row by a stable key, with dlt's
+bookkeeping out.
 
 Root rows are keyed by their `id`; a nested row by its path (root id, nested table, list index,
 ...), so two loads of the same objects compare equal whatever `_dlt_id`s and load ids they got.
@@ -8,37 +9,93 @@ now deleted object had it, is not a difference).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import orjson
 
 DLT_BOOKKEEPING = {"_dlt_id", "_dlt_load_id", "_dlt_parent_id", "_dlt_root_id", "_dlt_list_idx"}
 
+Database = Path | str  # a DuckDB file, or a PostgreSQL URL (postgresql://...)
 
-def snapshot(db: Path, dataset: str = "stripe") -> dict[str, dict[Any, dict[str, Any]]]:
-    """{table: {row key: {column: value}}} for every data table of `dataset`."""
+
+@contextmanager
+def connect(db: Database) -> Iterator[Any]:
+    """A DB-API connection to the database, read-only where the database can make it so."""
+    if isinstance(db, str) and db.startswith("postgresql://"):
+        import psycopg2
+
+        con = psycopg2.connect(db)
+        con.set_session(readonly=True, autocommit=True)
+        try:
+            yield con
+        finally:
+            con.close()
+        return
     with duckdb.connect(str(db), read_only=True) as con:
-        names = [r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = ? AND table_name NOT LIKE '_dlt%'",
-            [dataset]).fetchall()]
+        yield con
+
+
+def query(db: Database, sql: str) -> list[tuple]:
+    with connect(db) as con:
+        cursor = con.cursor()
+        cursor.execute(sql)
+        return [tuple(row) for row in cursor.fetchall()]
+
+
+def snapshot(db: Database, dataset: str = "stripe", max_identifier_length: int | None = None
+             ) -> dict[str, dict[Any, dict[str, Any]]]:
+    """{table: {row key: {column: value}}} for every data table of `dataset`.
+
+    JSON values compare as data (DuckDB returns JSON as text, PostgreSQL as dicts and lists).
+    `max_identifier_length`: name tables and columns as a destination with that limit names them
+    (PostgreSQL: 63), to compare with a dataset there."""
+    name = _namer(max_identifier_length)
+    with connect(db) as con:
+        cursor = con.cursor()
+        cursor.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = "
+                       f"'{dataset}' AND table_name NOT LIKE '_dlt%'")
+        names = [r[0] for r in cursor.fetchall()]
         paths: dict[str, Any] = {}  # _dlt_id -> the row's key
         tables: dict[str, dict[Any, dict[str, Any]]] = {}
         for table in sorted(names, key=lambda n: n.count("__")):  # parents before their nested tables
-            cursor = con.execute(f'SELECT * FROM {dataset}."{table}"')
+            cursor.execute(f'SELECT * FROM {dataset}."{table}"')
             header = [d[0] for d in cursor.description]
             rows: dict[Any, dict[str, Any]] = {}
             for values in cursor.fetchall():
                 row = dict(zip(header, values, strict=True))
                 if "_dlt_parent_id" in row:
-                    key = (paths[row["_dlt_parent_id"]], table, row["_dlt_list_idx"])
+                    key = (paths[row["_dlt_parent_id"]], name(table), row["_dlt_list_idx"])
                 else:
                     key = row["id"]
                 paths[row["_dlt_id"]] = key
                 assert key not in rows, f"{table}: {key} twice"
-                rows[key] = {k: v for k, v in row.items() if k not in DLT_BOOKKEEPING and v is not None}
-            tables[table] = rows
+                rows[key] = {name(k): _comparable(v) for k, v in row.items()
+                             if k not in DLT_BOOKKEEPING and v is not None}
+            tables[name(table)] = rows
         return tables
+
+
+def _namer(max_length: int | None) -> Callable[[str], str]:
+    if max_length is None:
+        return lambda identifier: identifier
+    from dlt.common.normalizers.naming.snake_case import NamingConvention
+
+    return NamingConvention(max_length=max_length).normalize_path
+
+
+def _comparable(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    if isinstance(value, str) and value[:1] in "{[":
+        try:
+            return orjson.dumps(orjson.loads(value), option=orjson.OPT_SORT_KEYS).decode()
+        except orjson.JSONDecodeError:
+            return value
+    return value
 
 
 def differences(got: dict, expected: dict, tables_kept: tuple[str, ...] = ("events",)) -> list[str]:

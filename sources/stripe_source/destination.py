@@ -12,6 +12,7 @@ Only SQL destinations can be asked; elsewhere a run merges and cannot sweep (and
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -204,7 +205,8 @@ class DuplicateRepair:
             return
         logger.warning("%s: %d rows were loaded twice by a load that was interrupted and resumed; keeping one copy",
                        table, found)
-        copies = client.make_qualified_table_name("_stripe_loaded_twice")
+        # named for this process: runs of other accounts may repair the same dataset at the same time
+        copies = client.make_qualified_table_name(f"_stripe_loaded_twice_{os.getpid()}")
         with client.begin_transaction():
             client.execute_sql(f"CREATE TABLE {copies} AS SELECT DISTINCT * FROM {qualified} WHERE _dlt_id IN "
                                f"({twice})", since)

@@ -125,6 +125,14 @@ def check_memory_limit(value: str) -> None:
         raise InvalidInput(f"--duckdb-memory-limit {value!r} is not a size: give it like 256MB or 2GB")
 
 
+def postgres_destination(pipeline_name: str) -> Any:
+    try:
+        from stripe_source.postgres import postgres_destination
+    except ImportError:
+        raise InvalidInput("--destination postgres needs psycopg2: pip install 'dlt-source-stripe[postgres]'") from None
+    return postgres_destination(pipeline_name)
+
+
 def build_pipeline(
     destination: str = "duckdb",
     dataset: str = DEFAULT_DATASET,
@@ -146,6 +154,9 @@ def build_pipeline(
         path = str(Path(duckdb_path or DEFAULT_DUCKDB_PATH).resolve())
         credentials = DuckDbCredentials(path, global_config={"memory_limit": duckdb_memory_limit.strip()})
         target: Any = dlt.destinations.duckdb(credentials, preferred_loader_file_format="parquet")
+    elif destination == "postgres":
+        # runs of several accounts may write one dataset at once (stripe_source/postgres.py)
+        target = postgres_destination(pipeline_name)
     else:
         target = destination
     return dlt.pipeline(
