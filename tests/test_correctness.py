@@ -159,3 +159,19 @@ def test_lines_of_an_invoice_swept_without_them_go_with_the_next_whole_read(fres
     assert run_pipeline(emu, monkeypatch, db, "--resources", "invoices,invoice_line_items") == 0
     assert rows(db, f"SELECT count(*) FROM stripe.invoice_line_items WHERE invoice = '{draft['id']}'") == [(0,)]
     assert set(ids(db, "invoice_line_items")) == {line["id"] for line in emu.objects("invoice_line_items")}
+
+
+def test_a_price_change_reaches_the_subscription_items_that_embed_it(fresh_emulator, monkeypatch, tmp_path):
+    # A subscription item carries its whole price, rendered when read; Stripe announces the price's
+    # change (`price.updated`) and nothing about the subscriptions using it. Found by the property
+    # test (seed 1, scale 500, round 2).
+    emu = fresh_emulator
+    db = tmp_path / "embedded.duckdb"
+    assert run_pipeline(emu, monkeypatch, db) == 0
+    price = next(i["price"]["id"] for i in emu.objects("subscription_items"))
+    emu.advance(seconds=2)
+    emu.update("prices", price, nickname="renamed")
+    assert run_pipeline(emu, monkeypatch, db) == 0
+    got = rows(db, f"SELECT DISTINCT price__nickname FROM stripe.subscription_items WHERE price__id = '{price}'")
+    assert got == [("renamed",)]
+    assert_equals_emulator(emu, db)

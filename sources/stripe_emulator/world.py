@@ -184,7 +184,19 @@ class WorldBuilder(Billing):
             mirrored = {k: v for k, v in fields.items() if k in ("active", "metadata", "nickname")}
             if mirrored:
                 self.change(twin, self.store.get(twin, obj["id"]), at, **mirrored)
+        if twin:
+            self._refresh_embedded_price(obj["id"])
         return changed
+
+    def _refresh_embedded_price(self, price_id: str) -> None:
+        """Subscription items carry their price (and its plan view) whole, as Stripe renders it when
+        read; Stripe announces the price's change only (no `customer.subscription.updated`)."""
+        if price_id not in self.store.collections["prices"].objects:
+            return
+        price = self.store.get("prices", price_id)
+        for item in list(self.store.collections["subscription_items"].objects.values()):
+            if item["price"]["id"] == price_id:
+                self.store.patch("subscription_items", item["id"], price=dict(price), plan=self.plan_of(price))
 
     def delete(self, resource: str, obj: dict, at: int) -> dict:
         """`<prefix>.deleted` carrying the object as it was; a deleted customer's subscriptions end first."""

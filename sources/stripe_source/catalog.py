@@ -31,6 +31,10 @@ class SubList:
     # SubList travels to the worker processes, and a mappingproxy cannot be pickled.
     params: tuple[tuple[str, str], ...] = ()
     parent_column: str = ""  # column naming the parent on each item (added when Stripe omits it)
+    # Objects of other tables each item carries whole, as (column holding their id, their table).
+    # Stripe renders them when the parent is read and announces their changes, not the parent's:
+    # a parent whose items embed a changed object is read again.
+    embeds: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -205,6 +209,7 @@ CATALOG: tuple[StripeObject, ...] = (
                 "/v1/subscription_items",
                 params=(("subscription", "{id}"),),
                 parent_column="subscription",
+                embeds=(("price__id", "prices"), ("plan__id", "plans")),
             ),
         ),
         timestamps=(

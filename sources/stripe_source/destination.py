@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -95,12 +95,20 @@ class DestinationView:
         return found
 
     def ids(self, table: str, account: str, column: str = "id", created_column: str | None = None,
-            start: int | None = None, end: int | None = None) -> set[str] | None:
+            start: int | None = None, end: int | None = None,
+            where_in: tuple[str, Sequence[str]] | None = None) -> set[str] | None:
         """The distinct values of `column` (ids, or a sub-list's parent ids) in `account`'s rows of
-        `table` created in [start, end); None when it cannot be known."""
+        `table` created in [start, end), and whose `where_in[0]` is one of `where_in[1]`; None when it
+        cannot be known."""
         if not self.queryable:
             return None
         where, args = ["stripe_account_id = %s"], [account]
+        if where_in is not None:
+            values = list(where_in[1])
+            if not values:
+                return set()
+            where.append(f"{{{where_in[0]}}} IN ({', '.join(['%s'] * len(values))})")
+            args.extend(values)
         if created_column and start is not None:
             where.append("{created} >= to_timestamp(%s)")
             args.append(start)
@@ -109,8 +117,10 @@ class DestinationView:
             args.append(end)
         with self._client() as client:
             created = client.escape_column_name(created_column) if created_column else ""
-            sql = (f"SELECT DISTINCT {client.escape_column_name(column)} FROM {{table}} WHERE "
-                   + " AND ".join(where).replace("{created}", created))
+            condition = " AND ".join(where).replace("{created}", created)
+            if where_in is not None:
+                condition = condition.replace(f"{{{where_in[0]}}}", client.escape_column_name(where_in[0]))
+            sql = f"SELECT DISTINCT {client.escape_column_name(column)} FROM {{table}} WHERE {condition}"
             found = self._query(client, table, sql, *args)
         return None if found is None else {row[0] for row in found}
 

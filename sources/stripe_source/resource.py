@@ -98,8 +98,9 @@ class AccountRead:
                 changes.updated.clear()
             for object_id in rechecked:  # read just now: newer than any event
                 changes.updated.pop(object_id, None)
-            skip = changes.ids | rechecked
-            current, vanished = self._current(changes, known)
+            stale = self._embedding_changed(plan.changes_since)
+            skip = changes.ids | rechecked | stale
+            current, vanished = self._current(changes, known, stale)
             yield from self._rows(tombstone_rows(entry, [*changes.deleted, *vanished], account, self.tables))
             for digest in scope.reader(job).complete(entry, current):
                 yield from digest.tables.values()
@@ -140,12 +141,28 @@ class AccountRead:
                 selections.append({name: value.format(id=parent_id) for name, value in recheck.params})
         return selections
 
-    def _current(self, changes: ObjectChanges, known: set[str]) -> tuple[list[dict], list[str]]:
-        """The newest state of changed objects: the event snapshot, or a re-fetch if it is partial;
-        and the ids of objects a re-fetch found gone (deleted after the events were read)."""
+    def _embedding_changed(self, since: int) -> set[str]:
+        """Objects whose sub-list items embed an object this run's events changed (`SubList.embeds`)."""
+        parents: set[str] = set()
+        for sub in self.entry.sub_lists:
+            for column, table in sub.embeds:
+                changed = self.scope.feed(since).changes_for(table, since).updated
+                if changed:
+                    found = self.run.destination().ids(sub.table, self.account, sub.parent_column,
+                                                       where_in=(column, sorted(changed)))
+                    parents |= found or set()
+        return parents
+
+    def _current(self, changes: ObjectChanges, known: set[str],
+                 refetch: set[str]) -> tuple[list[dict], list[str]]:
+        """The newest state of changed objects: the event snapshot, or a re-fetch if it is partial or
+        the object is in `refetch`; and the ids of objects a re-fetch found gone (deleted after the
+        events were read)."""
         entry, objects, vanished = self.entry, [], []
-        for object_id, snapshot in changes.updated.items():
-            if is_complete(snapshot, known, changes.api_versions.get(object_id), entry, API_VERSION):
+        snapshots: dict[str, dict | None] = {**dict.fromkeys(refetch), **changes.updated}
+        for object_id, snapshot in snapshots.items():
+            if object_id not in refetch and snapshot is not None and is_complete(
+                    snapshot, known, changes.api_versions.get(object_id), entry, API_VERSION):
                 objects.append(snapshot)
                 continue
             try:

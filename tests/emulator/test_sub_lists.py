@@ -126,3 +126,17 @@ def test_items_read_alone_at_their_own_path(world: Emulator, client):
     with pytest.raises(stripe.InvalidRequestError) as err:  # a reversal is read through its own transfer
         client.v1.transfers.reversals.retrieve(other["id"], transfer["reversals"]["data"][0]["id"])
     assert err.value.code == "resource_missing"
+
+
+def test_a_subscription_item_carries_its_price_as_it_is_now():
+    # Stripe renders an item's `price` (and `plan`) when the item is read, so a price's change shows
+    # in every item using it, though Stripe announces it only as `price.updated` / `plan.updated`.
+    with Emulator(seed=3, scale=300) as emu:
+        item = emu.objects("subscription_items")[0]
+        emu.update("prices", item["price"]["id"], nickname="renamed")
+        client = client_for(emu)
+        subscription = client.raw_request("get", f"/v1/subscriptions/{item['subscription']}").data
+        embedded = next(i for i in subscription["items"]["data"] if i["id"] == item["id"])
+        listed = client.raw_request("get", f"/v1/subscription_items/{item['id']}").data
+        assert embedded["price"]["nickname"] == embedded["plan"]["nickname"] == "renamed"
+        assert listed["price"]["nickname"] == listed["plan"]["nickname"] == "renamed"
