@@ -13,6 +13,7 @@ import re
 import shlex
 import sys
 import webbrowser
+from collections.abc import Callable
 from typing import Any
 
 from stripe_source.client import API_BASE_ENV, CONNECT_BASE_ENV, DEFAULT_API_BASE, DEFAULT_CONNECT_BASE
@@ -200,10 +201,6 @@ def _obtain_credentials(args: argparse.Namespace, api_base: str, connect_base: s
             raise InvalidInput(f"--app-id must be the app's id (app_...), got {args.app_id!r}")
         app_key = _read_key(args, "Secret key of the account that owns the app (input hidden): ")
 
-        def announce_link(url: str) -> None:
-            print("Open this link to install the app on your Stripe account:", file=sys.stderr)
-            print(f"  {url}", file=sys.stderr)
-
         return run_app_flow(
             args.client_id,
             app_key,
@@ -211,7 +208,7 @@ def _obtain_credentials(args: argparse.Namespace, api_base: str, connect_base: s
             marketplace_base=_marketplace_base(args),
             app_id=args.app_id,
             open_browser=None if args.no_browser else webbrowser.open,
-            announce=announce_link,
+            announce=_announcer("Open this link to install the app on your Stripe account:"),
             timeout=args.timeout,
             redirect_port=args.redirect_port,
         )
@@ -226,17 +223,13 @@ def _obtain_credentials(args: argparse.Namespace, api_base: str, connect_base: s
             )
         platform_key = _read_key(args, "Platform secret key (input hidden): ")
 
-        def announce(url: str) -> None:
-            print("Open this URL to connect your Stripe account:", file=sys.stderr)
-            print(f"  {url}", file=sys.stderr)
-
         return run_oauth_flow(
             args.client_id,
             platform_key,
             scope=args.scope,
             connect_base=connect_base,
             open_browser=None if args.no_browser else webbrowser.open,
-            announce=announce,
+            announce=_announcer("Open this URL to connect your Stripe account:"),
             timeout=args.timeout,
             redirect_port=args.redirect_port,
         )
@@ -300,3 +293,13 @@ def _fail(exc: StripeSourceError) -> int:
 
     print(f"Error: {redact(str(exc))}", file=sys.stderr)
     return exc.exit_code
+
+
+def _announcer(intro: str) -> Callable[[str], None]:
+    """Prints the consent link on stderr, where the prompts go."""
+
+    def announce(url: str) -> None:
+        print(intro, file=sys.stderr)
+        print(f"  {url}", file=sys.stderr)
+
+    return announce
