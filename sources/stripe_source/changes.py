@@ -41,21 +41,21 @@ class ChangeFeed:
 
     def events(self, since: int) -> list[dict]:
         """Copies of the events created at or after `since`, in the order they happened."""
-        if since < self.since:
-            raise ValueError(f"the feed starts at {self.since}, not {since}")
-        with self._lock:
-            if self._events is None:
-                self._events = oldest_first(list(self._fetch(self.since)))
         # copies: whoever takes them shapes them, and each is also the events table's payload
-        return orjson.loads(orjson.dumps([event for event in self._events if event["created"] >= since]))
+        return orjson.loads(orjson.dumps(self._stored(since)))
 
     def changes_for(self, table: str, since: int) -> ObjectChanges:
-        return group_changes(self.events(since)).get(table, ObjectChanges())
+        """Copies of the newest snapshots of `table`'s objects since `since` (only those are copied)."""
+        changes = group_changes(self._stored(since)).get(table)
+        if changes is None:
+            return ObjectChanges()
+        updated, deleted = orjson.loads(orjson.dumps([changes.updated, changes.deleted]))
+        return ObjectChanges(updated, deleted, changes.api_versions)
 
     def seen_in_states(self, table: str, since: int, states: tuple[str, ...]) -> list[str]:
         """Ids of the `table` objects that some event since `since` shows with a `status` in `states`
         (at any point, not only the newest), and that still exist."""
-        events = self.events(since)
+        events = self._stored(since)
         deleted = group_changes(events).get(table, ObjectChanges()).deleted
         seen = {}
         for event in events:
@@ -64,6 +64,15 @@ class ChangeFeed:
             if entry is not None and entry.table == table and snapshot.get("status") in states:
                 seen[snapshot["id"]] = None
         return [object_id for object_id in seen if object_id not in deleted]
+
+    def _stored(self, since: int) -> list[dict]:
+        """The events from `since` on as fetched: read them, never change them."""
+        if since < self.since:
+            raise ValueError(f"the feed starts at {self.since}, not {since}")
+        with self._lock:
+            if self._events is None:
+                self._events = oldest_first(list(self._fetch(self.since)))
+        return [event for event in self._events if event["created"] >= since]
 
 
 def oldest_first(events: list[dict]) -> list[dict]:
