@@ -258,6 +258,27 @@ def _run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     loaded = load(pipeline, source)
     print_summary(loaded, table_totals(pipeline), time.perf_counter() - started)
+    print_left_out(args.resources)
+    return EXIT_OK
+
+
+def print_left_out(resources: str | None) -> None:
+    """Name the tables off by default that this run could have loaded, and how to load them."""
+    from stripe_source.catalog import BY_TABLE
+    from stripe_source.listing import cost
+    from stripe_source.options import select_tables
+    from stripe_source.selection import left_out
+
+    skipped = left_out(select_tables(resources))
+    if skipped:
+        print("Off by default (each costs " + "; ".join(f"{t}: {cost(BY_TABLE[t])}" for t in skipped)
+              + f"): load them with --resources default,{','.join(skipped)} (or --resources all)")
+
+
+def cmd_tables(args: argparse.Namespace) -> int:
+    from stripe_source.listing import render_text
+
+    print(render_text())
     return EXIT_OK
 
 
@@ -335,7 +356,8 @@ def parser() -> argparse.ArgumentParser:
     sub = root.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="load Stripe into DuckDB (or any dlt destination)", allow_abbrev=False)
-    run.add_argument("--resources", help="comma-separated tables to load (default: all)")
+    run.add_argument("--resources", help="comma-separated tables or groups to load: payments, billing, connect, "
+                     "issuing, files, core, default, all (default: every table on by default; see `tables`)")
     run.add_argument("--start-date", help="only objects created on/after this date (ISO 8601)")
     run.add_argument("--end-date", help="only objects created before this date (a stateless backfill window)")
     run.add_argument("--destination", default="duckdb", help="any dlt destination (default: duckdb)")
@@ -363,6 +385,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--flatten-processes", type=int,
                      help="worker processes that parse and flatten pages (default: cores - 1, at most 4; 0: none)")
     run.set_defaults(handler=cmd_run)
+
+    tables = sub.add_parser("tables", help="list every table: endpoint, how it syncs, default, permission, cost",
+                            allow_abbrev=False)
+    tables.set_defaults(handler=cmd_tables)
 
     demo = sub.add_parser("demo", help="load a seeded local Stripe emulator into DuckDB", allow_abbrev=False)
     demo.add_argument("--scale", type=int, default=5000, help="objects in the emulated account")

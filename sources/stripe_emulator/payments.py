@@ -455,9 +455,10 @@ class Payments(Builder):
         Payouts are made in time order (see `WorldBuilder.build`); the transactions are sorted once.
         """
         queue = self.made.get(f"_unsettled_{currency}")
-        if queue is None:
-            queue = sorted((t for t in self.made.get("balance_transactions", []) if t["type"] != "payout"
-                            and t["currency"] == currency), key=lambda t: t["available_on"], reverse=True)
+        if queue is None:  # on a built world (`Emulator.create`): what no payout has paid out yet
+            made = self.made.get("balance_transactions") or self.existing("balance_transactions")
+            queue = sorted((t for t in made if t["type"] != "payout" and t["currency"] == currency
+                            and t["id"] not in self.store.settled_by), key=lambda t: t["available_on"], reverse=True)
             self.made[f"_unsettled_{currency}"] = queue
         settled = []
         while queue and queue[-1]["available_on"] <= at:

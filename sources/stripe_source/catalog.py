@@ -1,15 +1,18 @@
 """The catalog of Stripe objects we load: the one place to add an object.
 
-Each entry is data, read by one engine (`sync.py`): where the object lists, which table it lands
+Each entry is data, read by one engine (`engine.py`): where the object lists, which table it lands
 in, whether it changes after creation (and which events say so), which sub-lists Stripe truncates
-and where to page them, and the restricted-key permission needed to read it.
+and where to page them, which lists are only reachable one parent at a time (a fan-out), its
+group, whether a run loads it by default, and the restricted-key permission needed to read it.
+How each entry syncs and what it costs is derived from this data (`listing.py`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
+from typing import Any
 
 # Unix-second fields Stripe uses across objects. dlt types them as UTC timestamps by name;
 # nested ones are flattened by dlt with "__" (period.start -> period__start).
@@ -24,13 +27,21 @@ class SubList:
     The sub-list's rows land in their own table, never as a dlt child table of the parent.
     """
 
-    field: str  # the parent's field holding {"object": "list", "data": [...], "has_more": ...}
+    field: str  # the parent's field holding {"object": "list", "data": [...], "has_more": ...}; "": never
     table: str  # the catalog table the items belong to
     path: str  # page endpoint; "{id}" is the parent's id
     # extra params as (name, value) pairs; "{id}" is the parent's id. A tuple, not a mapping: a
     # SubList travels to the worker processes, and a mappingproxy cannot be pickled.
     params: tuple[tuple[str, str], ...] = ()
     parent_column: str = ""  # column naming the parent on each item (added when Stripe omits it)
+    # Stripe embeds it only when the parent's list asks (`expand[]=data.<field>`): asked when wanted.
+    expand: bool = False
+    only_if: tuple[tuple[str, Any], ...] = ()  # parent fields that must hold these values (automatic payouts)
+
+    @property
+    def fan_out(self) -> bool:
+        """Never embedded: read whole from `path` for every parent, one request (or more) each."""
+        return not self.field
 
 
 @dataclass(frozen=True)
@@ -66,6 +77,12 @@ class StripeObject:
     timestamps: tuple[str, ...] = COMMON_TIMESTAMPS
     deletable: bool = False  # Stripe emits `<object>.deleted` for it
     singleton: bool = False  # one object, not a list (the account)
+    history: bool = False  # a singleton appended each run with the time it was read (the balance)
+    group: str = ""  # `--resources` takes groups: payments, billing, connect, issuing, files, core
+    default: bool = True  # loaded without `--resources`; off: it would dominate a backfill (fan-outs)
+    expand: tuple[str, ...] = ()  # fields Stripe returns only when expanded, always asked for (`tiers`)
+    # Sub-list items: event types saying an item left its parent's list (`payment_method.detached`).
+    removed_by: tuple[str, ...] = ()
 
     @property
     def tables(self) -> tuple[str, ...]:
@@ -80,155 +97,213 @@ def _entry(table: str, object: str, path: str | None, permission: str, **kw) -> 
     )
 
 
+def _group(group: str, *entries: StripeObject) -> tuple[StripeObject, ...]:
+    return tuple(replace(entry, group=group) for entry in entries)
+
+
 CATALOG: tuple[StripeObject, ...] = (
-    # --- payments
-    _entry("charges", "charge", "/v1/charges", "rak_charge_read", events=("charge.",)),
-    _entry(
-        "payment_intents",
-        "payment_intent",
-        "/v1/payment_intents",
-        "rak_payment_intent_read",
-        events=("payment_intent.",),
-        timestamps=("canceled_at",),
-    ),
-    _entry("refunds", "refund", "/v1/refunds", "rak_refund_read", events=("refund.", "charge.refund.")),
-    _entry(
-        "disputes",
-        "dispute",
-        "/v1/disputes",
-        "rak_dispute_read",
-        events=("charge.dispute.",),
-        timestamps=("evidence_details__due_by",),
-    ),
-    _entry(
-        "balance_transactions",
-        "balance_transaction",
-        "/v1/balance_transactions",
-        "rak_balance_transaction_source_read",
-        # Immutable except `status` (pending -> available), which Stripe announces in no event;
-        # the lookback window re-reads recent ones.
-        mutable=False,
-        timestamps=("available_on",),
-    ),
-    _entry(
-        "payouts", "payout", "/v1/payouts", "rak_payout_read", events=("payout.",), timestamps=("arrival_date",)
-    ),
-    _entry("transfers", "transfer", "/v1/transfers", "rak_transfer_read", events=("transfer.",)),
-    # --- invoices
-    _entry(
-        "invoices",
-        "invoice",
-        "/v1/invoices",
-        "rak_invoice_read",
-        events=("invoice.",),
-        deletable=True,
-        sub_lists=(SubList("lines", "invoice_line_items", "/v1/invoices/{id}/lines", parent_column="invoice"),),
-        timestamps=(
-            "due_date",
-            "effective_at",
-            "period_start",
-            "period_end",
-            "next_payment_attempt",
-            "webhooks_delivered_at",
-            "status_transitions__finalized_at",
-            "status_transitions__paid_at",
-            "status_transitions__voided_at",
-            "status_transitions__marked_uncollectible_at",
+    *_group(
+        "payments",
+        _entry("charges", "charge", "/v1/charges", "rak_charge_read", events=("charge.",)),
+        _entry(
+            "payment_intents",
+            "payment_intent",
+            "/v1/payment_intents",
+            "rak_payment_intent_read",
+            events=("payment_intent.",),
+            timestamps=("canceled_at",),
         ),
-    ),
-    _entry(
-        "invoice_line_items",
-        "line_item",
-        None,
-        "rak_invoice_read",
-        parent="invoices",
-        timestamps=("period__start", "period__end"),
-    ),
-    _entry(
-        "invoice_items",
-        "invoiceitem",
-        "/v1/invoiceitems",
-        "rak_invoice_read",
-        events=("invoiceitem.",),
-        deletable=True,
-        created_field="date",  # invoice items have `date` where other objects have `created`
-        # Since 2024 Stripe sends no `invoiceitem.updated`. An item changes only while it is pending
-        # or on a draft invoice (whose change Stripe announces as `invoice.updated`): those are read again.
-        updates_announced=False,
-        rechecks=(
-            Recheck((("pending", "true"),)),
-            Recheck((("invoice", "{id}"),), per="invoices", states=("draft",)),
+        _entry("refunds", "refund", "/v1/refunds", "rak_refund_read", events=("refund.", "charge.refund.")),
+        _entry(
+            "disputes",
+            "dispute",
+            "/v1/disputes",
+            "rak_dispute_read",
+            events=("charge.dispute.",),
+            timestamps=("evidence_details__due_by",),
         ),
-        timestamps=("date", "period__start", "period__end"),
-    ),
-    _entry(
-        "credit_notes",
-        "credit_note",
-        "/v1/credit_notes",
-        "rak_credit_note_read",
-        events=("credit_note.",),
-        sub_lists=(
-            SubList(
-                "lines", "credit_note_line_items", "/v1/credit_notes/{id}/lines", parent_column="credit_note"
+        _entry(
+            "balance_transactions",
+            "balance_transaction",
+            "/v1/balance_transactions",
+            "rak_balance_transaction_source_read",
+            # Immutable except `status` (pending -> available), which Stripe announces in no event;
+            # the lookback window re-reads recent ones.
+            mutable=False,
+            timestamps=("available_on",),
+        ),
+        _entry(
+            "payouts",
+            "payout",
+            "/v1/payouts",
+            "rak_payout_read",
+            events=("payout.",),
+            timestamps=("arrival_date",),
+            # Reconciliation: which balance transactions each automatic payout settled. Stripe answers
+            # `?payout=` only for automatic payouts (a manual one is refused).
+            sub_lists=(
+                SubList(
+                    "",
+                    "payout_balance_transactions",
+                    "/v1/balance_transactions",
+                    params=(("payout", "{id}"),),
+                    parent_column="payout",
+                    only_if=(("automatic", True),),
+                ),
             ),
         ),
-        timestamps=("effective_at", "voided_at"),
+        _entry(
+            "payout_balance_transactions",
+            "balance_transaction",
+            None,
+            "rak_balance_transaction_source_read",
+            parent="payouts",
+            timestamps=("available_on",),
+        ),
+        # The account's funds as of each run: appended, so the table is a history of the balance.
+        StripeObject(
+            "balance", "balance", "/v1/balance", "rak_balance_read", created_filter=False, singleton=True, history=True,
+            timestamps=("read_at",),  # no `created`: the balance is not an object Stripe made at some time
+        ),
     ),
-    _entry("credit_note_line_items", "credit_note_line_item", None, "rak_credit_note_read", parent="credit_notes"),
-    # --- billing
-    _entry("customers", "customer", "/v1/customers", "rak_customer_read", events=("customer.",), deletable=True),
-    _entry(
-        "subscriptions",
-        "subscription",
-        "/v1/subscriptions",
-        "rak_subscription_read",
-        events=("customer.subscription.",),
-        list_params=(("status", "all"),),  # without it Stripe hides canceled ones
-        sub_lists=(
-            SubList(
-                "items",
-                "subscription_items",
-                "/v1/subscription_items",
-                params=(("subscription", "{id}"),),
-                parent_column="subscription",
+    *_group(
+        "billing",
+        _entry(
+            "invoices",
+            "invoice",
+            "/v1/invoices",
+            "rak_invoice_read",
+            events=("invoice.",),
+            deletable=True,
+            sub_lists=(SubList("lines", "invoice_line_items", "/v1/invoices/{id}/lines", parent_column="invoice"),),
+            timestamps=(
+                "due_date",
+                "effective_at",
+                "period_start",
+                "period_end",
+                "next_payment_attempt",
+                "webhooks_delivered_at",
+                "status_transitions__finalized_at",
+                "status_transitions__paid_at",
+                "status_transitions__voided_at",
+                "status_transitions__marked_uncollectible_at",
             ),
         ),
-        timestamps=(
-            "billing_cycle_anchor",
-            "cancel_at",
-            "canceled_at",
-            "ended_at",
-            "start_date",
-            "trial_start",
-            "trial_end",
+        _entry(
+            "invoice_line_items",
+            "line_item",
+            None,
+            "rak_invoice_read",
+            parent="invoices",
+            timestamps=("period__start", "period__end"),
         ),
+        _entry(
+            "invoice_items",
+            "invoiceitem",
+            "/v1/invoiceitems",
+            "rak_invoice_read",
+            events=("invoiceitem.",),
+            deletable=True,
+            created_field="date",  # invoice items have `date` where other objects have `created`
+            # Since 2024 Stripe sends no `invoiceitem.updated`. An item changes only while it is pending
+            # or on a draft invoice (whose change Stripe announces as `invoice.updated`): those are read again.
+            updates_announced=False,
+            rechecks=(
+                Recheck((("pending", "true"),)),
+                Recheck((("invoice", "{id}"),), per="invoices", states=("draft",)),
+            ),
+            timestamps=("date", "period__start", "period__end"),
+        ),
+        _entry(
+            "credit_notes",
+            "credit_note",
+            "/v1/credit_notes",
+            "rak_credit_note_read",
+            events=("credit_note.",),
+            sub_lists=(
+                SubList(
+                    "lines", "credit_note_line_items", "/v1/credit_notes/{id}/lines", parent_column="credit_note"
+                ),
+            ),
+            timestamps=("effective_at", "voided_at"),
+        ),
+        _entry(
+            "credit_note_line_items", "credit_note_line_item", None, "rak_credit_note_read", parent="credit_notes"
+        ),
+        _entry("customers", "customer", "/v1/customers", "rak_customer_read", events=("customer.",), deletable=True),
+        _entry(
+            "subscriptions",
+            "subscription",
+            "/v1/subscriptions",
+            "rak_subscription_read",
+            events=("customer.subscription.",),
+            list_params=(("status", "all"),),  # without it Stripe hides canceled ones
+            sub_lists=(
+                SubList(
+                    "items",
+                    "subscription_items",
+                    "/v1/subscription_items",
+                    params=(("subscription", "{id}"),),
+                    parent_column="subscription",
+                ),
+            ),
+            timestamps=(
+                "billing_cycle_anchor",
+                "cancel_at",
+                "canceled_at",
+                "ended_at",
+                "start_date",
+                "trial_start",
+                "trial_end",
+            ),
+        ),
+        _entry(
+            "subscription_items",
+            "subscription_item",
+            None,
+            "rak_subscription_read",
+            parent="subscriptions",
+            timestamps=("current_period_start", "current_period_end"),
+        ),
+        _entry("products", "product", "/v1/products", "rak_product_read", events=("product.",), deletable=True,
+               timestamps=("updated",)),
+        # Tiers come only when expanded: asked for, they land in prices__tiers / plans__tiers.
+        _entry("prices", "price", "/v1/prices", "rak_price_read", events=("price.",), deletable=True,
+               expand=("tiers",)),
+        _entry("plans", "plan", "/v1/plans", "rak_plan_read", events=("plan.",), deletable=True, expand=("tiers",)),
+        _entry("coupons", "coupon", "/v1/coupons", "rak_coupon_read", events=("coupon.",), deletable=True,
+               timestamps=("redeem_by",)),
+        _entry(
+            "promotion_codes",
+            "promotion_code",
+            "/v1/promotion_codes",
+            "rak_promotion_code_read",
+            events=("promotion_code.",),
+            timestamps=("expires_at",),
+        ),
+        _entry("tax_rates", "tax_rate", "/v1/tax_rates", "rak_tax_rate_read", events=("tax_rate.",)),
     ),
-    _entry(
-        "subscription_items",
-        "subscription_item",
-        None,
-        "rak_subscription_read",
-        parent="subscriptions",
-        timestamps=("current_period_start", "current_period_end"),
+    *_group(
+        "connect",
+        _entry(
+            "transfers",
+            "transfer",
+            "/v1/transfers",
+            "rak_transfer_read",
+            events=("transfer.",),
+            # `transfer.reversed` / `transfer.updated` announce a new reversal: the transfer's list is read again
+            sub_lists=(
+                SubList("reversals", "transfer_reversals", "/v1/transfers/{id}/reversals", parent_column="transfer"),
+            ),
+        ),
+        _entry("transfer_reversals", "transfer_reversal", None, "rak_transfer_read", parent="transfers"),
     ),
-    _entry("products", "product", "/v1/products", "rak_product_read", events=("product.",), deletable=True,
-           timestamps=("updated",)),
-    _entry("prices", "price", "/v1/prices", "rak_price_read", events=("price.",), deletable=True),
-    _entry("plans", "plan", "/v1/plans", "rak_plan_read", events=("plan.",), deletable=True),
-    _entry("coupons", "coupon", "/v1/coupons", "rak_coupon_read", events=("coupon.",), deletable=True,
-           timestamps=("redeem_by",)),
-    _entry(
-        "promotion_codes",
-        "promotion_code",
-        "/v1/promotion_codes",
-        "rak_promotion_code_read",
-        events=("promotion_code.",),
-        timestamps=("expires_at",),
+    *_group(
+        "core",
+        # the change log itself, and who the data belongs to
+        _entry("events", "event", "/v1/events", "rak_event_read", mutable=False),
+        _entry("account", "account", "/v1/account", "rak_account_read", created_filter=False, singleton=True),
     ),
-    _entry("tax_rates", "tax_rate", "/v1/tax_rates", "rak_tax_rate_read", events=("tax_rate.",)),
-    # --- the change log itself, and who the data belongs to
-    _entry("events", "event", "/v1/events", "rak_event_read", mutable=False),
-    _entry("account", "account", "/v1/account", "rak_account_read", created_filter=False, singleton=True),
 )
 
 BY_TABLE: Mapping[str, StripeObject] = MappingProxyType({entry.table: entry for entry in CATALOG})
@@ -237,6 +312,28 @@ BY_TABLE: Mapping[str, StripeObject] = MappingProxyType({entry.table: entry for 
 BY_OBJECT: Mapping[str, StripeObject] = MappingProxyType(
     {entry.object: entry for entry in CATALOG if entry.events}
 )
+
+GROUPS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {group: tuple(e.table for e in CATALOG if e.group == group) for group in dict.fromkeys(e.group for e in CATALOG)}
+)
+
+
+def sub_list_of(entry: StripeObject) -> SubList:
+    """The parent's SubList that fills `entry`'s table (`entry` is a sub-list item)."""
+    if entry.parent is None:
+        raise ValueError(f"{entry.table} is not read through a parent")
+    return next(sub for sub in BY_TABLE[entry.parent].sub_lists if sub.table == entry.table)
+
+
+def list_params(entry: StripeObject, wanted: frozenset[str] | None) -> dict[str, Any]:
+    """The params of `entry`'s list: its own, and `expand[]` for includable fields it always asks
+    for and for the expandable sub-lists this read fills."""
+    params: dict[str, Any] = dict(entry.list_params)
+    expand = [f"data.{name}" for name in entry.expand]
+    expand += [f"data.{sub.field}" for sub in entry.sub_lists if sub.expand and (wanted is None or sub.table in wanted)]
+    if expand:
+        params["expand[]"] = expand
+    return params
 
 
 def object_for_event(event: Mapping) -> StripeObject | None:

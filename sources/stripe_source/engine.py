@@ -20,7 +20,7 @@ from typing import Any
 
 import stripe
 
-from .catalog import StripeObject, SubList
+from .catalog import StripeObject, SubList, list_params
 from .client import PAGE_SIZE, StripeApi
 from .pages import Digest, Digester, PageJob
 from .plan import Window
@@ -74,15 +74,19 @@ class Reader:
     def read(self, entry: StripeObject, window: Window | None) -> Iterator[Digest]:
         if entry.path is None:
             raise ValueError(f"{entry.table} is read through its parent {entry.parent}")
-        task = _ListTask(entry.path, dict(entry.list_params), window if entry.created_filter else None)
+        task = _ListTask(entry.path, list_params(entry, self.job.wanted), window if entry.created_filter else None)
         yield from self._run([task], entry)
 
     def read_selections(self, entry: StripeObject, selections: list[dict[str, str]]) -> Iterator[Digest]:
         """Every object of each selection (list params, no `created` window), all read at once."""
         if entry.path is None:
             raise ValueError(f"{entry.table} is read through its parent {entry.parent}")
-        yield from self._run([_ListTask(entry.path, {**dict(entry.list_params), **params}, None)
+        yield from self._run([_ListTask(entry.path, {**list_params(entry, self.job.wanted), **params}, None)
                               for params in selections], entry)
+
+    def read_sub_lists(self, entry: StripeObject, parents: list[tuple[SubList, str]]) -> Iterator[Digest]:
+        """Each parent's sub-list read whole (its items changed; the parent itself did not)."""
+        yield from self._run([_SubListTask(sub, parent_id, None) for sub, parent_id in parents], entry)
 
     def complete(self, entry: StripeObject, objects: list[dict]) -> Iterator[Digest]:
         """Given objects (event snapshots, re-fetches) with their sub-lists made whole."""

@@ -10,10 +10,11 @@ from typing import Any
 import dlt
 import stripe
 
-from .catalog import BY_TABLE, StripeObject
+from .catalog import BY_TABLE, StripeObject, sub_list_of
 from .changes import ObjectChanges, is_complete
 from .client import API_VERSION
 from .cursors import cursors_of, save_cursors
+from .item_changes import item_changes
 from .items import TableBatches, plan_for, realign_tables
 from .pages import Digest, PageJob
 from .plan import ResourcePlan, plan_resource
@@ -32,13 +33,14 @@ def table_hints(entry: StripeObject, disposition: str) -> Any:
     write: Any = disposition
     if entry.table == "events":
         columns["data"] = {"data_type": "json"}  # any object type: as Stripe sent it, not flattened
+    if entry.table == "events" or entry.history:
         write = {"disposition": "merge", "strategy": "insert-only"}  # an append-only log
     elif disposition == "merge":
         write = {"disposition": "merge", "strategy": "delete-insert"}
         columns["deleted"] = {"data_type": "bool", "hard_delete": True}
         if entry.parent:
             # Re-reading a parent replaces all of its items (draft line ids change on finalize).
-            merge_key = next(s.parent_column for s in BY_TABLE[entry.parent].sub_lists if s.table == entry.table)
+            merge_key = sub_list_of(entry).parent_column
     return dlt.mark.make_hints(table_name=entry.table, primary_key="id", merge_key=merge_key, write_disposition=write,
                                columns=columns)
 
@@ -60,6 +62,8 @@ class ResourceRun:
         if entry.singleton:
             self._set_hints(self._disposition(), dlt.current.resource())
             obj = dict(run.api.get(entry.path or ""), stripe_account_id=run.account)
+            if entry.history:  # one row per run: when it was read makes its id
+                obj.update(id=f"{run.account}:{run.bounds.now}", read_at=run.bounds.now)
             yield from self._emit_rows({entry.table: [obj]})
             yield from self._flush()
             return
@@ -89,6 +93,11 @@ class ResourceRun:
             current, vanished = self._current(changes, known)
             yield from self._emit_rows(tombstone_rows(entry, [*changes.deleted, *vanished], run.account, self.tables))
             yield from self._emit(run.reader(job).complete(entry, current))
+            feed = run.feed(plan.changes_since)
+            parents, left = item_changes(lambda: feed.events(plan.changes_since), entry, self.tables, changes.ids)
+            yield from self._emit_rows({table: [{"id": i, "deleted": True, "stripe_account_id": run.account}
+                                                for i in ids] for table, ids in left.items()})
+            yield from self._emit(run.reader(job).read_sub_lists(entry, parents))
         if plan.events_since is not None:
             events = run.feed(plan.events_since).events(plan.events_since)
             yield from self._emit(iter([run.digester.digest_objects(events, job)]) if events else iter(()))
@@ -140,7 +149,8 @@ class ResourceRun:
                 objects.append(snapshot)
                 continue
             try:
-                objects.append(self.run.api.get(f"{entry.path}/{object_id}", endpoint=f"{entry.path}/{{id}}"))
+                expand = {"expand[]": list(entry.expand)} if entry.expand else None
+                objects.append(self.run.api.get(f"{entry.path}/{object_id}", expand, endpoint=f"{entry.path}/{{id}}"))
             except stripe.InvalidRequestError as exc:
                 if exc.http_status != 404:
                     raise

@@ -40,8 +40,8 @@ def shape_objects(
         if obj["id"] in skip_ids:
             continue
         for sub in entry.sub_lists:
-            embedded = obj.pop(sub.field, None)
-            if wanted is not None and sub.table not in wanted:
+            embedded = obj.pop(sub.field, None) if sub.field else None
+            if (wanted is not None and sub.table not in wanted) or not has_sub_list(sub, obj):
                 continue
             if embedded is None:  # not embedded (e.g. a minimal event snapshot): page it whole
                 sub_pages.append((sub, obj["id"], None))
@@ -57,6 +57,12 @@ def shape_objects(
     if wanted is not None and entry.table not in wanted:
         del tables[entry.table]
     return {table: rows for table, rows in tables.items() if rows}, sub_pages
+
+
+def has_sub_list(sub: SubList, parent: dict) -> bool:
+    """Whether Stripe keeps this sub-list for the parent (`balance_transactions?payout=` only for
+    automatic payouts)."""
+    return all(parent.get(name) == value for name, value in sub.only_if)
 
 
 def child_rows(sub: SubList, parent_id: str, items: list[dict], account_id: str) -> list[dict]:
