@@ -25,7 +25,20 @@ def expected_objects(emu, table: str, account: str | None = None) -> list[dict]:
         automatic = {p["id"] for p in emu.objects("payouts", account) if p["automatic"]}
         return [dict(t, payout=store.settled_by[t["id"]]) for t in emu.objects("balance_transactions", account)
                 if store.settled_by.get(t["id"]) in automatic]
+    parents = PARENTS_OF.get(table)
+    if parents is not None:  # a customer's payment methods, a session's line items: per parent, in list order
+        parent, relation, column = parents
+        return [dict(item, **{column: p["id"]}) for p in emu.objects(parent, account)
+                for item in store.related_objects(relation, p["id"])]
     return emu.objects(EMULATOR_RESOURCE[table], account)
+
+
+# our table -> (the emulator's parent list, the emulator's relation, our column naming the parent)
+PARENTS_OF = {
+    "payment_methods": ("customers", "customer_payment_methods", "customer"),
+    "checkout_session_line_items": ("checkout_sessions", "checkout_session_line_items", "checkout_session"),
+    "payment_link_line_items": ("payment_links", "payment_link_line_items", "payment_link"),
+}
 
 
 def run_pipeline(emu, monkeypatch: pytest.MonkeyPatch, db: Path, *args: str, key: str | None = None) -> int:

@@ -284,6 +284,28 @@ class Emulator:
             builder.reverse_transfer(store.get("transfers", transfer_id), n, at=builder.now)
         return self.get("transfers", transfer_id, account)
 
+    def transition(self, resource: str, object_id: str, event: str, account: str | None = None,
+                   **fields: Any) -> dict:
+        """Change fields now, announced by `<object>.<event>` as Stripe names that step (a checkout session
+        `expired`, a setup intent `canceled`, a top-up `succeeded`), not by `.updated`."""
+        store = self.store(account)
+        builder = self._builder(store)
+        with store.lock:
+            builder.change(resource, store.get(resource, object_id), builder.now, (event,), **fields)
+        return self.get(resource, object_id, account)
+
+    def detach_payment_method(self, payment_method_id: str, account: str | None = None) -> dict:
+        """Detach a payment method from its customer: `payment_method.detached` (its `customer` is null)."""
+        return self._change(account, "detach_payment_method",
+                            self.store(account).get("payment_methods", payment_method_id))
+
+    def close_review(self, review_id: str, reason: str = "approved", account: str | None = None) -> dict:
+        store = self.store(account)
+        builder = self._builder(store)
+        with store.lock:
+            builder.close_review(store.get("reviews", review_id), builder.now, reason)
+        return self.get("reviews", review_id, account)
+
     def emit_event(self, type: str, obj: dict, previous_attributes: dict | None = None,
                    account: str | None = None) -> dict:
         """Record an event as given (tests of odd snapshots; Stripe's own events come from the methods above)."""

@@ -125,7 +125,7 @@ class Billing(Catalog):
             self.change("subscriptions", sub, when, ("deleted",), status="canceled", canceled_at=when, ended_at=when,
                         cancellation_details={"comment": None, "feedback": r.choice([None, "too_expensive", "unused"]),
                                               "feedback_option": None, "reason": reason})
-        elif status == "active" and r.random() < 0.08:
+        elif status == "active" and not self.instant and r.random() < 0.08:  # set to end, some time after
             when = self.later(sub)
             self.change("subscriptions", sub, when, cancel_at_period_end=True,
                         cancel_at=max(i["current_period_end"] for i in self.store.children("subscription_items",

@@ -59,6 +59,9 @@ RELATIONS = {
     "customer_tax_ids": ("tax_ids", "/v1/customers/{id}/tax_ids"),
     "customer_sources": ("cards", "/v1/customers/{id}/sources"),
     "invoice_payments": ("invoice_payments", "/v1/invoice_payments?invoice={id}"),  # not served: expand it
+    "customer_payment_methods": ("payment_methods", "/v1/customers/{id}/payment_methods"),
+    "checkout_session_line_items": ("items", "/v1/checkout/sessions/{id}/line_items"),
+    "payment_link_line_items": ("items", "/v1/payment_links/{id}/line_items"),
 }
 
 
@@ -347,6 +350,74 @@ OBJECTS: tuple[EmulatedObject, ...] = (
         rules=ListRules(checks=(_automatic_payout,)),
         expandable=frozenset({"source"}), livemode=False,
     ),
+    # --- checkout (after the customers, prices, payment intents and subscriptions they make or name)
+    EmulatedObject(
+        "payment_links", "payment_link", "/v1/payment_links", "/v1/payment_links/{id}", "rak_payment_link_read",
+        "payment_link", created_filter=False,  # no `created` on the object nor on its list
+        filters={"active": Flag("active")},
+        expandable=frozenset({"application", "automatic_tax.liability.account",
+                              "invoice_creation.invoice_data.account_tax_ids",
+                              "invoice_creation.invoice_data.issuer.account", "on_behalf_of",
+                              "shipping_options.shipping_rate", "subscription_data.invoice_settings.account_tax_ids",
+                              "subscription_data.invoice_settings.issuer.account", "transfer_data.destination"}),
+        includable={"line_items": _related("payment_link_line_items")},
+        generator="payment_link", share=0.002,
+    ),
+    EmulatedObject(
+        "checkout_sessions", "checkout.session", "/v1/checkout/sessions", "/v1/checkout/sessions/{id}",
+        "rak_checkout_session_read", "checkout.session",
+        filters={"customer": Equals("customer"), "customer_account": Equals("customer_account"),
+                 "customer_details": Where(lambda s, o, v: (o["customer_details"] or {}).get("email") == v.get("email"),
+                                           kind="hash:email"),
+                 "payment_intent": Equals("payment_intent"), "payment_link": Equals("payment_link"),
+                 "status": Choice("status", ("complete", "expired", "open")), "subscription": Equals("subscription")},
+        expandable=frozenset({"automatic_tax.liability.account", "customer", "discounts.coupon",
+                              "discounts.promotion_code", "invoice", "invoice_creation.invoice_data.account_tax_ids",
+                              "invoice_creation.invoice_data.issuer.account", "payment_intent", "payment_link",
+                              "setup_intent", "shipping_cost.shipping_rate", "shipping_options.shipping_rate",
+                              "subscription"}),
+        includable={"line_items": _related("checkout_session_line_items")},
+        generator="checkout_session", share=0.006,
+    ),
+    EmulatedObject(
+        "setup_intents", "setup_intent", "/v1/setup_intents", "/v1/setup_intents/{id}", "rak_setup_intent_read",
+        "setup_intent",
+        filters={"attach_to_self": Where(lambda s, o, v: bool(o.get("attach_to_self")) is v, kind="boolean"),
+                 "customer": Equals("customer"),
+                 "customer_account": Equals("customer_account"), "payment_method": Equals("payment_method")},
+        expandable=frozenset({"application", "customer", "latest_attempt", "mandate", "on_behalf_of", "payment_method",
+                              "single_use_mandate"}),
+        generator="setup_intent", share=0.004,
+    ),
+    EmulatedObject(
+        "setup_attempts", "setup_attempt", "/v1/setup_attempts", "/v1/setup_attempts/{id}", "rak_setup_intent_read",
+        filters={"setup_intent": Equals("setup_intent")}, rules=ListRules(required=("setup_intent",)),
+        expandable=frozenset({"application", "customer", "on_behalf_of", "payment_method",
+                              "payment_method_details.bancontact.generated_sepa_debit",
+                              "payment_method_details.bancontact.generated_sepa_debit_mandate",
+                              "payment_method_details.card_present.generated_card",
+                              "payment_method_details.ideal.generated_sepa_debit",
+                              "payment_method_details.ideal.generated_sepa_debit_mandate",
+                              "payment_method_details.sofort.generated_sepa_debit",
+                              "payment_method_details.sofort.generated_sepa_debit_mandate", "setup_intent"}),
+    ),
+    # --- radar and top-ups
+    EmulatedObject(
+        "reviews", "review", "/v1/reviews", "/v1/reviews/{id}", "rak_review_read", "review",
+        expandable=frozenset({"charge", "payment_intent"}),  # opened with the charges a rule flags
+    ),
+    EmulatedObject(
+        "early_fraud_warnings", "radar.early_fraud_warning", "/v1/radar/early_fraud_warnings",
+        "/v1/radar/early_fraud_warnings/{id}", "rak_radar_early_fraud_warning_read", "radar.early_fraud_warning",
+        filters={"charge": Equals("charge"), "payment_intent": Equals("payment_intent")},
+        expandable=frozenset({"charge", "payment_intent"}), generator="early_fraud_warning", share=0.002,
+    ),
+    EmulatedObject(
+        "topups", "topup", "/v1/topups", "/v1/topups/{id}", "rak_topup_read", "topup",
+        filters={"amount": Range("amount"),
+                 "status": Choice("status", ("canceled", "failed", "pending", "succeeded"))},
+        expandable=frozenset({"balance_transaction", "payment_method"}), generator="topup", share=0.002,
+    ),
     # --- the change log
     EmulatedObject(
         "events", "event", "/v1/events", "/v1/events/{id}", "rak_event_read",
@@ -355,11 +426,17 @@ OBJECTS: tuple[EmulatedObject, ...] = (
         rules=ListRules(exclusive=(("type", "types"),)),
     ),
     # --- reached only through `expand[]` (and the ids other objects hold)
+    # a customer's, listed at /v1/customers/{id}/payment_methods (those filters apply there)
     EmulatedObject("payment_methods", "payment_method", retrieve="/v1/payment_methods/{id}",
-                   permission="rak_payment_method_read",
+                   permission="rak_payment_method_read", events="payment_method",
+                   filters={"allow_redisplay": Choice("allow_redisplay", ("always", "limited", "unspecified")),
+                            "type": Equals("type")},
                    expandable=frozenset({"card.generated_from.setup_attempt", "customer",
                                          "sepa_debit.generated_from.charge",
-                                         "sepa_debit.generated_from.setup_attempt"})),
+                                         "sepa_debit.generated_from.setup_attempt"}), generator="payment_method"),
+    # what a checkout session, payment link or quote sells
+    EmulatedObject("items", "item", includable={"discounts": _extra("discounts", []), "taxes": _extra("taxes", [])},
+                   livemode=False),
     EmulatedObject("discounts", "discount", expandable=frozenset({"customer", "promotion_code", "source.coupon"}),
                    livemode=False),
     EmulatedObject("invoice_payments", "invoice_payment", retrieve="/v1/invoice_payments/{id}",

@@ -143,7 +143,9 @@ class Store:
     def add(self, resource: str, obj: dict, parent: str | None = None) -> dict:
         """Add an object; a sub-list item goes after its parent's other items."""
         with self.lock:
-            self.collections[resource].add(obj)
+            coll = self.collections[resource]
+            # an object without its list's order field (a payment link has no `created`): kept beside it
+            coll.add(obj, created=None if coll.created_field in obj else self.extra(obj["id"], coll.created_field))
             if resource != "plans" or obj["id"] not in self.where:  # a price's plan twin: the id names the price
                 self.where[obj["id"]] = resource
             if parent is not None:
@@ -157,6 +159,16 @@ class Store:
 
     def related(self, relation: str, parent: str) -> list[str]:
         return self.relations.get(relation, {}).get(parent, [])
+
+    def related_objects(self, relation: str, parent: str) -> list[dict]:
+        from .objects import RELATIONS
+
+        objects = self.collections[RELATIONS[relation][0]].objects
+        return [objects[i] for i in self.related(relation, parent)]
+
+    def unrelate(self, relation: str, parent: str, object_id: str) -> None:
+        self.relations.get(relation, {}).get(parent, []).remove(object_id)
+        self._bytes.pop(parent, None)
 
     def set_extra(self, object_id: str, **values: Any) -> None:
         self.extras.setdefault(object_id, {}).update(values)

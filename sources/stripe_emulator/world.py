@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .billing import Billing
 from .builder import API_VERSION, EVENT_WINDOW, Ids
 from .objects import BY_NAME, LISTED
+from .radar import Radar
 
 __all__ = ["API_VERSION", "Ids", "WorldBuilder"]
 
 
-class WorldBuilder(Billing):
+class WorldBuilder(Radar):
     def build(self) -> None:
         for entry in LISTED:
             if not entry.generator:
@@ -83,6 +83,30 @@ class WorldBuilder(Billing):
             self._change_customers(lo)
             self._change_subscriptions(lo)
             self._change_invoices(lo)
+            self._checkout_and_radar(lo, at)
+
+    def _checkout_and_radar(self, lo: int, at: Any) -> None:
+        """Sessions completing and expiring, setup intents, payment methods attached, changed and detached,
+        payment links switched off, reviews closed, fraud warnings, top-ups settling."""
+        for status in ("complete", "expired", "open"):
+            self.checkout_session(status=status, created=at())
+        self.setup_intent(created=at())
+        self.topup(created=lo - 2 * 86400)  # settles within the 30 days
+        if customer := self._live("customers"):
+            self.payment_method(customer, at())
+        if pm := self._live("payment_methods", lambda p: p["customer"] is not None):
+            self.update("payment_methods", pm, self._during(pm, lo),
+                        billing_details=dict(pm["billing_details"], phone="+15555550123"))
+        if pm := self._live("payment_methods", lambda p: p["customer"] is not None):
+            self.detach_payment_method(pm, self._during(pm, lo))
+        if link := self._live("payment_links", lambda p: p["active"]):
+            self.update("payment_links", link, at(), active=False)
+        self.payment_link(created=at())
+        if review := self._live("reviews", lambda v: v["open"]):
+            self.close_review(review, self._during(review, lo))
+        if charge := self._recent("charges", lo, lambda c: c["status"] == "succeeded" and c["captured"]
+                                  and not c["refunded"] and not c["disputed"]):
+            self.early_fraud_warning(charge, created=self._during(charge, lo))
 
     def _recent(self, kind: str, lo: int, test: Any = None) -> dict | None:
         """One of the objects of a kind made in the last 90 days (a refund or dispute comes soon after)."""

@@ -81,8 +81,6 @@ class StripeObject:
     group: str = ""  # `--resources` takes groups: payments, billing, connect, issuing, files, core
     default: bool = True  # loaded without `--resources`; off: it would dominate a backfill (fan-outs)
     expand: tuple[str, ...] = ()  # fields Stripe returns only when expanded, always asked for (`tiers`)
-    # Sub-list items: event types saying an item left its parent's list (`payment_method.detached`).
-    removed_by: tuple[str, ...] = ()
 
     @property
     def tables(self) -> tuple[str, ...]:
@@ -160,6 +158,74 @@ CATALOG: tuple[StripeObject, ...] = (
             parent="payouts",
             timestamps=("available_on",),
         ),
+        _entry(
+            "checkout_sessions",
+            "checkout.session",
+            "/v1/checkout/sessions",
+            "rak_checkout_session_read",
+            events=("checkout.session.",),  # completed, expired, async payments (no event when one is made)
+            sub_lists=(
+                SubList(
+                    "line_items",
+                    "checkout_session_line_items",
+                    "/v1/checkout/sessions/{id}/line_items",
+                    parent_column="checkout_session",
+                    expand=True,
+                ),
+            ),
+            timestamps=("expires_at",),
+        ),
+        _entry("checkout_session_line_items", "item", None, "rak_checkout_session_read", parent="checkout_sessions"),
+        # A payment link has no `created`, and its list no `created` filter: the list is read whole each run.
+        StripeObject(
+            "payment_links",
+            "payment_link",
+            "/v1/payment_links",
+            "rak_payment_link_read",
+            events=("payment_link.",),
+            created_filter=False,
+            sub_lists=(
+                SubList(
+                    "line_items",
+                    "payment_link_line_items",
+                    "/v1/payment_links/{id}/line_items",
+                    parent_column="payment_link",
+                    expand=True,
+                ),
+            ),
+            timestamps=(),
+        ),
+        _entry("payment_link_line_items", "item", None, "rak_payment_link_read", parent="payment_links"),
+        _entry(
+            "setup_intents",
+            "setup_intent",
+            "/v1/setup_intents",
+            "rak_setup_intent_read",
+            events=("setup_intent.",),
+            # each confirmation's attempt: listed per setup intent only
+            sub_lists=(
+                SubList(
+                    "", "setup_attempts", "/v1/setup_attempts", params=(("setup_intent", "{id}"),),
+                    parent_column="setup_intent",
+                ),
+            ),
+        ),
+        _entry("setup_attempts", "setup_attempt", None, "rak_setup_intent_read", parent="setup_intents",
+               default=False),
+        # A customer's payment methods: attached, updated and detached (then naming no customer) each say
+        # so in an event of their own.
+        _entry("payment_methods", "payment_method", None, "rak_payment_method_read", parent="customers",
+               events=("payment_method.",), default=False),
+        _entry("reviews", "review", "/v1/reviews", "rak_review_read", events=("review.",)),
+        _entry(
+            "early_fraud_warnings",
+            "radar.early_fraud_warning",
+            "/v1/radar/early_fraud_warnings",
+            "rak_radar_early_fraud_warning_read",
+            events=("radar.early_fraud_warning.",),
+        ),
+        _entry("topups", "topup", "/v1/topups", "rak_topup_read", events=("topup.",),
+               timestamps=("expected_availability_date",)),
         # The account's funds as of each run: appended, so the table is a history of the balance.
         StripeObject(
             "balance", "balance", "/v1/balance", "rak_balance_read", created_filter=False, singleton=True, history=True,
@@ -230,7 +296,15 @@ CATALOG: tuple[StripeObject, ...] = (
         _entry(
             "credit_note_line_items", "credit_note_line_item", None, "rak_credit_note_read", parent="credit_notes"
         ),
-        _entry("customers", "customer", "/v1/customers", "rak_customer_read", events=("customer.",), deletable=True),
+        _entry(
+            "customers",
+            "customer",
+            "/v1/customers",
+            "rak_customer_read",
+            events=("customer.",),
+            deletable=True,
+            sub_lists=(SubList("", "payment_methods", "/v1/customers/{id}/payment_methods", parent_column="customer"),),
+        ),
         _entry(
             "subscriptions",
             "subscription",

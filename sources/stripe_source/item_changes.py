@@ -6,7 +6,8 @@ attached to a customer (`payment_method.attached`), a tax id added to one (`cust
 an application fee refund updated. A sub-list table holds each parent's items as one set (its merge
 key is the parent), so one item's snapshot would replace its siblings: the parent's list is read
 again whole, one request per parent. An item whose last event says it left the list
-(`payment_method.detached`: it names no customer any more) is deleted by its id.
+(`payment_method.detached`: it names no customer any more) has the list of the parent it had (as the
+destination holds it) read again.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from .catalog import BY_TABLE, StripeObject, SubList, object_for_event
 
 
 def item_changes(events: Callable[[], Iterable[dict]], entry: StripeObject, wanted: frozenset[str],
-                 handled: frozenset[str]) -> tuple[list[tuple[SubList, str]], dict[str, list[str]]]:
+                 handled: frozenset[str]) -> tuple[list[tuple[SubList, str]], dict[SubList, list[str]]]:
     """For `entry`'s wanted sub-lists whose items have events: (sub-list, parent id) to read again,
-    and per table the ids of items that left their list. `events()` gives them oldest first (asked
-    only when some sub-list follows its items' events); parents in `handled` (changed or deleted
-    themselves) are read, or removed, with their own change."""
+    and per sub-list the ids of items that left their list naming no parent (look it up where they
+    were loaded). `events()` gives them oldest first (asked only when some sub-list follows its
+    items' events); parents in `handled` (changed or deleted themselves) are read, or removed, with
+    their own change."""
     followed = {BY_TABLE[sub.table].object: sub for sub in entry.sub_lists
                 if sub.table in wanted and BY_TABLE[sub.table].events}
     if not followed:
@@ -33,14 +35,13 @@ def item_changes(events: Callable[[], Iterable[dict]], entry: StripeObject, want
         if sub is not None:
             last[event["data"]["object"]["id"]] = (sub, event)
     reread: dict[tuple[SubList, str], None] = {}
-    removed: dict[str, list[str]] = {}
+    orphans: dict[SubList, list[str]] = {}
     for item_id, (sub, event) in last.items():
-        item = BY_TABLE[sub.table]
         snapshot = event["data"]["object"]
         previous = event["data"].get("previous_attributes") or {}
         parent = snapshot.get(sub.parent_column) or previous.get(sub.parent_column)
-        if event["type"] in item.removed_by or (item.deletable and event["type"].endswith(".deleted")):
-            removed.setdefault(sub.table, []).append(item_id)
-        if isinstance(parent, str) and parent not in handled:
+        if not isinstance(parent, str):
+            orphans.setdefault(sub, []).append(item_id)
+        elif parent not in handled:
             reread[(sub, parent)] = None
-    return list(reread), removed
+    return list(reread), orphans

@@ -66,7 +66,7 @@ def cost(entry: StripeObject) -> str:
     if sub.fan_out:
         return f"1 request per {_noun(BY_TABLE[entry.parent], sub)}"
     asked = " (asked with expand[])" if sub.expand else ""
-    return f"embedded{asked}; +1 request per 100 beyond 10 per {BY_TABLE[entry.parent].object.replace('_', ' ')}"
+    return f"embedded{asked}; +1 request per 100 beyond 10 per {_noun(BY_TABLE[entry.parent])}"
 
 
 def permission(entry: StripeObject) -> str:
@@ -77,9 +77,9 @@ def permission(entry: StripeObject) -> str:
     return entry.permission
 
 
-def _noun(parent: StripeObject, sub: SubList) -> str:
-    kind = parent.object.replace("_", " ")
-    only = " ".join(name for name, value in sub.only_if if value is True)
+def _noun(parent: StripeObject, sub: SubList | None = None) -> str:
+    kind = parent.table.removesuffix("s").replace("_", " ")  # checkout_sessions: "checkout session"
+    only = " ".join(name for name, value in (sub.only_if if sub else ()) if value is True)
     return f"{only} {kind}" if only else kind
 
 

@@ -94,9 +94,11 @@ class ResourceRun:
             yield from self._emit_rows(tombstone_rows(entry, [*changes.deleted, *vanished], run.account, self.tables))
             yield from self._emit(run.reader(job).complete(entry, current))
             feed = run.feed(plan.changes_since)
-            parents, left = item_changes(lambda: feed.events(plan.changes_since), entry, self.tables, changes.ids)
-            yield from self._emit_rows({table: [{"id": i, "deleted": True, "stripe_account_id": run.account}
-                                                for i in ids] for table, ids in left.items()})
+            parents, orphans = item_changes(lambda: feed.events(plan.changes_since), entry, self.tables, changes.ids)
+            for sub, item_ids in orphans.items():  # left their list: the parent they had, per the destination
+                had = run.destination().column_of(sub.table, run.account, item_ids, sub.parent_column)
+                parents += [(sub, parent) for parent in sorted(set(had.values()) - changes.ids)
+                            if (sub, parent) not in parents]
             yield from self._emit(run.reader(job).read_sub_lists(entry, parents))
         if plan.events_since is not None:
             events = run.feed(plan.events_since).events(plan.events_since)
@@ -168,7 +170,8 @@ class ResourceRun:
             sub = next(s for s in entry.sub_lists if s.table in self.tables)
             table, column = sub.table, sub.parent_column
         found = self.run.destination().ids(table, self.run.account, column,
-                                           entry.created_field if table == entry.table else None,
+                                           entry.created_field if table == entry.table and entry.created_filter
+                                           else None,
                                            window.start, None if whole else window.end)
         if found is None:
             logger.warning("%s: the destination cannot be asked which rows it holds: rows of objects deleted "

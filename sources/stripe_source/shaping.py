@@ -22,8 +22,9 @@ def page_edges(page: dict, created_field: str) -> PageEdges:
     data = page["data"]
     if not data:
         return PageEdges(bool(page.get("has_more")), 0)
-    return PageEdges(bool(page.get("has_more")), len(data), data[0][created_field], data[-1][created_field],
-                     data[-1]["id"])
+    # objects without `created` (payment links) list without windows: only the cursor matters
+    return PageEdges(bool(page.get("has_more")), len(data), data[0].get(created_field, 0),
+                     data[-1].get(created_field, 0), data[-1]["id"])
 
 
 def shape_objects(
