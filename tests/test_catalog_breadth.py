@@ -112,11 +112,18 @@ def change_reviews(emu: Emulator, review: str | None) -> dict[str, Expect]:
     return {"reviews": Expect(rows={review: {"open": False, "closed_reason": "approved"}})}
 
 
-def change_fraud_warnings(emu: Emulator, _: None) -> dict[str, Expect]:
-    warning = next(w for w in emu.objects("early_fraud_warnings") if w["actionable"])
-    emu.update("early_fraud_warnings", warning["id"], actionable=False)
+def arrange_fraud_warnings(emu: Emulator) -> str:
+    for _ in range(20):  # some are refunded at once, and no longer actionable
+        made = emu.create("early_fraud_warnings")
+        if made["actionable"]:
+            return made["id"]
+    raise AssertionError("no actionable early fraud warning")
+
+
+def change_fraud_warnings(emu: Emulator, warning: str) -> dict[str, Expect]:
+    emu.update("early_fraud_warnings", warning, actionable=False)
     made = emu.create("early_fraud_warnings")
-    return {"early_fraud_warnings": Expect(rows={warning["id"]: {"actionable": False},
+    return {"early_fraud_warnings": Expect(rows={warning: {"actionable": False},
                                                  made["id"]: {"charge": made["charge"]}})}
 
 
@@ -130,7 +137,11 @@ def change_topups(emu: Emulator, pending: str) -> dict[str, Expect]:
 
 
 def change_payouts(emu: Emulator, _: None) -> dict[str, Expect]:
-    payout = emu.create("payouts", automatic=True)
+    customer = emu.objects("customers")[0]["id"]
+    for amount in (1000, 2000, 3000):
+        emu.create("charges", customer=customer, amount=amount, currency="usd", status="succeeded")
+    emu.advance(days=3)  # available: the next automatic payout pays them out
+    payout = emu.create("payouts", automatic=True, currency="usd")
     settled = [t["id"] for t in expected_objects(emu, "payout_balance_transactions") if t["payout"] == payout["id"]]
     assert len(settled) > 1, "the new payout must settle some balance transactions"
     return {"payout_balance_transactions": Expect(rows={t: {"payout": payout["id"]} for t in settled})}
@@ -145,11 +156,27 @@ def change_reversals(emu: Emulator, transfer: str) -> dict[str, Expect]:
     return {"transfer_reversals": Expect(items={transfer: 12})}
 
 
+def arrange_fees(emu: Emulator) -> tuple[str, str]:
+    fee = next(f for f in emu.objects("application_fees") if f["refunds"]["has_more"])
+    return fee["id"], emu.create("application_fees", refunds=0)["id"]
+
+
+def change_fees(emu: Emulator, arranged: tuple[str, str]) -> dict[str, Expect]:
+    refunded, unrefunded = arranged
+    emu.refund_application_fee(unrefunded, 11)
+    refund = emu.lines_of(refunded)[-1]["id"]  # beyond the ten the fee embeds
+    emu.update("application_fee_refunds", refund, metadata={"reason": "goodwill"})
+    return {"application_fees": Expect(rows={unrefunded: {"amount_refunded": emu.get("application_fees",
+                                                                                    unrefunded)["amount_refunded"]}}),
+            "application_fee_refunds": Expect(rows={refund: {"metadata": {"reason": "goodwill"}}},
+                                              items={unrefunded: 11})}
+
+
 CHANGES: list[tuple[Callable[[Emulator], Any] | None, Change]] = [
     (arrange_sessions, change_sessions), (arrange_links, change_links),
     (arrange_setup_intents, change_setup_intents), (arrange_payment_methods, change_payment_methods),
-    (arrange_reviews, change_reviews), (None, change_fraud_warnings), (arrange_topups, change_topups),
-    (None, change_payouts), (arrange_reversals, change_reversals),
+    (arrange_reviews, change_reviews), (arrange_fraud_warnings, change_fraud_warnings), (arrange_topups, change_topups),
+    (None, change_payouts), (arrange_reversals, change_reversals), (arrange_fees, change_fees),
 ]
 
 

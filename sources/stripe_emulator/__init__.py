@@ -306,6 +306,14 @@ class Emulator:
             builder.close_review(store.get("reviews", review_id), builder.now, reason)
         return self.get("reviews", review_id, account)
 
+    def refund_application_fee(self, fee_id: str, n: int, account: str | None = None) -> dict:
+        """Refund an application fee in `n` parts: each sends `application_fee.refunded` with its new totals."""
+        store = self.store(account)
+        builder = self._builder(store)
+        with store.lock:
+            builder.refund_fee(store.get("application_fees", fee_id), n, at=builder.now)
+        return self.get("application_fees", fee_id, account)
+
     def emit_event(self, type: str, obj: dict, previous_attributes: dict | None = None,
                    account: str | None = None) -> dict:
         """Record an event as given (tests of odd snapshots; Stripe's own events come from the methods above)."""

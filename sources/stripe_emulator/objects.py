@@ -343,6 +343,18 @@ OBJECTS: tuple[EmulatedObject, ...] = (
         parent="transfers", livemode=False,
     ),
     EmulatedObject(
+        "application_fees", "application_fee", "/v1/application_fees", "/v1/application_fees/{id}",
+        "rak_application_fee_read", "application_fee", filters={"charge": Equals("charge")},
+        expandable=frozenset({"account", "application", "balance_transaction", "charge", "originating_transaction"}),
+        sub_lists=(SubList("refunds", "application_fee_refunds", "/v1/application_fees/{id}/refunds"),),
+        generator="application_fee", share=0.005,
+    ),
+    EmulatedObject(
+        "application_fee_refunds", "fee_refund", retrieve="/v1/application_fees/{parent}/refunds/{id}",
+        permission="rak_application_fee_read", events="application_fee.refund", created_filter=False,
+        expandable=frozenset({"balance_transaction", "fee"}), parent="application_fees", livemode=False,
+    ),
+    EmulatedObject(
         "balance_transactions", "balance_transaction", "/v1/balance_transactions", "/v1/balance_transactions/{id}",
         "rak_balance_transaction_source_read",
         filters={"currency": Equals("currency"), "payout": Where(_payout_settled), "source": Equals("source"),

@@ -12,13 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from .builder import API_VERSION, EVENT_WINDOW, Ids
+from .fees import Fees
 from .objects import BY_NAME, LISTED
-from .radar import Radar
 
 __all__ = ["API_VERSION", "Ids", "WorldBuilder"]
 
 
-class WorldBuilder(Radar):
+class WorldBuilder(Fees):
     def build(self) -> None:
         for entry in LISTED:
             if not entry.generator:
@@ -84,6 +84,11 @@ class WorldBuilder(Radar):
             self._change_subscriptions(lo)
             self._change_invoices(lo)
             self._checkout_and_radar(lo, at)
+            if fee := self.application_fee(created=at(), refunds=0):
+                self.refund_fee(fee, 2, self._during(fee, lo))
+                if refund := self._live("application_fee_refunds"):  # `application_fee.refund.updated`
+                    self.change("application_fee_refunds", refund, self._during(refund, lo),
+                                metadata={"reason": "goodwill"})
 
     def _checkout_and_radar(self, lo: int, at: Any) -> None:
         """Sessions completing and expiring, setup intents, payment methods attached, changed and detached,

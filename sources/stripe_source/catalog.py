@@ -371,6 +371,19 @@ CATALOG: tuple[StripeObject, ...] = (
             ),
         ),
         _entry("transfer_reversals", "transfer_reversal", None, "rak_transfer_read", parent="transfers"),
+        # what the platform collects on its connected accounts' payments, and the refunds of it
+        _entry(
+            "application_fees",
+            "application_fee",
+            "/v1/application_fees",
+            "rak_application_fee_read",
+            events=("application_fee.",),  # created, refunded
+            sub_lists=(
+                SubList("refunds", "application_fee_refunds", "/v1/application_fees/{id}/refunds", parent_column="fee"),
+            ),
+        ),
+        _entry("application_fee_refunds", "fee_refund", None, "rak_application_fee_read", parent="application_fees",
+               events=("application_fee.refund.",)),  # a refund changed alone: its fee's refunds read again
     ),
     *_group(
         "core",

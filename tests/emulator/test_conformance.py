@@ -128,7 +128,8 @@ def served(world: Emulator) -> dict[str, list[dict]]:
         for relation, (resource, url) in RELATIONS.items():  # lists that page one parent's objects
             if "?" in url:
                 continue
-            for parent_id in list(world.store(account).relations.get(relation, {}))[:4]:
+            store = world.store(account)
+            for parent_id in [p for p in store.relations.get(relation, {}) if store.find(p)][:4]:
                 found[BY_NAME[resource].object] += list(pages(get, url.format(id=parent_id)))
         found["account"].append(get("/v1/account"))
         found["balance"].append(get("/v1/balance"))

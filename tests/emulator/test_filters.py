@@ -164,6 +164,7 @@ PROBES: dict[tuple[str, str], tuple[Callable, Any]] = {
     ("early_fraud_warnings", "payment_intent"): field("payment_intent"),
     ("topups", "amount"): window(lambda o, w: o["amount"]),
     ("topups", "status"): enum("status", values=("canceled", "failed", "pending", "succeeded")),
+    ("application_fees", "charge"): field("charge"),
     ("events", "type"): field("type"),
     ("events", "types"): ((lambda o, v, w: o["type"] in v), "ids:type"),
     ("events", "delivery_success"): ((lambda o, v, w: (o["id"] not in w.store().undelivered) is (v == "true")),
@@ -185,6 +186,8 @@ def arranged() -> Iterator[Emulator]:
         emu.create("invoiceitems", customer=represented["id"])
         emu.create("payment_intents", customer=represented["id"])
         emu.create("promotion_codes", customer=represented["id"])
+        emu.create("application_fees")
+        emu.create("application_fees")
         emu.create("setup_intents", customer=represented["id"])
         emu.create("setup_intents", attach_to_self=True)
         emu.create("checkout_sessions", customer=represented["id"], status="open")
