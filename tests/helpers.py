@@ -13,7 +13,7 @@ from stripe_source.catalog import CATALOG
 
 # Our table name -> the emulator's resource name (Stripe's URL words).
 EMULATOR_RESOURCE = {entry.table: entry.table for entry in CATALOG if not entry.singleton}
-EMULATOR_RESOURCE["invoice_items"] = "invoiceitems"
+EMULATOR_RESOURCE.update(invoice_items="invoiceitems", billing_meters="meters", billing_credit_grants="credit_grants")
 # The tables a run loads when given no `resources` (singletons, one row each, apart).
 LOADED_BY_DEFAULT = [entry for entry in CATALOG if entry.default and not entry.singleton]
 
@@ -38,6 +38,10 @@ PARENTS_OF = {
     "payment_methods": ("customers", "customer_payment_methods", "customer"),
     "checkout_session_line_items": ("checkout_sessions", "checkout_session_line_items", "checkout_session"),
     "payment_link_line_items": ("payment_links", "payment_link_line_items", "payment_link"),
+    "customer_tax_ids": ("customers", "customer_tax_ids", "customer"),
+    "customer_balance_transactions": ("customers", "customer_balance_transactions", "customer"),
+    "product_features": ("products", "product_features", "product"),
+    "quote_line_items": ("quotes", "quote_line_items", "quote"),
 }
 
 

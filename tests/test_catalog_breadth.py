@@ -172,11 +172,99 @@ def change_fees(emu: Emulator, arranged: tuple[str, str]) -> dict[str, Expect]:
                                               items={unrefunded: 11})}
 
 
+def arrange_customers(emu: Emulator) -> tuple[str, str]:
+    store = emu.store()
+    many = next(c["id"] for c in emu.objects("customers") if len(store.related("customer_tax_ids", c["id"])) > 10)
+    return many, store.related("customer_tax_ids", many)[-1]  # beyond the ten a customer embeds
+
+
+def change_customers(emu: Emulator, arranged: tuple[str, str]) -> dict[str, Expect]:
+    many, last_tax_id = arranged
+    emu.delete_tax_id(last_tax_id)
+    other = next(c for c in emu.objects("customers") if c["id"] != many)
+    added = emu.create("tax_ids", customer=other["id"])
+    before = set(emu.store().related("customer_balance_transactions", other["id"]))
+    emu.adjust_customer_balance(other["id"], -700)
+    credit = next(t for t in emu.store().related("customer_balance_transactions", other["id"]) if t not in before)
+    return {"customer_tax_ids": Expect(rows={added["id"]: {"customer": other["id"]}}, gone={last_tax_id}),
+            "customer_balance_transactions": Expect(rows={credit: {"amount": -700, "customer": other["id"]}})}
+
+
+def change_products(emu: Emulator, _: None) -> dict[str, Expect]:
+    product = emu.objects("products")[0]["id"]  # announced by no event: every run reads every product's
+    feature = emu.attach_product_feature(product)
+    return {"product_features": Expect(rows={feature["id"]: {"product": product}})}
+
+
+def arrange_schedules(emu: Emulator) -> str:
+    return emu.create("subscription_schedules", status="not_started")["id"]
+
+
+def change_schedules(emu: Emulator, waiting: str) -> dict[str, Expect]:
+    emu.transition("subscription_schedules", waiting, "canceled", status="canceled", canceled_at=emu.now())
+    made = emu.create("subscription_schedules", status="active")
+    return {"subscription_schedules": Expect(rows={waiting: {"status": "canceled"},
+                                                   made["id"]: {"status": "active"}})}
+
+
+def arrange_quotes(emu: Emulator) -> str:
+    return emu.create("quotes", status="draft", lines=2)["id"]
+
+
+def change_quotes(emu: Emulator, draft: str) -> dict[str, Expect]:
+    emu.finalize_quote(draft)
+    accepted = emu.accept_quote(draft)
+    made = emu.create("quotes", status="draft", lines=12)
+    return {"quotes": Expect(rows={draft: {"status": "accepted", "invoice": accepted["invoice"]},
+                                   made["id"]: {"status": "draft"}}),
+            "quote_line_items": Expect(items={made["id"]: 12})}
+
+
+def arrange_invoice_payments(emu: Emulator) -> str:
+    invoice = emu.create("invoices", status="open", collection_method="charge_automatically")  # its payment failed
+    return next(p["id"] for p in emu.objects("invoice_payments") if p["invoice"] == invoice["id"])
+
+
+def change_invoice_payments(emu: Emulator, attempt: str) -> dict[str, Expect]:
+    invoice = emu.get("invoice_payments", attempt)["invoice"]
+    emu.pay_invoice(invoice)
+    paid = next(p["id"] for p in emu.objects("invoice_payments") if p["invoice"] == invoice and p["status"] == "paid")
+    return {"invoice_payments": Expect(rows={attempt: {"status": "canceled"}, paid: {"invoice": invoice}})}
+
+
+def arrange_billing_catalog(emu: Emulator) -> tuple[str, str, str]:
+    rate = next(r["id"] for r in emu.objects("shipping_rates") if r["active"])
+    meter = next(m["id"] for m in emu.objects("meters") if m["status"] == "active")
+    return rate, meter, emu.create("credit_grants")["id"]
+
+
+def change_billing_catalog(emu: Emulator, arranged: tuple[str, str, str]) -> dict[str, Expect]:
+    rate, meter, grant = arranged
+    emu.update("shipping_rates", rate, active=False)  # no event: the list is read whole each run
+    emu.transition("meters", meter, "deactivated", status="inactive")
+    emu.update("credit_grants", grant, voided_at=emu.now())
+    made = emu.create("credit_grants")
+    return {"shipping_rates": Expect(rows={rate: {"active": False}}),
+            "billing_meters": Expect(rows={meter: {"status": "inactive"}}),
+            "billing_credit_grants": Expect(rows={grant: {"voided_at": _moment(emu.get("credit_grants", grant)
+                                                                               ["voided_at"])},
+                                                  made["id"]: {"customer": made["customer"]}})}
+
+
+def _moment(seconds: int) -> Any:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(seconds, dt.UTC)
+
+
 CHANGES: list[tuple[Callable[[Emulator], Any] | None, Change]] = [
     (arrange_sessions, change_sessions), (arrange_links, change_links),
     (arrange_setup_intents, change_setup_intents), (arrange_payment_methods, change_payment_methods),
     (arrange_reviews, change_reviews), (arrange_fraud_warnings, change_fraud_warnings), (arrange_topups, change_topups),
     (None, change_payouts), (arrange_reversals, change_reversals), (arrange_fees, change_fees),
+    (arrange_customers, change_customers), (None, change_products), (arrange_schedules, change_schedules),
+    (arrange_quotes, change_quotes), (arrange_invoice_payments, change_invoice_payments),
+    (arrange_billing_catalog, change_billing_catalog),
 ]
 
 
@@ -281,12 +369,15 @@ def test_every_new_table_has_a_change_to_follow(runs: Runs):
 
 @pytest.mark.parametrize("table", [t for t in NEW_TABLES if BY_TABLE[t].parent and sub_list_of(BY_TABLE[t]).fan_out
                                    and BY_TABLE[BY_TABLE[t].parent].path])
-def test_after_the_first_load_a_fan_out_reads_only_the_parents_events_name(runs: Runs, table: str):
+def test_after_the_first_load_a_fan_out_reads_the_parents_events_name(runs: Runs, table: str):
     sub = sub_list_of(BY_TABLE[table])
     endpoint = f"GET {sub.path}"
     if endpoint == "GET /v1/balance_transactions":  # shared with the list itself: counted there
         return
     made = runs.requests.get(endpoint, 0)
+    if sub.every_run:  # no event says when it changes: read again for every parent, each run
+        assert made >= runs.parents[table]
+        return
     assert 0 < made <= len(runs.touched[table]), f"{endpoint}: {made} requests"
     assert made < runs.parents[table], f"{endpoint}: read for every {BY_TABLE[table].parent} again"
 

@@ -294,6 +294,30 @@ class Emulator:
             builder.change(resource, store.get(resource, object_id), builder.now, (event,), **fields)
         return self.get(resource, object_id, account)
 
+    def delete_tax_id(self, tax_id: str, account: str | None = None) -> None:
+        """Remove a customer's tax id: `customer.tax_id.deleted`."""
+        self._change(account, "delete_tax_id", self.store(account).get("tax_ids", tax_id))
+
+    def adjust_customer_balance(self, customer_id: str, amount: int, account: str | None = None) -> dict:
+        """A balance transaction of `amount` (negative: a credit), then `customer.updated` with the new balance."""
+        return self._change(account, "adjust_balance", self.store(account).get("customers", customer_id), amount)
+
+    def attach_product_feature(self, product_id: str, account: str | None = None) -> dict:
+        """Grant an entitlement feature with a product (Stripe announces no event for it)."""
+        store = self.store(account)
+        builder = self._builder(store)
+        with store.lock:
+            return copy.deepcopy(builder.attach_feature(store.get("products", product_id)))
+
+    def finalize_quote(self, quote_id: str, account: str | None = None) -> dict:
+        self._change(account, "finalize_quote", self.store(account).get("quotes", quote_id))
+        return self.get("quotes", quote_id, account)
+
+    def accept_quote(self, quote_id: str, account: str | None = None) -> dict:
+        """Accept a finalized quote: its invoice is made, `quote.accepted`."""
+        self._change(account, "accept_quote", self.store(account).get("quotes", quote_id))
+        return self.get("quotes", quote_id, account)
+
     def detach_payment_method(self, payment_method_id: str, account: str | None = None) -> dict:
         """Detach a payment method from its customer: `payment_method.detached` (its `customer` is null)."""
         return self._change(account, "detach_payment_method",

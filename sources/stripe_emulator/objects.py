@@ -58,8 +58,11 @@ RELATIONS = {
     "customer_subscriptions": ("subscriptions", "/v1/customers/{id}/subscriptions"),
     "customer_tax_ids": ("tax_ids", "/v1/customers/{id}/tax_ids"),
     "customer_sources": ("cards", "/v1/customers/{id}/sources"),
-    "invoice_payments": ("invoice_payments", "/v1/invoice_payments?invoice={id}"),  # not served: expand it
+    "invoice_payments": ("invoice_payments", "/v1/invoice_payments?invoice={id}"),  # the list filtered
     "customer_payment_methods": ("payment_methods", "/v1/customers/{id}/payment_methods"),
+    "customer_balance_transactions": ("customer_balance_transactions", "/v1/customers/{id}/balance_transactions"),
+    "product_features": ("product_features", "/v1/products/{id}/features"),
+    "quote_line_items": ("items", "/v1/quotes/{id}/line_items"),
     "checkout_session_line_items": ("items", "/v1/checkout/sessions/{id}/line_items"),
     "payment_link_line_items": ("items", "/v1/payment_links/{id}/line_items"),
 }
@@ -162,6 +165,11 @@ OBJECTS: tuple[EmulatedObject, ...] = (
         expandable=frozenset({"default_price", "tax_code"}), deletable=True, generator="product", share=0.006,
     ),
     EmulatedObject(
+        "meters", "billing.meter", "/v1/billing/meters", "/v1/billing/meters/{id}", "rak_billing_meter_read",
+        "billing.meter", created_filter=False, filters={"status": Choice("status", ("active", "inactive"))},
+        generator="meter", share=0.001,  # what metered prices bill for: before the prices
+    ),
+    EmulatedObject(
         "prices", "price", "/v1/prices", "/v1/prices/{id}", "rak_price_read", "price",
         filters={"active": Flag("active"), "currency": Equals("currency"), "lookup_keys": AnyOf("lookup_key", 10),
                  "product": Equals("product"), "type": Choice("type", ("one_time", "recurring")),
@@ -192,6 +200,18 @@ OBJECTS: tuple[EmulatedObject, ...] = (
     EmulatedObject(
         "tax_rates", "tax_rate", "/v1/tax_rates", "/v1/tax_rates/{id}", "rak_tax_rate_read", "tax_rate",
         filters={"active": Flag("active"), "inclusive": Flag("inclusive")}, generator="tax_rate", share=0.0015,
+    ),
+    EmulatedObject(
+        "shipping_rates", "shipping_rate", "/v1/shipping_rates", "/v1/shipping_rates/{id}", "rak_shipping_rate_read",
+        filters={"active": Flag("active"), "currency": Equals("fixed_amount.currency")},
+        expandable=frozenset({"tax_code"}), generator="shipping_rate", share=0.002,
+    ),
+    EmulatedObject(
+        "entitlement_features", "entitlements.feature", "/v1/entitlements/features",
+        "/v1/entitlements/features/{id}", "rak_entitlements_feature_read", created_filter=False,
+        filters={"archived": Where(lambda s, o, v: (not o["active"]) is v, kind="boolean"),
+                 "lookup_key": Equals("lookup_key")},
+        generator="entitlement_feature", share=0.001,
     ),
     # --- billing
     EmulatedObject(
@@ -278,6 +298,47 @@ OBJECTS: tuple[EmulatedObject, ...] = (
         expandable=frozenset({"discount_amounts.discount", "pretax_credit_amounts.credit_balance_transaction",
                               "pretax_credit_amounts.discount"}),
         parent="credit_notes",
+    ),
+    EmulatedObject(
+        "quotes", "quote", "/v1/quotes", "/v1/quotes/{id}", "rak_quote_read", "quote",
+        created_filter=False,  # its list takes no `created`
+        filters={"customer": Equals("customer"), "customer_account": Equals("customer_account"),
+                 "status": Choice("status", ("accepted", "canceled", "draft", "open")),
+                 "test_clock": Equals("test_clock")},
+        expandable=frozenset({"application", "automatic_tax.liability.account", "customer", "default_tax_rates",
+                              "discounts", "from_quote.quote", "invoice", "invoice_settings.issuer.account",
+                              "on_behalf_of", "subscription", "subscription_schedule", "test_clock",
+                              "transfer_data.destination"}),
+        includable={"line_items": _related("quote_line_items")}, generator="quote", share=0.003,
+    ),
+    EmulatedObject(
+        "subscription_schedules", "subscription_schedule", "/v1/subscription_schedules",
+        "/v1/subscription_schedules/{id}", "rak_subscription_schedule_read", "subscription_schedule",
+        filters={"canceled_at": Range("canceled_at"), "completed_at": Range("completed_at"),
+                 "customer": Equals("customer"), "customer_account": Equals("customer_account"),
+                 "released_at": Range("released_at"),
+                 "scheduled": Where(lambda s, o, v: (o["status"] == "not_started") is v, kind="boolean")},
+        expandable=frozenset({"application", "customer", "default_settings.automatic_tax.liability.account",
+                              "default_settings.default_payment_method",
+                              "default_settings.invoice_settings.account_tax_ids",
+                              "default_settings.invoice_settings.issuer.account", "default_settings.on_behalf_of",
+                              "default_settings.transfer_data.destination", "phases.add_invoice_items.discounts.coupon",
+                              "phases.add_invoice_items.discounts.discount",
+                              "phases.add_invoice_items.discounts.promotion_code", "phases.add_invoice_items.price",
+                              "phases.automatic_tax.liability.account", "phases.default_payment_method",
+                              "phases.discounts.coupon", "phases.discounts.discount", "phases.discounts.promotion_code",
+                              "phases.invoice_settings.account_tax_ids", "phases.invoice_settings.issuer.account",
+                              "phases.items.discounts.coupon", "phases.items.discounts.discount",
+                              "phases.items.discounts.promotion_code", "phases.items.plan", "phases.items.price",
+                              "phases.on_behalf_of", "phases.transfer_data.destination", "subscription",
+                              "test_clock"}),
+        generator="subscription_schedule", share=0.003,
+    ),
+    EmulatedObject(
+        "credit_grants", "billing.credit_grant", "/v1/billing/credit_grants", "/v1/billing/credit_grants/{id}",
+        "rak_billing_credit_grant_read", "billing.credit_grant", created_filter=False,
+        filters={"customer": Equals("customer"), "customer_account": Equals("customer_account")},
+        expandable=frozenset({"customer", "test_clock"}), generator="credit_grant", share=0.002,
     ),
     # --- payments
     EmulatedObject(
@@ -451,12 +512,25 @@ OBJECTS: tuple[EmulatedObject, ...] = (
                    livemode=False),
     EmulatedObject("discounts", "discount", expandable=frozenset({"customer", "promotion_code", "source.coupon"}),
                    livemode=False),
-    EmulatedObject("invoice_payments", "invoice_payment", retrieve="/v1/invoice_payments/{id}",
-                   permission="rak_invoice_read",
+    # an invoice's payments (made as it is paid): listed, and included in the invoice when expanded
+    EmulatedObject("invoice_payments", "invoice_payment", "/v1/invoice_payments", "/v1/invoice_payments/{id}",
+                   "rak_invoice_read", "invoice_payment",
+                   filters={"invoice": Equals("invoice"),
+                            "payment": Where(lambda s, o, v: all(o["payment"].get(k) == x for k, x in v.items()),
+                                             kind="hash:payment_intent,payment_record,type"),
+                            "status": Choice("status", ("canceled", "open", "paid"))},
                    expandable=frozenset({"invoice", "payment.charge", "payment.payment_intent",
                                          "payment.payment_record"})),
+    # a customer's, listed at /v1/customers/{id}/tax_ids (and included in it when expanded)
     EmulatedObject("tax_ids", "tax_id", retrieve="/v1/tax_ids/{id}", permission="rak_customer_read",
+                   events="customer.tax_id", deletable=True, generator="tax_id",
                    expandable=frozenset({"customer", "owner.account", "owner.application", "owner.customer"})),
+    # a customer's credit balance changes, listed at /v1/customers/{id}/balance_transactions
+    EmulatedObject("customer_balance_transactions", "customer_balance_transaction", permission="rak_customer_read",
+                   filters={"created": Range("created"), "invoice": Equals("invoice")},
+                   expandable=frozenset({"checkout_session", "credit_note", "customer", "invoice"})),
+    # the entitlement features a product grants, listed at /v1/products/{id}/features
+    EmulatedObject("product_features", "product_feature", permission="rak_product_read"),
     EmulatedObject("cards", "card", expandable=frozenset({"account", "customer"}), livemode=False),
     EmulatedObject("bank_accounts", "bank_account", expandable=frozenset({"account", "customer"}), livemode=False),
     EmulatedObject("tax_codes", "tax_code", retrieve="/v1/tax_codes/{id}", livemode=False),

@@ -12,13 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from .builder import API_VERSION, EVENT_WINDOW, Ids
-from .fees import Fees
+from .contracts import Contracts
 from .objects import BY_NAME, LISTED
 
 __all__ = ["API_VERSION", "Ids", "WorldBuilder"]
 
 
-class WorldBuilder(Fees):
+class WorldBuilder(Contracts):
     def build(self) -> None:
         for entry in LISTED:
             if not entry.generator:
@@ -84,11 +84,43 @@ class WorldBuilder(Fees):
             self._change_subscriptions(lo)
             self._change_invoices(lo)
             self._checkout_and_radar(lo, at)
+            self._billing_agreements(lo, at)
             if fee := self.application_fee(created=at(), refunds=0):
                 self.refund_fee(fee, 2, self._during(fee, lo))
                 if refund := self._live("application_fee_refunds"):  # `application_fee.refund.updated`
                     self.change("application_fee_refunds", refund, self._during(refund, lo),
                                 metadata={"reason": "goodwill"})
+
+    def _billing_agreements(self, lo: int, at: Any) -> None:
+        """Quotes finalized and accepted, schedules started and canceled, credit granted and voided, meters
+        deactivated, tax ids added and removed, balances adjusted, shipping rates and product features."""
+        for status in ("accepted", "draft", "canceled"):
+            self.quote(status=status, created=at())
+        if draft := self._live("quotes", lambda q: q["status"] == "draft"):
+            self.finalize_quote(draft, self._during(draft, lo))
+        for status in ("active", "not_started"):
+            self.subscription_schedule(status=status, created=at())
+        if waiting := self._live("subscription_schedules", lambda s: s["status"] == "not_started"):
+            when = self._during(waiting, lo)
+            self.change("subscription_schedules", waiting, when, ("canceled",), status="canceled", canceled_at=when)
+        grant = self.credit_grant(created=at())
+        if grant["created"] < self.now - 86400:
+            when = self._during(grant, lo)
+            self.change("credit_grants", grant, when, voided_at=when, updated=when)
+        if meter := self._live("meters", lambda m: m["status"] == "active"):
+            when = self._during(meter, lo)
+            self.change("meters", meter, when, ("deactivated",), status="inactive", updated=when,
+                        status_transitions={"deactivated_at": when})
+        if customer := self._live("customers", lambda c: c["address"] is not None):
+            self.tax_id(customer, created=self._during(customer, lo))
+            self.adjust_balance(customer, -1000, self._during(customer, lo))
+        if tax_id := self._live("tax_ids", lambda t: t["customer"] in self.store.collections["customers"].objects):
+            self.delete_tax_id(tax_id, self._during(tax_id, lo))
+        self.shipping_rate(created=at())
+        if rate := self._live("shipping_rates", lambda r: r["active"]):  # no event: Stripe sends none for it
+            self.change("shipping_rates", rate, self._during(rate, lo), active=False)
+        if product := self._live("products"):
+            self.attach_feature(product)
 
     def _checkout_and_radar(self, lo: int, at: Any) -> None:
         """Sessions completing and expiring, setup intents, payment methods attached, changed and detached,
@@ -196,7 +228,11 @@ class WorldBuilder(Fees):
         self.delete("invoices", draft, self._during(draft, lo))
         if note := self._live("credit_notes", lambda c: c["status"] == "issued"):
             self.change("credit_notes", note, self._during(note, lo), memo="Goodwill credit")
-        if note := self._live("credit_notes", lambda c: c["status"] == "issued" and c["type"] == "pre_payment"):
+        note = self._live("credit_notes", lambda c: c["status"] == "issued" and c["type"] == "pre_payment")
+        if note is None and (invoice := self._live("invoices", lambda i: i["status"] == "open"
+                                                   and self._creditable(i))):
+            note = self.credit_note(invoice, created=self._during(invoice, lo))  # on an open invoice: pre-payment
+        if note:
             when = self._during(note, lo)
             self.change("credit_notes", note, when, ("updated", "voided"), status="void", voided_at=when)
 

@@ -37,6 +37,8 @@ class SubList:
     # Stripe embeds it only when the parent's list asks (`expand[]=data.<field>`): asked when wanted.
     expand: bool = False
     only_if: tuple[tuple[str, Any], ...] = ()  # parent fields that must hold these values (automatic payouts)
+    # Changes no event announces (a feature attached to a product): every run reads it again for every parent.
+    every_run: bool = False
 
     @property
     def fan_out(self) -> bool:
@@ -303,8 +305,20 @@ CATALOG: tuple[StripeObject, ...] = (
             "rak_customer_read",
             events=("customer.",),
             deletable=True,
-            sub_lists=(SubList("", "payment_methods", "/v1/customers/{id}/payment_methods", parent_column="customer"),),
+            sub_lists=(
+                # tax ids come embedded when the list asks (`expand[]`); their own events say when one changes
+                SubList("tax_ids", "customer_tax_ids", "/v1/customers/{id}/tax_ids", parent_column="customer",
+                        expand=True),
+                SubList("", "payment_methods", "/v1/customers/{id}/payment_methods", parent_column="customer"),
+                # no event of its own: a change of the balance is the customer's (`customer.updated`)
+                SubList("", "customer_balance_transactions", "/v1/customers/{id}/balance_transactions",
+                        parent_column="customer"),
+            ),
         ),
+        _entry("customer_tax_ids", "tax_id", None, "rak_customer_read", parent="customers",
+               events=("customer.tax_id.",)),
+        _entry("customer_balance_transactions", "customer_balance_transaction", None, "rak_customer_read",
+               parent="customers", default=False),
         _entry(
             "subscriptions",
             "subscription",
@@ -340,7 +354,11 @@ CATALOG: tuple[StripeObject, ...] = (
             timestamps=("current_period_start", "current_period_end"),
         ),
         _entry("products", "product", "/v1/products", "rak_product_read", events=("product.",), deletable=True,
-               timestamps=("updated",)),
+               timestamps=("updated",),
+               sub_lists=(SubList("", "product_features", "/v1/products/{id}/features", parent_column="product",
+                                  every_run=True),)),
+        StripeObject("product_features", "product_feature", None, "rak_product_read", parent="products",
+                     default=False, timestamps=()),
         # Tiers come only when expanded: asked for, they land in prices__tiers / plans__tiers.
         _entry("prices", "price", "/v1/prices", "rak_price_read", events=("price.",), deletable=True,
                expand=("tiers",)),
@@ -356,6 +374,50 @@ CATALOG: tuple[StripeObject, ...] = (
             timestamps=("expires_at",),
         ),
         _entry("tax_rates", "tax_rate", "/v1/tax_rates", "rak_tax_rate_read", events=("tax_rate.",)),
+        _entry(
+            "subscription_schedules",
+            "subscription_schedule",
+            "/v1/subscription_schedules",
+            "rak_subscription_schedule_read",
+            events=("subscription_schedule.",),
+            timestamps=("canceled_at", "completed_at", "released_at", "current_phase__start_date",
+                        "current_phase__end_date"),
+        ),
+        # A quote's list takes no `created`: it is read whole each run (its line items with it).
+        _entry(
+            "quotes",
+            "quote",
+            "/v1/quotes",
+            "rak_quote_read",
+            events=("quote.",),
+            created_filter=False,
+            sub_lists=(
+                SubList("line_items", "quote_line_items", "/v1/quotes/{id}/line_items", parent_column="quote",
+                        expand=True),
+            ),
+            timestamps=("expires_at", "status_transitions__accepted_at", "status_transitions__canceled_at",
+                        "status_transitions__finalized_at"),
+        ),
+        _entry("quote_line_items", "item", None, "rak_quote_read", parent="quotes"),
+        _entry(
+            "invoice_payments",
+            "invoice_payment",
+            "/v1/invoice_payments",
+            "rak_invoice_read",
+            events=("invoice_payment.",),  # paid
+            # an attempt's open payment is canceled, unannounced, when the invoice is paid: read again then
+            rechecks=(Recheck((("invoice", "{id}"),), per="invoices", states=("paid",)),),
+            timestamps=("status_transitions__paid_at", "status_transitions__canceled_at"),
+        ),
+        # Shipping rates change (archived) without an event: the list, short, is read whole each run.
+        _entry("shipping_rates", "shipping_rate", "/v1/shipping_rates", "rak_shipping_rate_read",
+               created_filter=False),
+        StripeObject("billing_meters", "billing.meter", "/v1/billing/meters", "rak_billing_meter_read",
+                     events=("billing.meter.",), created_filter=False,
+                     timestamps=("created", "updated", "status_transitions__deactivated_at")),
+        StripeObject("billing_credit_grants", "billing.credit_grant", "/v1/billing/credit_grants",
+                     "rak_billing_credit_grant_read", events=("billing.credit_grant.",), created_filter=False,
+                     timestamps=("created", "updated", "effective_at", "expires_at", "voided_at")),
     ),
     *_group(
         "connect",

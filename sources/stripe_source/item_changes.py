@@ -45,3 +45,15 @@ def item_changes(events: Callable[[], Iterable[dict]], entry: StripeObject, want
         elif parent not in handled:
             reread[(sub, parent)] = None
     return list(reread), orphans
+
+
+def every_run(entry: StripeObject, wanted: frozenset[str], held: Callable[[str, str], set[str] | None],
+              handled: frozenset[str]) -> list[tuple[SubList, str]]:
+    """The sub-lists no event announces a change of (`SubList.every_run`), for every parent the
+    destination holds (`held(table, column)`: its parents' ids, or the ids its items name)."""
+    found: list[tuple[SubList, str]] = []
+    for sub in entry.sub_lists:
+        if sub.every_run and sub.table in wanted:
+            parents = (held(entry.table, "id") or set()) | (held(sub.table, sub.parent_column) or set())
+            found += [(sub, parent) for parent in sorted(parents - handled)]
+    return found

@@ -51,7 +51,9 @@ def sync_mode(entry: StripeObject) -> str:
         return "one row, replaced each run"
     if entry.parent is not None:
         parent = BY_TABLE[entry.parent]
-        how = f"fan-out per {_noun(parent, sub_list_of(entry))}" if sub_list_of(entry).fan_out else "with its parent"
+        sub = sub_list_of(entry)
+        how = f"fan-out per {_noun(parent, sub)}" if sub.fan_out else "with its parent"
+        how += ", every run" if sub.every_run else ""
         return how + (" + its own events" if entry.events else "")
     listed = "incremental" if entry.created_filter else "whole list each run"
     return f"{listed} + events" if entry.mutable and entry.events else listed
@@ -64,7 +66,7 @@ def cost(entry: StripeObject) -> str:
         return "1 request per 100"
     sub = sub_list_of(entry)
     if sub.fan_out:
-        return f"1 request per {_noun(BY_TABLE[entry.parent], sub)}"
+        return f"1 request per {_noun(BY_TABLE[entry.parent], sub)}" + (" a run" if sub.every_run else "")
     asked = " (asked with expand[])" if sub.expand else ""
     return f"embedded{asked}; +1 request per 100 beyond 10 per {_noun(BY_TABLE[entry.parent])}"
 

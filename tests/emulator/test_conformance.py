@@ -60,6 +60,7 @@ NOT_ALWAYS_RETURNED: dict[str, set[str]] = {
     "setup_attempt": {"attach_to_self"},
     "topup": {"payment_method", "payment_method_options"},
     "item": {"discounts", "taxes"},  # expand
+    "quote": {"line_items"},  # expand
 }
 # Objects with a `type` carry the sub-object named after it (`card` for a card payment method) and
 # not those of the other types.

@@ -203,7 +203,7 @@ def test_what_a_change_makes_is_made_now_with_its_events(own_world: Emulator):
     moment, not back-dated: an incremental reader would never see a back-dated object."""
     before = {p["id"] for p in own_world.objects("prices")}
     start = own_world.now()
-    customer = own_world.create("customers", currency="gbp")  # the world has no recurring gbp prices
+    customer = own_world.create("customers", currency="jpy")  # the world has no recurring jpy prices
     sub = own_world.create("subscriptions", customer=customer["id"], items=1, status="active")
     own_world.add_subscription_items(sub["id"], 15)
     new = [p for p in own_world.objects("prices") if p["id"] not in before]

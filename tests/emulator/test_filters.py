@@ -23,7 +23,9 @@ from .conftest import client_for
 
 PAGING = {"limit", "starting_after", "ending_before", "expand", "created"}  # tested in test_lists.py
 PARAMS_CLASS = {"invoiceitems": "InvoiceItemListParams", "checkout_sessions": "checkout.SessionListParams",
-                "early_fraud_warnings": "radar.EarlyFraudWarningListParams"}  # the others: <Object>ListParams
+                "early_fraud_warnings": "radar.EarlyFraudWarningListParams", "meters": "billing.MeterListParams",
+                "credit_grants": "billing.CreditGrantListParams",
+                "entitlement_features": "entitlements.FeatureListParams"}  # the others: <Object>ListParams
 
 
 def documented_filters(entry) -> set[str]:
@@ -165,6 +167,28 @@ PROBES: dict[tuple[str, str], tuple[Callable, Any]] = {
     ("topups", "amount"): window(lambda o, w: o["amount"]),
     ("topups", "status"): enum("status", values=("canceled", "failed", "pending", "succeeded")),
     ("application_fees", "charge"): field("charge"),
+    ("meters", "status"): enum("status", values=("active", "inactive")),
+    ("shipping_rates", "active"): flag("active"),
+    ("shipping_rates", "currency"): field("fixed_amount", "currency"),
+    ("entitlement_features", "archived"): ((lambda o, v, w: (not o["active"]) is (v == "true")), "flag"),
+    ("entitlement_features", "lookup_key"): field("lookup_key"),
+    ("quotes", "customer"): field("customer"),
+    ("quotes", "customer_account"): field("customer_account"),
+    ("quotes", "status"): enum("status", values=("accepted", "canceled", "draft", "open")),
+    ("quotes", "test_clock"): field("test_clock"),
+    ("subscription_schedules", "canceled_at"): window(lambda o, w: o["canceled_at"]),
+    ("subscription_schedules", "completed_at"): window(lambda o, w: o["completed_at"]),
+    ("subscription_schedules", "customer"): field("customer"),
+    ("subscription_schedules", "customer_account"): field("customer_account"),
+    ("subscription_schedules", "released_at"): window(lambda o, w: o["released_at"]),
+    ("subscription_schedules", "scheduled"): ((lambda o, v, w: (o["status"] == "not_started") is (v == "true")),
+                                              "flag"),
+    ("credit_grants", "customer"): field("customer"),
+    ("credit_grants", "customer_account"): field("customer_account"),
+    ("invoice_payments", "invoice"): field("invoice"),
+    ("invoice_payments", "payment"): ((lambda o, v, w: o["payment"].get("payment_intent") == v["payment_intent"]),
+                                      ("hash", "payment_intent", lambda o: o["payment"].get("payment_intent"))),
+    ("invoice_payments", "status"): enum("status", values=("canceled", "open", "paid")),
     ("events", "type"): field("type"),
     ("events", "types"): ((lambda o, v, w: o["type"] in v), "ids:type"),
     ("events", "delivery_success"): ((lambda o, v, w: (o["id"] not in w.store().undelivered) is (v == "true")),
@@ -188,6 +212,13 @@ def arranged() -> Iterator[Emulator]:
         emu.create("promotion_codes", customer=represented["id"])
         emu.create("application_fees")
         emu.create("application_fees")
+        emu.create("entitlement_features", active=False)
+        emu.create("quotes", customer=represented["id"])
+        emu.create("quotes", customer=clocked["id"])
+        emu.create("subscription_schedules", customer=represented["id"], status="not_started")
+        for days in (300, 320, 340):  # schedules that ran their course
+            emu.create("subscription_schedules", status="completed", created=emu.now() - days * 86400)
+        emu.create("credit_grants", customer=represented["id"])
         emu.create("setup_intents", customer=represented["id"])
         emu.create("setup_intents", attach_to_self=True)
         emu.create("checkout_sessions", customer=represented["id"], status="open")
