@@ -357,7 +357,7 @@ def parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="load Stripe into DuckDB (or any dlt destination)", allow_abbrev=False)
     run.add_argument("--resources", help="comma-separated tables or groups to load: payments, billing, connect, "
-                     "issuing, files, core, default, all (default: every table on by default; see `tables`)")
+                     "issuing, documents, core, default, all (default: every table on by default; see `tables`)")
     run.add_argument("--start-date", help="only objects created on/after this date (ISO 8601)")
     run.add_argument("--end-date", help="only objects created before this date (a stateless backfill window)")
     run.add_argument("--destination", default="duckdb", help="any dlt destination (default: duckdb)")

@@ -251,6 +251,41 @@ def change_billing_catalog(emu: Emulator, arranged: tuple[str, str, str]) -> dic
                                                   made["id"]: {"customer": made["customer"]}})}
 
 
+def arrange_issuing(emu: Emulator) -> tuple[str, str, str, str]:
+    holder = emu.create("issuing_cardholders", status="active")
+    card = emu.create("issuing_cards", cardholder=holder["id"], status="active")
+    held = emu.create("issuing_authorizations", card=card["id"], status="pending")
+    dispute = emu.create("issuing_disputes", status="unsubmitted")
+    return holder["id"], card["id"], held["id"], dispute["id"]
+
+
+def change_issuing(emu: Emulator, arranged: tuple[str, str, str, str]) -> dict[str, Expect]:
+    holder, card, held, dispute = arranged
+    emu.update("issuing_cardholders", holder, email="moved@example.com")
+    emu.update("issuing_cards", card, status="canceled", cancellation_reason="lost")
+    closed = emu.capture_issuing_authorization(held)
+    emu.transition("issuing_disputes", dispute, "submitted", status="submitted")
+    capture = closed["transactions"][-1]["id"]
+    return {"issuing_cardholders": Expect(rows={holder: {"email": "moved@example.com"}}),
+            "issuing_cards": Expect(rows={card: {"status": "canceled", "cancellation_reason": "lost"}}),
+            "issuing_authorizations": Expect(rows={held: {"status": "closed"}}),
+            "issuing_transactions": Expect(rows={capture: {"authorization": held, "type": "capture"}}),
+            "issuing_disputes": Expect(rows={dispute: {"status": "submitted"}})}
+
+
+def arrange_documents(emu: Emulator) -> str:
+    return emu.objects("file_links")[0]["id"]
+
+
+def change_documents(emu: Emulator, link: str) -> dict[str, Expect]:
+    upload = emu.create("files", links=0)
+    shared = emu.create("file_links", file=upload["id"])
+    emu.update("file_links", link, metadata={"shared_with": "auditor"})  # no event: read whole each run
+    return {"files": Expect(rows={upload["id"]: {"purpose": upload["purpose"]}}),
+            "file_links": Expect(rows={shared["id"]: {"file": upload["id"]},
+                                       link: {"metadata": {"shared_with": "auditor"}}})}
+
+
 def _moment(seconds: int) -> Any:
     import datetime as dt
 
@@ -264,7 +299,8 @@ CHANGES: list[tuple[Callable[[Emulator], Any] | None, Change]] = [
     (None, change_payouts), (arrange_reversals, change_reversals), (arrange_fees, change_fees),
     (arrange_customers, change_customers), (None, change_products), (arrange_schedules, change_schedules),
     (arrange_quotes, change_quotes), (arrange_invoice_payments, change_invoice_payments),
-    (arrange_billing_catalog, change_billing_catalog),
+    (arrange_billing_catalog, change_billing_catalog), (arrange_issuing, change_issuing),
+    (arrange_documents, change_documents),
 ]
 
 

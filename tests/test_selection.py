@@ -40,6 +40,10 @@ def test_what_a_run_leaves_out_by_default_is_named():
     assert left_out(select_tables("charges")) == []  # their parents are not read either
 
 
+def test_no_group_is_named_like_a_table():
+    assert not set(GROUPS) & set(BY_TABLE)
+
+
 def test_an_unknown_name_lists_tables_and_groups():
     with pytest.raises(InvalidInput) as err:
         select_tables("payments,cards")

@@ -190,8 +190,9 @@ class Emulator:
         """Create an object now (or at `created=`) with its dependents, recording the events Stripe records.
 
         References may be given by id (`customer="cus_..."`, `invoice=`, `charge=`, `subscription=`,
-        `product=`, `price=`, `coupon=`, `transfer=`); other fields override the generated ones.
-        Generator arguments pass through (`status=`, `items=`, `lines=`, `reversals=`, `amount=`).
+        `product=`, `price=`, `coupon=`, `transfer=`, `cardholder=`, `card=`, `transaction=`, `file=`,
+        `payment_link=`); other fields override the generated ones. Generator arguments pass through
+        (`status=`, `items=`, `lines=`, `reversals=`, `refunds=`, `links=`, `mode=`, `amount=`).
         """
         store = self.store(account)
         entry = BY_NAME.get(resource)
@@ -199,13 +200,15 @@ class Emulator:
             raise ValueError(f"create({resource!r}) is not supported by the emulator")
         builder = self._builder(store)
         refs = {"customer": "customers", "invoice": "invoices", "charge": "charges", "subscription": "subscriptions",
-                "product": "products", "price": "prices", "coupon": "coupons", "transfer": "transfers"}
+                "product": "products", "price": "prices", "coupon": "coupons", "transfer": "transfers",
+                "cardholder": "issuing_cardholders", "card": "issuing_cards", "transaction": "issuing_transactions",
+                "file": "files", "payment_link": "payment_links"}
         args: dict[str, Any] = {}
         for name, kind in refs.items():
             if name in fields and isinstance(fields[name], str) and name != resource[:-1]:
                 args[name] = store.get(kind, fields.pop(name))
         for name in ("created", "status", "items", "lines", "reversals", "amount", "currency", "automatic",
-                     "recurring", "quantity"):
+                     "recurring", "quantity", "mode", "refunds", "links", "active"):
             if name in fields:
                 args[name] = fields.pop(name)
         if args.get("created"):
@@ -317,6 +320,11 @@ class Emulator:
         """Accept a finalized quote: its invoice is made, `quote.accepted`."""
         self._change(account, "accept_quote", self.store(account).get("quotes", quote_id))
         return self.get("quotes", quote_id, account)
+
+    def capture_issuing_authorization(self, authorization_id: str, account: str | None = None) -> dict:
+        """The merchant captures a pending authorization: a capture transaction, the authorization closes."""
+        self._change(account, "capture", self.store(account).get("issuing_authorizations", authorization_id))
+        return self.get("issuing_authorizations", authorization_id, account)
 
     def detach_payment_method(self, payment_method_id: str, account: str | None = None) -> dict:
         """Detach a payment method from its customer: `payment_method.detached` (its `customer` is null)."""

@@ -63,6 +63,7 @@ RELATIONS = {
     "customer_balance_transactions": ("customer_balance_transactions", "/v1/customers/{id}/balance_transactions"),
     "product_features": ("product_features", "/v1/products/{id}/features"),
     "quote_line_items": ("items", "/v1/quotes/{id}/line_items"),
+    "file_links": ("file_links", "/v1/file_links?file={id}"),  # the list filtered: a file's links
     "checkout_session_line_items": ("items", "/v1/checkout/sessions/{id}/line_items"),
     "payment_link_line_items": ("items", "/v1/payment_links/{id}/line_items"),
 }
@@ -490,6 +491,62 @@ OBJECTS: tuple[EmulatedObject, ...] = (
         filters={"amount": Range("amount"),
                  "status": Choice("status", ("canceled", "failed", "pending", "succeeded"))},
         expandable=frozenset({"balance_transaction", "payment_method"}), generator="topup", share=0.002,
+    ),
+    # --- issuing (cards the account issues, and what they are used for)
+    EmulatedObject(
+        "issuing_cardholders", "issuing.cardholder", "/v1/issuing/cardholders", "/v1/issuing/cardholders/{id}",
+        "rak_issuing_cardholder_read", "issuing_cardholder",
+        filters={"email": Equals("email"), "phone_number": Equals("phone_number"),
+                 "status": Choice("status", ("active", "blocked", "inactive")),
+                 "type": Choice("type", ("company", "individual"))},
+        expandable=frozenset({"individual.verification.document.back", "individual.verification.document.front"}),
+        generator="issuing_cardholder", share=0.003,
+    ),
+    EmulatedObject(
+        "issuing_cards", "issuing.card", "/v1/issuing/cards", "/v1/issuing/cards/{id}", "rak_issuing_card_read",
+        "issuing_card",
+        filters={"cardholder": Equals("cardholder"), "exp_month": Where(lambda s, o, v: str(o["exp_month"]) == v),
+                 "exp_year": Where(lambda s, o, v: str(o["exp_year"]) == v), "last4": Equals("last4"),
+                 "personalization_design": Equals("personalization_design"),
+                 "status": Choice("status", ("active", "canceled", "inactive")),
+                 "type": Choice("type", ("physical", "virtual"))},
+        expandable=frozenset({"personalization_design", "replaced_by", "replacement_for"}),
+        generator="issuing_card", share=0.004,
+    ),
+    EmulatedObject(
+        "issuing_authorizations", "issuing.authorization", "/v1/issuing/authorizations",
+        "/v1/issuing/authorizations/{id}", "rak_issuing_authorization_read", "issuing_authorization",
+        filters={"card": Equals("card"), "cardholder": Equals("cardholder"),
+                 "status": Choice("status", ("closed", "expired", "pending", "reversed"))},
+        expandable=frozenset({"cardholder", "token"}), generator="issuing_authorization", share=0.008,
+    ),
+    EmulatedObject(
+        "issuing_transactions", "issuing.transaction", "/v1/issuing/transactions", "/v1/issuing/transactions/{id}",
+        "rak_issuing_transaction_read", "issuing_transaction",
+        filters={"card": Equals("card"), "cardholder": Equals("cardholder"),
+                 "type": Choice("type", ("capture", "refund"))},
+        expandable=frozenset({"authorization", "balance_transaction", "card", "cardholder", "dispute", "token"}),
+    ),
+    EmulatedObject(
+        "issuing_disputes", "issuing.dispute", "/v1/issuing/disputes", "/v1/issuing/disputes/{id}",
+        "rak_issuing_dispute_read", "issuing_dispute",
+        filters={"status": Choice("status", ("expired", "lost", "submitted", "unsubmitted", "won")),
+                 "transaction": Equals("transaction")},
+        expandable=frozenset({"transaction"} | {f"evidence.{kind}.additional_documentation" for kind in (
+            "canceled", "duplicate", "fraudulent", "merchandise_not_as_described", "no_valid_authorization",
+            "not_received", "other", "service_not_as_described")} | {f"evidence.duplicate.{name}" for name in (
+                "card_statement", "cash_receipt", "check_image")}),
+        generator="issuing_dispute", share=0.002,
+    ),
+    # --- files (uploads: dispute evidence, logos) and the links that share them
+    EmulatedObject(
+        "files", "file", "/v1/files", "/v1/files/{id}", "rak_file_read", "file",
+        filters={"purpose": Equals("purpose")}, generator="file", share=0.003, livemode=False,
+    ),
+    EmulatedObject(
+        "file_links", "file_link", "/v1/file_links", "/v1/file_links/{id}", "rak_file_link_read",
+        filters={"expired": Flag("expired"), "file": Equals("file")},
+        expandable=frozenset({"file"}), generator="file_link", share=0.002,
     ),
     # --- the change log
     EmulatedObject(

@@ -12,13 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from .builder import API_VERSION, EVENT_WINDOW, Ids
-from .contracts import Contracts
+from .issuing import Issuing
 from .objects import BY_NAME, LISTED
 
 __all__ = ["API_VERSION", "Ids", "WorldBuilder"]
 
 
-class WorldBuilder(Contracts):
+class WorldBuilder(Issuing):
     def build(self) -> None:
         for entry in LISTED:
             if not entry.generator:
@@ -85,11 +85,30 @@ class WorldBuilder(Contracts):
             self._change_invoices(lo)
             self._checkout_and_radar(lo, at)
             self._billing_agreements(lo, at)
+            self._issuing_and_files(lo, at)
             if fee := self.application_fee(created=at(), refunds=0):
                 self.refund_fee(fee, 2, self._during(fee, lo))
                 if refund := self._live("application_fee_refunds"):  # `application_fee.refund.updated`
                     self.change("application_fee_refunds", refund, self._during(refund, lo),
                                 metadata={"reason": "goodwill"})
+
+    def _issuing_and_files(self, lo: int, at: Any) -> None:
+        """Cards issued and canceled, cardholders updated, authorizations held and captured, disputes filed
+        and decided, files uploaded and shared."""
+        holder = self.issuing_cardholder(created=at(), status="active")
+        card = self.issuing_card(holder, created=self.later(holder, lo))
+        self.issuing_authorization(card, created=self.later(card, lo), status="pending")
+        for status in ("closed", "reversed", "declined"):
+            self.issuing_authorization(card, created=self.later(card, lo), status=status)
+        if held := self._live("issuing_authorizations", lambda a: a["status"] == "pending"):
+            self.capture(held, self._during(held, lo))
+        self.issuing_dispute(created=at(), status="won")
+        if other := self._live("issuing_cardholders", lambda c: c["status"] == "active" and c["id"] != holder["id"]):
+            self.update_cardholder(other, self._during(other, lo), email="cards@example.com")
+        if old := self._live("issuing_cards", lambda c: c["status"] == "active" and c["id"] != card["id"]):
+            self.change("issuing_cards", old, self._during(old, lo), status="canceled", cancellation_reason="lost")
+        upload = self.file(created=at(), links=1)
+        self.file_link(upload, self._during(upload, lo))
 
     def _billing_agreements(self, lo: int, at: Any) -> None:
         """Quotes finalized and accepted, schedules started and canceled, credit granted and voided, meters
@@ -243,6 +262,8 @@ class WorldBuilder(Contracts):
             fields.setdefault("updated", at)
         if resource == "invoiceitems":
             return self._update_invoiceitem(obj, at, **fields)
+        if resource == "issuing_cardholders":
+            return self.update_cardholder(obj, at, **fields)
         changed = self.change(resource, obj, at, **fields)
         twin = {"prices": "plans", "plans": "prices"}.get(resource)
         if twin and obj["id"] in self.store.collections[twin].objects:

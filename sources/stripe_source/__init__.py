@@ -66,7 +66,7 @@ def stripe_source(
     Args:
         credentials: key (sk_/rk_ or OAuth access token) and optional connected account; read from
             `[sources.stripe.credentials]`, SOURCES__STRIPE__CREDENTIALS__API_KEY or STRIPE_API_KEY.
-        resources: tables or groups to load (payments, billing, connect, issuing, files, core, default,
+        resources: tables or groups to load (payments, billing, connect, issuing, documents, core, default,
             all); default: every table on by default. Sub-list tables load with their parent.
         start_date / end_date: bound `created` (ISO 8601 strings, dates, datetimes or Unix seconds).
             An end_date makes the run a stateless backfill window.

@@ -80,9 +80,10 @@ class StripeObject:
     deletable: bool = False  # Stripe emits `<object>.deleted` for it
     singleton: bool = False  # one object, not a list (the account)
     history: bool = False  # a singleton appended each run with the time it was read (the balance)
-    group: str = ""  # `--resources` takes groups: payments, billing, connect, issuing, files, core
+    group: str = ""  # `--resources` takes groups: payments, billing, connect, issuing, documents, core
     default: bool = True  # loaded without `--resources`; off: it would dominate a backfill (fan-outs)
     expand: tuple[str, ...] = ()  # fields Stripe returns only when expanded, always asked for (`tiers`)
+    drop: tuple[str, ...] = ()  # fields left out of its rows: another table holds them (a file's links)
 
     @property
     def tables(self) -> tuple[str, ...]:
@@ -446,6 +447,29 @@ CATALOG: tuple[StripeObject, ...] = (
         ),
         _entry("application_fee_refunds", "fee_refund", None, "rak_application_fee_read", parent="application_fees",
                events=("application_fee.refund.",)),  # a refund changed alone: its fee's refunds read again
+    ),
+    *_group(
+        "issuing",
+        _entry("issuing_cardholders", "issuing.cardholder", "/v1/issuing/cardholders", "rak_issuing_cardholder_read",
+               events=("issuing_cardholder.",)),
+        # a card embeds its cardholder as it was when the card last changed (a cardholder's change is its own event)
+        _entry("issuing_cards", "issuing.card", "/v1/issuing/cards", "rak_issuing_card_read", events=("issuing_card.",),
+               timestamps=("shipping__eta",)),
+        _entry("issuing_authorizations", "issuing.authorization", "/v1/issuing/authorizations",
+               "rak_issuing_authorization_read", events=("issuing_authorization.",)),
+        _entry("issuing_transactions", "issuing.transaction", "/v1/issuing/transactions",
+               "rak_issuing_transaction_read", events=("issuing_transaction.",)),
+        _entry("issuing_disputes", "issuing.dispute", "/v1/issuing/disputes", "rak_issuing_dispute_read",
+               events=("issuing_dispute.",)),
+    ),
+    *_group(
+        "documents",
+        # A file never changes (only `file.created`); its `links` are the file_links table.
+        _entry("files", "file", "/v1/files", "rak_file_read", mutable=False, drop=("links",),
+               timestamps=("expires_at",)),
+        # A link expires with time, announced by no event: the list is read whole each run.
+        _entry("file_links", "file_link", "/v1/file_links", "rak_file_link_read", created_filter=False,
+               timestamps=("expires_at",)),
     ),
     *_group(
         "core",

@@ -53,6 +53,8 @@ def shape_objects(
                 tables[sub.table].append(removed_row(sub, obj["id"], account_id, "emptied"))
             if embedded.get("has_more"):
                 sub_pages.append((sub, obj["id"], items[-1]["id"] if items else None))
+        for name in entry.drop:
+            obj.pop(name, None)
         obj["stripe_account_id"] = account_id
         rows.append(obj)
     if wanted is not None and entry.table not in wanted:

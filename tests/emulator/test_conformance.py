@@ -61,6 +61,12 @@ NOT_ALWAYS_RETURNED: dict[str, set[str]] = {
     "topup": {"payment_method", "payment_method_options"},
     "item": {"discounts", "taxes"},  # expand
     "quote": {"line_items"},  # expand
+    "issuing.authorization": {"fraud_challenges", "treasury"},
+    "issuing.card": {"cvc", "number",  # expand
+                     "financial_account"},  # Treasury only
+    "issuing.transaction": {"purchase_details",  # expand
+                            "treasury"},
+    "issuing.dispute": {"treasury"},
 }
 # Objects with a `type` carry the sub-object named after it (`card` for a card payment method) and
 # not those of the other types.
