@@ -263,16 +263,16 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def print_left_out(resources: str | None) -> None:
-    """Name the tables off by default that this run could have loaded, and how to load them."""
+    """Name the tables off by default this run could have loaded, why they are off, and how to load them."""
     from stripe_source.catalog import BY_TABLE
-    from stripe_source.listing import cost
+    from stripe_source.listing import why_off
     from stripe_source.options import select_tables
     from stripe_source.selection import left_out
 
-    skipped = left_out(select_tables(resources))
+    skipped = left_out(select_tables(resources), given=bool(resources))
     if skipped:
-        print("Off by default (each costs " + "; ".join(f"{t}: {cost(BY_TABLE[t])}" for t in skipped)
-              + f"): load them with --resources default,{','.join(skipped)} (or --resources all)")
+        print("Off by default: " + "; ".join(f"{t} ({why_off(BY_TABLE[t])})" for t in skipped)
+              + f". Load them with --resources default,{','.join(skipped)} (or a group, or all)")
 
 
 def cmd_tables(args: argparse.Namespace) -> int:

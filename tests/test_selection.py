@@ -9,7 +9,7 @@ from stripe_source.catalog import BY_TABLE, CATALOG, GROUPS
 from stripe_source.errors import InvalidInput
 from stripe_source.listing import describe, render_text
 from stripe_source.options import select_tables
-from stripe_source.selection import left_out
+from stripe_source.selection import costly, left_out
 
 
 def tables_of(selection: dict[str, frozenset[str]]) -> set[str]:
@@ -22,8 +22,14 @@ def test_no_resources_selects_every_table_on_by_default():
 
 
 @pytest.mark.parametrize("group", sorted(GROUPS))
-def test_a_group_selects_its_tables_that_are_on_by_default(group):
-    assert tables_of(select_tables(group)) == {t for t in GROUPS[group] if BY_TABLE[t].default}
+def test_a_group_selects_its_tables_but_the_costly_fan_outs(group):
+    assert tables_of(select_tables(group)) == {t for t in GROUPS[group] if BY_TABLE[t].default or not costly(t)}
+
+
+def test_issuing_is_off_by_default_and_one_group_away():
+    # Stripe refuses Issuing's lists to an account that does not use it
+    assert not any(BY_TABLE[t].default for t in GROUPS["issuing"])
+    assert tables_of(select_tables("default,issuing")) >= set(GROUPS["issuing"])
 
 
 def test_all_adds_what_is_off_by_default_and_a_named_table_needs_no_group():
@@ -34,10 +40,17 @@ def test_all_adds_what_is_off_by_default_and_a_named_table_needs_no_group():
     assert select_tables("payment_methods") == {"customers": frozenset({"payment_methods"})}
 
 
-def test_what_a_run_leaves_out_by_default_is_named():
-    assert set(left_out(select_tables(None))) == {e.table for e in CATALOG if not e.default and e.parent}
+def test_what_a_run_leaves_out_by_default_is_named(capsys):
+    from pipelines.stripe_pipeline import print_left_out
+
+    assert set(left_out(select_tables(None), given=False)) == {e.table for e in CATALOG if not e.default}
     assert left_out(select_tables("all")) == []
     assert left_out(select_tables("charges")) == []  # their parents are not read either
+    assert left_out(select_tables("customers")) == ["payment_methods", "customer_balance_transactions"]
+    print_left_out(None)
+    note = capsys.readouterr().out
+    assert "payment_methods (1 request per customer)" in note and "issuing_cards (needs Stripe Issuing" in note
+    assert "--resources default,setup_attempts,payment_methods" in note
 
 
 def test_no_group_is_named_like_a_table():

@@ -30,7 +30,7 @@ from .client import (
 )
 from .connection import check_connection
 from .credentials import StripeCredentials, resolve_credentials
-from .listing import cost
+from .listing import why_off
 from .options import DateLike, check_start_is_past, check_tuning, check_window, parse_date, select_tables
 from .plan import RunBounds
 from .resource import read
@@ -87,9 +87,9 @@ def stripe_source(
     check_window(start, end)
     check_tuning(lookback_seconds, workers, max_requests_per_second, max_requests_per_endpoint, flatten_processes)
     selection = select_tables(resources)
-    for table in left_out(selection):
+    for table in left_out(selection, given=bool(resources)):
         logger.info("%s is off by default (%s): name it in `resources` (or give 'all') to load it", table,
-                    cost(BY_TABLE[table]))
+                    why_off(BY_TABLE[table]))
     creds = resolve_credentials(credentials)
     api_base = (api_base or os.environ.get(API_BASE_ENV) or DEFAULT_API_BASE).rstrip("/")
     connect_base = connect_base or os.environ.get(CONNECT_BASE_ENV) or DEFAULT_CONNECT_BASE

@@ -84,6 +84,9 @@ class StripeObject:
     default: bool = True  # loaded without `--resources`; off: it would dominate a backfill (fan-outs)
     expand: tuple[str, ...] = ()  # fields Stripe returns only when expanded, always asked for (`tiers`)
     drop: tuple[str, ...] = ()  # fields left out of its rows: another table holds them (a file's links)
+    # Fields kept as one JSON column instead of dlt's flattened columns and nested tables: objects of
+    # other tables embedded whole (an authorization's card), deep structures read as a whole (phases).
+    json: tuple[str, ...] = ()
 
     @property
     def tables(self) -> tuple[str, ...]:
@@ -233,6 +236,9 @@ CATALOG: tuple[StripeObject, ...] = (
         StripeObject(
             "balance", "balance", "/v1/balance", "rak_balance_read", created_filter=False, singleton=True, history=True,
             timestamps=("read_at",),  # no `created`: the balance is not an object Stripe made at some time
+            # amounts per currency, a handful: one row per run reads them whole
+            json=("available", "pending", "connect_reserved", "instant_available", "issuing",
+                  "refund_and_dispute_prefunding"),
         ),
     ),
     *_group(
@@ -383,8 +389,9 @@ CATALOG: tuple[StripeObject, ...] = (
             events=("subscription_schedule.",),
             timestamps=("canceled_at", "completed_at", "released_at", "current_phase__start_date",
                         "current_phase__end_date"),
+            json=("phases",),  # phases of items of prices, three lists deep: read as a whole
         ),
-        # A quote's list takes no `created`: it is read whole each run (its line items with it).
+        # A quote's list takes no `created`: read whole on a first load, then through events (and drafts).
         _entry(
             "quotes",
             "quote",
@@ -396,6 +403,8 @@ CATALOG: tuple[StripeObject, ...] = (
                 SubList("line_items", "quote_line_items", "/v1/quotes/{id}/line_items", parent_column="quote",
                         expand=True),
             ),
+            # Stripe announces no change of a draft (`quote.updated` does not exist): drafts are read again
+            rechecks=(Recheck((("status", "draft"),)),),
             timestamps=("expires_at", "status_transitions__accepted_at", "status_transitions__canceled_at",
                         "status_transitions__finalized_at"),
         ),
@@ -450,17 +459,20 @@ CATALOG: tuple[StripeObject, ...] = (
     ),
     *_group(
         "issuing",
+        # Off by default: Stripe refuses these lists to an account that does not use Issuing ("Your account
+        # is not set up to use Issuing").
         _entry("issuing_cardholders", "issuing.cardholder", "/v1/issuing/cardholders", "rak_issuing_cardholder_read",
-               events=("issuing_cardholder.",)),
-        # a card embeds its cardholder as it was when the card last changed (a cardholder's change is its own event)
+               events=("issuing_cardholder.",), default=False),
+        # a card embeds its cardholder whole (the cardholder's own row is in issuing_cardholders)
         _entry("issuing_cards", "issuing.card", "/v1/issuing/cards", "rak_issuing_card_read", events=("issuing_card.",),
-               timestamps=("shipping__eta",)),
+               timestamps=("shipping__eta",), json=("cardholder",), default=False),
         _entry("issuing_authorizations", "issuing.authorization", "/v1/issuing/authorizations",
-               "rak_issuing_authorization_read", events=("issuing_authorization.",)),
+               "rak_issuing_authorization_read", events=("issuing_authorization.",),
+               json=("card", "transactions", "request_history", "balance_transactions"), default=False),
         _entry("issuing_transactions", "issuing.transaction", "/v1/issuing/transactions",
-               "rak_issuing_transaction_read", events=("issuing_transaction.",)),
+               "rak_issuing_transaction_read", events=("issuing_transaction.",), default=False),
         _entry("issuing_disputes", "issuing.dispute", "/v1/issuing/disputes", "rak_issuing_dispute_read",
-               events=("issuing_dispute.",)),
+               events=("issuing_dispute.",), json=("balance_transactions",), default=False),
     ),
     *_group(
         "documents",

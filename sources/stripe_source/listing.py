@@ -55,8 +55,9 @@ def sync_mode(entry: StripeObject) -> str:
         how = f"fan-out per {_noun(parent, sub)}" if sub.fan_out else "with its parent"
         how += ", every run" if sub.every_run else ""
         return how + (" + its own events" if entry.events else "")
-    listed = "incremental" if entry.created_filter else "whole list each run"
-    return f"{listed} + events" if entry.mutable and entry.events else listed
+    if not entry.created_filter:  # its list takes no `created`
+        return "whole list, then events" if entry.mutable and entry.events else "whole list each run"
+    return "incremental + events" if entry.mutable and entry.events else "incremental"
 
 
 def cost(entry: StripeObject) -> str:
@@ -101,3 +102,10 @@ def render_markdown() -> str:
     lines += [f"| `{t.table}` | `{t.endpoint}` | {t.sync} | {'on' if t.default else '**off**'} | `{t.permission}` "
               f"| {t.cost} |" for t in tables()]
     return "\n".join(lines)
+
+
+def why_off(entry: StripeObject) -> str:
+    """Why a table is off by default, in a few words."""
+    if entry.parent is not None and sub_list_of(entry).fan_out:
+        return cost(entry)
+    return f"needs Stripe {entry.group.title()} on the account"

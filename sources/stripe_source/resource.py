@@ -29,6 +29,7 @@ def table_hints(entry: StripeObject, disposition: str) -> Any:
     columns: dict[str, dict[str, Any]] = {name: {"data_type": "timestamp"} for name in entry.timestamps}
     columns["stripe_account_id"] = {"data_type": "text"}
     columns["metadata"] = {"data_type": "json"}  # free-form keys: one column, not one per key
+    columns.update({name: {"data_type": "json"} for name in entry.json})
     merge_key = None
     write: Any = disposition
     if entry.table == "events":
@@ -105,6 +106,8 @@ class ResourceRun:
         if plan.events_since is not None:
             events = run.feed(plan.events_since).events(plan.events_since)
             yield from self._emit(iter([run.digester.digest_objects(events, job)]) if events else iter(()))
+        elif plan.changes_since is not None and not entry.created_filter:
+            pass  # a list without `created` (payment links, quotes): after the first load its events say what is new
         else:
             for digest in run.reader(replace(job, skip_ids=skip)).read(entry, plan.window):
                 rows = digest.tables.get(entry.table)
