@@ -57,7 +57,11 @@ def rows(db: Path, sql: str) -> list[tuple]:
 
 
 def ids(db: Path, table: str, dataset: str = "stripe") -> list[str]:
-    return [r[0] for r in rows(db, f"SELECT id FROM {dataset}.{table}")]
+    """The ids in `table` ([] when it was never created: no run gave it rows)."""
+    try:
+        return [r[0] for r in rows(db, f"SELECT id FROM {dataset}.{table}")]
+    except duckdb.CatalogException:
+        return []
 
 
 def tables(db: Path, dataset: str = "stripe") -> set[str]:

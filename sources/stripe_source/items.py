@@ -129,10 +129,12 @@ class TableBatches:
         self._count: dict[str, int] = {}
         self._given: dict[str, Any] = {}  # per table: the hints the caller gave
         self._hints: dict[str, Any] = {}  # and with dlt's own columns
+        self.filled: set[str] = set()  # tables given rows (tombstones included) by this resource's run
 
     def add(self, rows: TableRows, hints: Any) -> list[Any]:
         """Items to yield now (possibly none): the table's earlier pages once enough are gathered."""
         table = rows.table
+        self.filled.add(table)
         items = self._flush_table(table) if self._given.get(table, hints) is not hints else []
         if self._given.get(table) is not hints:
             self._given[table], self._hints[table] = hints, with_dlt_columns(hints)
@@ -220,7 +222,9 @@ def realign_tables(run: RunTables, roots: Iterable[str], hints: Mapping[str, Any
     A table keeps the disposition of the last run that gave it rows. A merge run whose pages hold
     none for a nested table (no fee details in any new balance transaction) would leave it with its
     first run's disposition: dlt then creates no staging table for it and the root's merge fails
-    on the missing table. An empty item re-declares the table with this run's disposition.
+    on the missing table. An empty item re-declares the table with this run's disposition. Only
+    roots given rows this run need it (no merge runs for the others, whose turn comes with their
+    rows): each realigned table costs a load job.
     """
     schema = source_schema()
     if schema is None:

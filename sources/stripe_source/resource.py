@@ -197,7 +197,8 @@ class ResourceRun:
     def _flush(self) -> Iterator[Any]:
         yield from self.batches.flush()
         if self.run.arrow:
-            yield from realign_tables(self.run.tables, self.entry.tables, self.hints)
+            yield from realign_tables(self.run.tables, [t for t in self.entry.tables if t in self.batches.filled],
+                                      self.hints)
 
 
 def read(run: Extraction, entry: StripeObject, tables: frozenset[str]) -> Iterator[Any]:
