@@ -154,8 +154,8 @@ def run_ours(emu: Emulated, workdir: Path, limits: bool = True, name: str = "our
 
 
 def _ours_child(conn, info: dict, workdir: str, limits: bool, name: str, arrow: bool) -> None:
-    from pipelines.stripe_pipeline import build_pipeline, load
     from stripe_source import stripe_source
+    from stripe_source.cli.commands import build_pipeline, load
 
     tuning = {"max_requests_per_second": GLOBAL_RPS, "max_requests_per_endpoint": ENDPOINT_RPS}
     if not limits:

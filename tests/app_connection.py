@@ -9,8 +9,8 @@ import pytest
 import requests
 import tomlkit
 
-from pipelines import connect_cli
-from pipelines.stripe_pipeline import main
+from stripe_source.cli import connect as connect_cli
+from stripe_source.cli.commands import main
 
 
 def follow(url: str) -> None:

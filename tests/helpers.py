@@ -8,8 +8,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.stripe_pipeline import main
 from stripe_source.catalog import CATALOG
+from stripe_source.cli.commands import main
 
 # Our table name -> the emulator's resource name (Stripe's URL words).
 EMULATOR_RESOURCE = {entry.table: entry.table for entry in CATALOG if not entry.singleton}

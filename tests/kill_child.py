@@ -16,7 +16,7 @@ import threading
 
 from dlt.common.destination.client import RunnableLoadJob
 
-from pipelines.stripe_pipeline import main
+from stripe_source.cli.commands import main
 
 _count = 0
 _lock = threading.Lock()

@@ -34,7 +34,7 @@ def start_run(emu, db: Path, *args: str, key: str | None = None, env: dict[str, 
     """`stripe-pipeline run` in a child process, with this test's dlt project and environment;
     `kill_at` (e.g. "load_job:3"): the child kills itself then (see tests/kill_child.py)."""
     child_env = dict(os.environ, STRIPE_API_KEY=key or emu.api_key, PYTHONPATH=str(ROOT), **(env or {}))
-    module = "pipelines.stripe_pipeline"
+    module = "stripe_source.cli"
     if kill_at:
         child_env["KILL_AT"], module = kill_at, "tests.kill_child"
     command = [sys.executable, "-m", module, "run", "--api-base", emu.api_base, "--duckdb-path", str(db), *args]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.stripe_pipeline import main
+from stripe_source.cli.commands import main
 from stripe_source.errors import EXIT_BAD_INPUT
 from tests.helpers import ids, run_pipeline
 
@@ -104,7 +104,7 @@ def test_a_bad_key_with_a_trailing_newline_is_masked(emulator, monkeypatch, tmp_
 
 
 def test_no_message_can_print_a_key():
-    from pipelines.stripe_pipeline import redact
+    from stripe_source.cli.redaction import redact
 
     fake_live = "sk_" + "live_" + "51HxAbCdEfGhIjKlMnOpQrStUv"  # assembled: no live-looking key in the repo
     line = f"header value 'Bearer {fake_live}\\n' and rk_test_9xY8wV7uT6sR5qP4 and whsec_abc"
@@ -122,7 +122,7 @@ def test_a_log_line_cannot_carry_a_key(monkeypatch, capsys, caplog):
         logging.getLogger("somewhere").warning("retrying with %s", key)
         return 0
 
-    monkeypatch.setattr("pipelines.stripe_pipeline.cmd_run", leaky_run)
+    monkeypatch.setattr("stripe_source.cli.commands.cmd_run", leaky_run)
     assert main(["run"]) == 0
     shown = capsys.readouterr().err + caplog.text
     assert key not in shown and "sk_live_****Ab12" in shown
@@ -150,3 +150,16 @@ def test_a_destination_that_cannot_merge_is_refused(emulator, monkeypatch, tmp_p
     assert "load into duckdb (the default) or a warehouse" in line
     assert emulator.stats()["requests_total"] == 0
     assert not bucket.exists() or not any(bucket.rglob("*.*"))
+
+
+def test_version_names_the_package_the_api_version_and_dlt(capsys):
+    import dlt
+
+    from stripe_source import API_VERSION, __version__
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    expected = f"stripe-pipeline {__version__} (Stripe API {API_VERSION}, dlt {dlt.__version__})"
+    assert capsys.readouterr().out.strip() == expected
+    assert __version__ != "0+unknown"  # installed: the version comes from the distribution

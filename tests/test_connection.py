@@ -19,7 +19,7 @@ import pytest
 import requests
 import tomlkit
 
-from pipelines import connect_cli
+from stripe_source.cli import connect as connect_cli
 from stripe_source.client import StripeApi
 from stripe_source.connection import (
     CallbackServer,
@@ -114,7 +114,7 @@ def test_restricted_key_lists_what_it_can_and_cannot_read(fresh_emulator, dlt_pr
 
 def test_the_permission_report_covers_sub_list_and_fan_out_tables(fresh_emulator, dlt_project, monkeypatch, capsys):
     # a fan-out reads its parent's list and its own endpoint: each permission is checked where it is needed
-    from pipelines.stripe_pipeline import main
+    from stripe_source.cli.commands import main
 
     key = fresh_emulator.add_key(kind="restricted", permissions={"customers": "read", "events": "read",
                                                                  "balance": "read"})
@@ -135,7 +135,7 @@ def test_restricted_key_without_events_is_refused_before_it_loads(fresh_emulator
                                                                   caplog):
     # runs after the first follow changes through /v1/events: without that permission the first
     # run would pass and every later one fail, so the first one says so
-    from pipelines.stripe_pipeline import main
+    from stripe_source.cli.commands import main
 
     tables = {"charges": "read", "customers": "read"}
     key = fresh_emulator.add_key(kind="restricted", permissions=tables)
@@ -221,7 +221,7 @@ def test_connect_and_run_agree_when_the_key_cannot_reach_the_account(fresh_emula
                                                                      capsys, caplog):
     # one connection check for both: `connect` said re-authenticate (3) while `run` started
     # extracting and failed on its first list with "permission missing" (4)
-    from pipelines.stripe_pipeline import main
+    from stripe_source.cli.commands import main
 
     unknown, key = "acct_1NotConnectedHere", fresh_emulator.api_key
     assert connect_with_key(fresh_emulator, key, "--account", unknown, monkeypatch=monkeypatch) == EXIT_REAUTHENTICATE
@@ -447,7 +447,7 @@ def test_disconnect_removes_the_credentials_even_when_stripe_cannot_deauthorize(
 
 
 def test_a_failure_is_the_same_exit_code_with_debug_output(fresh_emulator, dlt_project, monkeypatch, capsys):
-    from pipelines.stripe_pipeline import main
+    from stripe_source.cli.commands import main
 
     monkeypatch.setenv("STRIPE_PIPELINE_DEBUG", "1")
     monkeypatch.setenv("STRIPE_API_KEY", "sk_test_neverissued000000")
@@ -513,7 +513,7 @@ def test_disconnect_deauthorizes_and_removes(fresh_emulator, dlt_project, monkey
 def test_run_uses_what_connect_stored_and_asks_to_reauthenticate_after_revoke(
     fresh_emulator, dlt_project, monkeypatch, capsys, caplog
 ):
-    from pipelines.stripe_pipeline import main
+    from stripe_source.cli.commands import main
 
     marker = fresh_emulator.add_key("sk_test_MARKERconnect" + "Zq81Lx0Pw4", kind="secret")
     monkeypatch.setattr(sys, "stdin", io.StringIO(marker + "\n"))

@@ -15,8 +15,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.stripe_pipeline import main
 from stripe_emulator import Emulator, FaultConfig
+from stripe_source.cli.commands import main
 from stripe_source.errors import EXIT_BAD_INPUT, EXIT_LOAD_FAILED, EXIT_STRIPE_UNAVAILABLE
 from tests.helpers import assert_no_duplicates, ids, run_pipeline
 

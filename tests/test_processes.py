@@ -1,6 +1,6 @@
 """Real processes: two runs of one pipeline at once (cron overlap), kill -9, Ctrl-C and SIGTERM.
 
-Each run is `python -m pipelines.stripe_pipeline run` against an emulator in this process, paced
+Each run is `python -m stripe_source.cli run` against an emulator in this process, paced
 slowly enough (--max-rps) that the first run is still extracting when the test acts on it.
 """
 
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.run_lock import lock_path
 from stripe_emulator import Emulator
+from stripe_source.cli.run_lock import lock_path
 from stripe_source.errors import EXIT_INTERRUPTED, EXIT_RUN_IN_PROGRESS
 from tests.helpers import assert_equals_emulator, run_pipeline
 
@@ -33,7 +33,7 @@ def world() -> Iterator[Emulator]:
 def start_run(emu: Emulator, db: Path, *args: str, session: bool = False) -> subprocess.Popen:
     """`session`: in a process group of its own, as a terminal's foreground job is."""
     env = dict(os.environ, STRIPE_API_KEY=emu.api_key)
-    command = [sys.executable, "-m", "pipelines.stripe_pipeline", "run", "--api-base", emu.api_base,
+    command = [sys.executable, "-m", "stripe_source.cli", "run", "--api-base", emu.api_base,
                "--duckdb-path", str(db), *args]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=session)

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipelines.stripe_pipeline import PIPELINE_NAME
+from stripe_source.cli.commands import PIPELINE_NAME
 from tests.helpers import ids
 
 README = Path(__file__).parents[1] / "README.md"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.stripe_pipeline import main
 from stripe_source.catalog import BY_TABLE, CATALOG, GROUPS
+from stripe_source.cli.commands import main
 from stripe_source.errors import InvalidInput
 from stripe_source.listing import describe, render_text
 from stripe_source.options import select_tables
@@ -41,7 +41,7 @@ def test_all_adds_what_is_off_by_default_and_a_named_table_needs_no_group():
 
 
 def test_what_a_run_leaves_out_by_default_is_named(capsys):
-    from pipelines.stripe_pipeline import print_left_out
+    from stripe_source.cli.commands import print_left_out
 
     assert set(left_out(select_tables(None), given=False)) == {e.table for e in CATALOG if not e.default}
     assert left_out(select_tables("all")) == []

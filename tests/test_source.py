@@ -231,7 +231,7 @@ def test_dates_iso_8601_or_unix_seconds(value, expected):
 def test_a_permission_refused_during_the_run_is_named_without_the_key():
     import stripe
 
-    from pipelines.stripe_pipeline import user_error
+    from stripe_source.cli.commands import user_error
 
     refused = stripe.PermissionError(
         "The provided key 'rk_test_********************wXyZ' does not have the required permissions for this "
@@ -250,7 +250,7 @@ def test_a_permission_refused_during_the_run_is_named_without_the_key():
 
 def test_missing_key_says_how_to_connect(emulator, monkeypatch, tmp_path, capsys):
     monkeypatch.delenv("STRIPE_API_KEY", raising=False)
-    from pipelines.stripe_pipeline import main
+    from stripe_source.cli.commands import main
 
     assert main(["run", "--api-base", emulator.api_base, "--duckdb-path", str(tmp_path / "x.duckdb")]) == 2
     assert "stripe-pipeline connect" in capsys.readouterr().err

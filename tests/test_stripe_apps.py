@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from pipelines.stripe_pipeline import main
 from stripe_emulator import Emulator
+from stripe_source.cli.commands import main
 from tests.app_connection import connect_app, stored, token_posts
 from tests.helpers import assert_equals_emulator, ids
 from tests.processes import finish, start_run

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.stripe_pipeline import main
+from stripe_source.cli.commands import main
 from stripe_source.connection import (
     TokenRefresher,
     TokenStore,

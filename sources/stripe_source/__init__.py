@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator, Sequence
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import dlt
@@ -38,7 +39,12 @@ from .run import SUB_LIST_WORKERS, Extraction
 from .selection import left_out
 from .workers import default_processes
 
-__all__ = ["stripe_source", "StripeCredentials", "CATALOG", "API_VERSION"]
+try:
+    __version__ = version("dlt-source-stripe")
+except PackageNotFoundError:  # imported from a checkout without installing
+    __version__ = "0+unknown"
+
+__all__ = ["stripe_source", "StripeCredentials", "CATALOG", "API_VERSION", "__version__"]
 
 logger = logging.getLogger(__name__)
 

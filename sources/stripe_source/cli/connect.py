@@ -37,6 +37,8 @@ from stripe_source.connection import (
 from stripe_source.credentials import API_KEY_ENV, StripeCredentials
 from stripe_source.errors import CONNECT_COMMAND, EXIT_OK, InvalidInput, StripeSourceError
 
+from .redaction import redact  # the same safety net as `run`: no key in any message
+
 
 def add_commands(subparsers: Any) -> None:
     """Add `connect` and `disconnect` to the CLI's argparse subparsers; `args.handler(args)` runs them."""
@@ -295,7 +297,6 @@ def _shown(path: os.PathLike[str]) -> str:
 
 
 def _fail(exc: StripeSourceError) -> int:
-    from pipelines.stripe_pipeline import redact  # the same safety net as `run`: no key in any message
 
     print(f"Error: {redact(str(exc))}", file=sys.stderr)
     return exc.exit_code
