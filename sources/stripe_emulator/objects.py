@@ -419,7 +419,9 @@ OBJECTS: tuple[EmulatedObject, ...] = (
     EmulatedObject(
         "balance_transactions", "balance_transaction", "/v1/balance_transactions", "/v1/balance_transactions/{id}",
         "rak_balance_transaction_source_read",
-        filters={"currency": Equals("currency"), "payout": Where(_payout_settled), "source": Equals("source"),
+        filters={"currency": Equals("currency"),
+                 "payout": Where(_payout_settled, index=lambda store, payout: store.settled.get(payout, ())),
+                 "source": Equals("source"),
                  "type": Equals("type")},
         rules=ListRules(checks=(_automatic_payout,)),
         expandable=frozenset({"source"}), livemode=False,

@@ -436,7 +436,7 @@ class Payments(Builder):
         amount = max(amount, 100)
         txn = self.balance_transaction(payout_id, -amount, currency, created, "payout")
         if automatic:
-            self.store.settled_by[txn["id"]] = payout_id
+            self.store.settle(txn["id"], payout_id)
         arrival = created + 2 * 86400
         payout = {
             "id": payout_id, "object": "payout", "amount": amount, "application_fee": None,
@@ -484,7 +484,7 @@ class Payments(Builder):
         while queue and queue[-1]["available_on"] <= at:
             txn = queue.pop()
             settled.append(txn)
-            self.store.settled_by[txn["id"]] = payout_id
+            self.store.settle(txn["id"], payout_id)
         return settled
 
 

@@ -135,6 +135,7 @@ class Store:
         self.where: dict[str, str] = {}  # object id -> its entry (for `expand`)
         self.deleted: dict[str, set[str]] = {entry.name: set() for entry in OBJECTS}
         self.settled_by: dict[str, str] = {}  # balance transaction -> the automatic payout that paid it out
+        self.settled: dict[str, list[str]] = {}  # automatic payout -> the balance transactions it paid out
         self.undelivered: set[str] = set()  # events whose webhooks are pending or failed
         # rendered JSON of live (changed) objects: id -> entry -> bytes (a price and its plan share an id)
         self._bytes: dict[str, dict[str, bytes]] = {}
@@ -156,6 +157,11 @@ class Store:
     def relate(self, relation: str, parent: str, object_id: str) -> None:
         self.relations.setdefault(relation, {}).setdefault(parent, []).append(object_id)
         self._bytes.pop(parent, None)
+
+    def settle(self, txn_id: str, payout_id: str) -> None:
+        """An automatic payout paid this balance transaction out (`balance_transactions?payout=`)."""
+        self.settled_by[txn_id] = payout_id
+        self.settled.setdefault(payout_id, []).append(txn_id)
 
     def related(self, relation: str, parent: str) -> list[str]:
         return self.relations.get(relation, {}).get(parent, [])

@@ -7,14 +7,34 @@ an application fee refund updated. A sub-list table holds each parent's items as
 key is the parent), so one item's snapshot would replace its siblings: the parent's list is read
 again whole, one request per parent. An item whose last event says it left the list
 (`payment_method.detached`: it names no customer any more) has the list of the parent it had (as the
-destination holds it) read again.
+destination holds it) read again. A sub-list no event announces at all (a product's features) is
+read again for every parent, every run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from .catalog import BY_TABLE, StripeObject, SubList, object_for_event
+
+if TYPE_CHECKING:
+    from .run import Extraction
+
+
+def sub_lists_to_read(run: Extraction, entry: StripeObject, wanted: frozenset[str], since: int,
+                      handled: frozenset[str]) -> list[tuple[SubList, str]]:
+    """(sub-list, parent id) to read again whole on an incremental run, beyond the parents that
+    changed themselves (`handled`): those whose items' own events the feed holds since `since`
+    (an item that left its list: the parent the destination has it under), and the sub-lists no
+    event announces, for every parent."""
+    feed, destination = run.feed(since), run.destination()
+    parents, orphans = item_changes(lambda: feed.events(since), entry, wanted, handled)
+    for sub, item_ids in orphans.items():
+        had = destination.column_of(sub.table, run.account, item_ids, sub.parent_column)
+        parents += [(sub, parent) for parent in sorted(set(had.values()) - handled) if (sub, parent) not in parents]
+    return parents + every_run(entry, wanted, lambda table, column: destination.ids(table, run.account, column),
+                               handled)
 
 
 def item_changes(events: Callable[[], Iterable[dict]], entry: StripeObject, wanted: frozenset[str],

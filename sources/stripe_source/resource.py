@@ -14,7 +14,7 @@ from .catalog import BY_TABLE, StripeObject, sub_list_of
 from .changes import ObjectChanges, is_complete
 from .client import API_VERSION
 from .cursors import cursors_of, save_cursors
-from .item_changes import every_run, item_changes
+from .item_changes import sub_lists_to_read
 from .items import TableBatches, plan_for, realign_tables
 from .pages import Digest, PageJob
 from .plan import ResourcePlan, plan_resource
@@ -94,14 +94,7 @@ class ResourceRun:
             current, vanished = self._current(changes, known)
             yield from self._emit_rows(tombstone_rows(entry, [*changes.deleted, *vanished], run.account, self.tables))
             yield from self._emit(run.reader(job).complete(entry, current))
-            feed = run.feed(plan.changes_since)
-            parents, orphans = item_changes(lambda: feed.events(plan.changes_since), entry, self.tables, changes.ids)
-            for sub, item_ids in orphans.items():  # left their list: the parent they had, per the destination
-                had = run.destination().column_of(sub.table, run.account, item_ids, sub.parent_column)
-                parents += [(sub, parent) for parent in sorted(set(had.values()) - changes.ids)
-                            if (sub, parent) not in parents]
-            parents += every_run(entry, self.tables, lambda table, column: run.destination().ids(
-                table, run.account, column), changes.ids)
+            parents = sub_lists_to_read(run, entry, self.tables, plan.changes_since, changes.ids)
             yield from self._emit(run.reader(job).read_sub_lists(entry, parents))
         if plan.events_since is not None:
             events = run.feed(plan.events_since).events(plan.events_since)
