@@ -498,6 +498,9 @@ BY_OBJECT: Mapping[str, StripeObject] = MappingProxyType(
     {entry.object: entry for entry in CATALOG if entry.events}
 )
 
+# Endpoints fan-outs read one parent at a time (a list sharing one competes with them for its limit).
+FAN_OUT_PATHS = frozenset(sub.path for entry in CATALOG for sub in entry.sub_lists if sub.fan_out)
+
 GROUPS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {group: tuple(e.table for e in CATALOG if e.group == group) for group in dict.fromkeys(e.group for e in CATALOG)}
 )

@@ -20,7 +20,7 @@ from typing import Any
 
 import stripe
 
-from .catalog import StripeObject, SubList, list_params
+from .catalog import FAN_OUT_PATHS, StripeObject, SubList, list_params
 from .client import PAGE_SIZE, StripeApi
 from .pages import Digest, Digester, PageJob
 from .plan import Window
@@ -182,8 +182,10 @@ class Reader:
                 params.update(task.window.params())
             if task.starting_after:
                 params["starting_after"] = task.starting_after
-            # a list whose objects carry sub-lists feeds the endpoint that bounds a backfill: first in line too
-            return self.api.get_raw(task.path, params, priority=1 if entry.sub_lists else 0)
+            # a list whose objects carry sub-lists feeds the endpoint that bounds a backfill: first in line too;
+            # so is a list whose endpoint a fan-out shares (`balance_transactions?payout=`)
+            first = bool(entry.sub_lists) or task.path in FAN_OUT_PATHS
+            return self.api.get_raw(task.path, params, priority=1 if first else 0)
         sub = task.sub
         params = {"limit": PAGE_SIZE, **{k: v.format(id=task.parent_id) for k, v in sub.params}}
         if task.starting_after:
