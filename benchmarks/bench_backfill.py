@@ -60,29 +60,35 @@ def _serve(conn, options: dict) -> None:
 
 
 def world_needs(emu) -> dict:
-    """Objects per list endpoint and the minimal pages (requests) each endpoint needs."""
-    from stripe_source.catalog import CATALOG
+    """Objects per table a default run loads and the minimal pages (requests) each endpoint needs:
+    a list's pages, the pages of sub-lists beyond the ten embedded, a fan-out's page per parent."""
+    from stripe_source.catalog import BY_TABLE, CATALOG, sub_list_of
+    from stripe_source.shaping import has_sub_list
+    from tests.helpers import expected_objects
 
     objects, pages = {}, Counter()
     # Events age out of Stripe's 30 days while a run reads them: count only those still there
     # ten minutes from now, and treat loading more of them as no loss.
     horizon = emu.now() - 30 * 86400 + 600
     for entry in CATALOG:
-        if entry.singleton:
+        if not entry.default:
             continue
-        name = "invoiceitems" if entry.table == "invoice_items" else entry.table
-        found = emu.objects(name)
-        count = len(found) if name != "events" else sum(1 for e in found if e["created"] >= horizon)
-        objects[entry.table] = count
+        if entry.singleton:
+            pages[entry.path] += 1
+            continue
+        found = expected_objects(emu, entry.table)
+        objects[entry.table] = len(found) if entry.table != "events" else sum(
+            1 for e in found if e["created"] >= horizon)
         if entry.path:
-            pages[entry.path] += max(1, math.ceil(count / 100))
-    for table, _parent_path, sub_path, key in (
-        ("invoice_line_items", "/v1/invoices", "/v1/invoices/{id}/lines", "invoice"),
-        ("credit_note_line_items", "/v1/credit_notes", "/v1/credit_notes/{id}/lines", "credit_note"),
-        ("subscription_items", "/v1/subscriptions", "/v1/subscription_items", "subscription"),
-    ):
-        per_parent = Counter(item.get(key) for item in emu.objects(table))
-        pages[sub_path] += sum(math.ceil((n - 10) / 100) for n in per_parent.values() if n > 10)
+            pages[entry.path] += max(1, math.ceil(objects[entry.table] / 100))
+            continue
+        sub = sub_list_of(entry)
+        per_parent = Counter(item[sub.parent_column] for item in found)
+        if sub.fan_out:  # one request per parent at least, empty or not
+            parents = [p for p in expected_objects(emu, BY_TABLE[entry.parent].table) if has_sub_list(sub, p)]
+            pages[sub.path] += sum(max(1, math.ceil(per_parent[p["id"]] / 100)) for p in parents)
+        else:
+            pages[sub.path] += sum(math.ceil((n - 10) / 100) for n in per_parent.values() if n > 10)
     return {"objects": objects, "pages": dict(pages)}
 
 

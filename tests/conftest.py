@@ -37,12 +37,17 @@ def fresh_emulator() -> Iterator[Emulator]:
 @pytest.fixture(autouse=True)
 def dlt_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Run every test in its own dlt project dir: .dlt/, pipelines and DuckDB files under tmp_path."""
-    project = tmp_path / "project"
+    yield from isolated_project(tmp_path, monkeypatch)
+
+
+def isolated_project(root: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A dlt project dir under `root` for as long as the generator runs (fixtures of any scope)."""
+    project = root / "project"
     (project / ".dlt").mkdir(parents=True)
-    (tmp_path / "local").mkdir()
+    (root / "local").mkdir()
     monkeypatch.setenv("DLT_PROJECT_DIR", str(project))
-    monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("DLT_LOCAL_DIR", str(tmp_path / "local"))
+    monkeypatch.setenv("DLT_DATA_DIR", str(root / "data"))
+    monkeypatch.setenv("DLT_LOCAL_DIR", str(root / "local"))
     monkeypatch.setenv("RUNTIME__DLTHUB_TELEMETRY", "false")
     # The emulator enforces no limits unless a test asks; pacing at test mode's 25 req/s would only
     # slow the suite down (pacing has its own tests).

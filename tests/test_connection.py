@@ -112,6 +112,25 @@ def test_restricted_key_lists_what_it_can_and_cannot_read(fresh_emulator, dlt_pr
     assert "invoice_line_items" not in report.readable | report.unreadable  # shares invoices' permission
 
 
+def test_the_permission_report_covers_sub_list_and_fan_out_tables(fresh_emulator, dlt_project, monkeypatch, capsys):
+    # a fan-out reads its parent's list and its own endpoint: each permission is checked where it is needed
+    from stripe_source.cli.commands import main
+
+    key = fresh_emulator.add_key(kind="restricted", permissions={"customers": "read", "events": "read",
+                                                                 "balance": "read"})
+    report = validate(key, fresh_emulator.api_base)
+    assert report.unreadable["payment_methods"] == "rak_payment_method_read"
+    assert {"customers", "balance"} <= set(report.readable)
+    assert report.unreadable["checkout_sessions"] == "rak_checkout_session_read"
+    monkeypatch.setenv("STRIPE_API_KEY", key)
+    db = dlt_project / "fan_out.duckdb"
+    run = ["run", "--api-base", fresh_emulator.api_base, "--duckdb-path", str(db)]
+    assert main([*run, "--resources", "customers,payment_methods"]) == EXIT_PERMISSION
+    assert "payment_methods (needs 'rak_payment_method_read')" in capsys.readouterr().err
+    assert not db.exists()
+    assert main([*run, "--resources", "customers,balance"]) == EXIT_OK
+
+
 def test_restricted_key_without_events_is_refused_before_it_loads(fresh_emulator, dlt_project, monkeypatch, capsys,
                                                                   caplog):
     # runs after the first follow changes through /v1/events: without that permission the first

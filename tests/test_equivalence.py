@@ -29,7 +29,7 @@ from tests.helpers import rows, run_pipeline
 SEEDS = int(os.environ.get("STRIPE_EQUIVALENCE_SEEDS", "3"))
 ROUNDS = int(os.environ.get("STRIPE_EQUIVALENCE_ROUNDS", "3"))
 SCALE = int(os.environ.get("STRIPE_EQUIVALENCE_SCALE", "300"))
-ROOTS = [entry.table for entry in CATALOG if entry.parent is None]
+ROOTS = [entry.table for entry in CATALOG if entry.parent is None and entry.default]  # what "run all" loads
 
 
 class Changes:
@@ -64,7 +64,7 @@ class Changes:
 
     def create(self, created: int | None = None) -> str:
         resource = self.rng.choice(["charges", "customers", "payment_intents", "products", "invoiceitems",
-                                    "payouts", "refunds"])
+                                    "payouts", "refunds", "checkout_sessions", "setup_intents", "topups"])
         fields: dict = {} if created is None else {"created": created}
         if resource == "refunds":
             charge = self._pick("charges", status="succeeded", refunded=False)
@@ -197,11 +197,17 @@ def marking_the_run_start(emu: Emulator, changes: Changes) -> None:
     emu.count_request = mark_then_count  # type: ignore[method-assign]
 
 
+def without_history(tables: dict) -> dict:
+    """A snapshot without the tables that keep a row per run (the balance): no fresh load can equal them."""
+    history = {entry.table for entry in CATALOG if entry.history}
+    return {name: rows for name, rows in tables.items() if name.split("__")[0] not in history}
+
+
 def assert_equals_a_fresh_load(emu: Emulator, db: Path, fresh_db: Path, monkeypatch: pytest.MonkeyPatch,
                                log: list[str]) -> None:
     monkeypatch.setenv("SOURCES__STRIPE__FLATTEN_PROCESSES", "0")
     assert run_pipeline(emu, monkeypatch, fresh_db, "--pipeline-name", "fresh_load", "--full-refresh") == 0
-    found = differences(snapshot(db), snapshot(fresh_db))
+    found = differences(without_history(snapshot(db)), without_history(snapshot(fresh_db)))
     assert not found, "\n".join(found[:20]) + "\nafter:\n" + "\n".join(log[-40:])
     events = {e["id"]: e for e in emu.objects("events")}
     stored = {i: orjson.loads(data) for i, data in rows(db, "SELECT id, data FROM stripe.events")}

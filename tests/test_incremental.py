@@ -9,16 +9,14 @@ from pathlib import Path
 import pytest
 
 from stripe_source.catalog import CATALOG
-from tests.helpers import EMULATOR_RESOURCE, assert_no_duplicates, ids, rows, run_pipeline
+from tests.helpers import LOADED_BY_DEFAULT, assert_no_duplicates, expected_objects, ids, rows, run_pipeline
 
 LOOKBACK = 300  # the source's default
 
 
 def assert_warehouse_equals_emulator(emu, db: Path) -> None:
-    for entry in CATALOG:
-        if entry.singleton:
-            continue
-        expected = {o["id"]: o for o in emu.objects(EMULATOR_RESOURCE[entry.table])}
+    for entry in LOADED_BY_DEFAULT:
+        expected = {o["id"]: o for o in expected_objects(emu, entry.table)}
         got = ids(db, entry.table)
         assert_no_duplicates(got)
         if entry.table == "events":  # an append-only log keeps what Stripe has expired

@@ -197,8 +197,9 @@ class Emulator:
         """Create an object now (or at `created=`) with its dependents, recording the events Stripe records.
 
         References may be given by id (`customer="cus_..."`, `invoice=`, `charge=`, `subscription=`,
-        `product=`, `price=`, `coupon=`, `transfer=`); other fields override the generated ones.
-        Generator arguments pass through (`status=`, `items=`, `lines=`, `reversals=`, `amount=`).
+        `product=`, `price=`, `coupon=`, `transfer=`, `cardholder=`, `card=`, `transaction=`, `file=`,
+        `payment_link=`); other fields override the generated ones. Generator arguments pass through
+        (`status=`, `items=`, `lines=`, `reversals=`, `refunds=`, `links=`, `mode=`, `amount=`).
         """
         store = self.store(account)
         entry = BY_NAME.get(resource)
@@ -206,13 +207,15 @@ class Emulator:
             raise ValueError(f"create({resource!r}) is not supported by the emulator")
         builder = self._builder(store)
         refs = {"customer": "customers", "invoice": "invoices", "charge": "charges", "subscription": "subscriptions",
-                "product": "products", "price": "prices", "coupon": "coupons", "transfer": "transfers"}
+                "product": "products", "price": "prices", "coupon": "coupons", "transfer": "transfers",
+                "cardholder": "issuing_cardholders", "card": "issuing_cards", "transaction": "issuing_transactions",
+                "file": "files", "payment_link": "payment_links"}
         args: dict[str, Any] = {}
         for name, kind in refs.items():
             if name in fields and isinstance(fields[name], str) and name != resource[:-1]:
                 args[name] = store.get(kind, fields.pop(name))
         for name in ("created", "status", "items", "lines", "reversals", "amount", "currency", "automatic",
-                     "recurring", "quantity"):
+                     "recurring", "quantity", "mode", "refunds", "links", "active"):
             if name in fields:
                 args[name] = fields.pop(name)
         if args.get("created"):
@@ -290,6 +293,65 @@ class Emulator:
         with store.lock:
             builder.reverse_transfer(store.get("transfers", transfer_id), n, at=builder.now)
         return self.get("transfers", transfer_id, account)
+
+    def transition(self, resource: str, object_id: str, event: str, account: str | None = None,
+                   **fields: Any) -> dict:
+        """Change fields now, announced by `<object>.<event>` as Stripe names that step (a checkout session
+        `expired`, a setup intent `canceled`, a top-up `succeeded`), not by `.updated`."""
+        store = self.store(account)
+        builder = self._builder(store)
+        with store.lock:
+            builder.change(resource, store.get(resource, object_id), builder.now, (event,), **fields)
+        return self.get(resource, object_id, account)
+
+    def delete_tax_id(self, tax_id: str, account: str | None = None) -> None:
+        """Remove a customer's tax id: `customer.tax_id.deleted`."""
+        self._change(account, "delete_tax_id", self.store(account).get("tax_ids", tax_id))
+
+    def adjust_customer_balance(self, customer_id: str, amount: int, account: str | None = None) -> dict:
+        """A balance transaction of `amount` (negative: a credit), then `customer.updated` with the new balance."""
+        return self._change(account, "adjust_balance", self.store(account).get("customers", customer_id), amount)
+
+    def attach_product_feature(self, product_id: str, account: str | None = None) -> dict:
+        """Grant an entitlement feature with a product (Stripe announces no event for it)."""
+        store = self.store(account)
+        builder = self._builder(store)
+        with store.lock:
+            return copy.deepcopy(builder.attach_feature(store.get("products", product_id)))
+
+    def finalize_quote(self, quote_id: str, account: str | None = None) -> dict:
+        self._change(account, "finalize_quote", self.store(account).get("quotes", quote_id))
+        return self.get("quotes", quote_id, account)
+
+    def accept_quote(self, quote_id: str, account: str | None = None) -> dict:
+        """Accept a finalized quote: its invoice is made, `quote.accepted`."""
+        self._change(account, "accept_quote", self.store(account).get("quotes", quote_id))
+        return self.get("quotes", quote_id, account)
+
+    def capture_issuing_authorization(self, authorization_id: str, account: str | None = None) -> dict:
+        """The merchant captures a pending authorization: a capture transaction, the authorization closes."""
+        self._change(account, "capture", self.store(account).get("issuing_authorizations", authorization_id))
+        return self.get("issuing_authorizations", authorization_id, account)
+
+    def detach_payment_method(self, payment_method_id: str, account: str | None = None) -> dict:
+        """Detach a payment method from its customer: `payment_method.detached` (its `customer` is null)."""
+        return self._change(account, "detach_payment_method",
+                            self.store(account).get("payment_methods", payment_method_id))
+
+    def close_review(self, review_id: str, reason: str = "approved", account: str | None = None) -> dict:
+        store = self.store(account)
+        builder = self._builder(store)
+        with store.lock:
+            builder.close_review(store.get("reviews", review_id), builder.now, reason)
+        return self.get("reviews", review_id, account)
+
+    def refund_application_fee(self, fee_id: str, n: int, account: str | None = None) -> dict:
+        """Refund an application fee in `n` parts: each sends `application_fee.refunded` with its new totals."""
+        store = self.store(account)
+        builder = self._builder(store)
+        with store.lock:
+            builder.refund_fee(store.get("application_fees", fee_id), n, at=builder.now)
+        return self.get("application_fees", fee_id, account)
 
     def emit_event(self, type: str, obj: dict, previous_attributes: dict | None = None,
                    account: str | None = None) -> dict:

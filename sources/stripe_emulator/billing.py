@@ -125,7 +125,7 @@ class Billing(Catalog):
             self.change("subscriptions", sub, when, ("deleted",), status="canceled", canceled_at=when, ended_at=when,
                         cancellation_details={"comment": None, "feedback": r.choice([None, "too_expensive", "unused"]),
                                               "feedback_option": None, "reason": reason})
-        elif status == "active" and r.random() < 0.08:
+        elif status == "active" and not self.instant and r.random() < 0.08:  # set to end, some time after
             when = self.later(sub)
             self.change("subscriptions", sub, when, cancel_at_period_end=True,
                         cancel_at=max(i["current_period_end"] for i in self.store.children("subscription_items",
@@ -428,6 +428,7 @@ class Billing(Catalog):
                    "is_default": True, "livemode": self.livemode,
                    "payment": {"payment_intent": pi["id"], "type": "payment_intent"},
                    "status": "paid", "status_transitions": {"canceled_at": None, "paid_at": at}}
+        self._cancel_open_payments(invoice, at)
         self.add("invoice_payments", payment)
         self.store.relate("invoice_payments", invoice["id"], payment["id"])
         self.emit("invoice_payment.paid", "invoice_payments", payment["id"], at)
@@ -437,6 +438,13 @@ class Billing(Catalog):
                            next_payment_attempt=None,
                            status_transitions=dict(invoice["status_transitions"], paid_at=at))
 
+    def _cancel_open_payments(self, invoice: dict, at: int) -> None:
+        """A failed attempt's payment ends when the invoice is paid otherwise, voided or written off."""
+        for earlier in self.store.related_objects("invoice_payments", invoice["id"]):
+            if earlier["status"] == "open":
+                self.store.patch("invoice_payments", earlier["id"], status="canceled", is_default=False,
+                                 status_transitions=dict(earlier["status_transitions"], canceled_at=at))
+
     def fail_payment(self, invoice: dict, at: int | None = None) -> dict:
         invoice = self.store.get("invoices", invoice["id"])
         at = at or self.later(invoice)
@@ -445,12 +453,21 @@ class Billing(Catalog):
                                  status="requires_payment_method", created=at,
                                  description=f"Payment for Invoice {invoice['number']}")
         self.store.set_extra(pi["id"], invoice=invoice["id"])
+        if not self.store.related("invoice_payments", invoice["id"]):  # the attempt's payment, still open
+            payment = {"id": self.ids.new("inpay"), "object": "invoice_payment", "amount_paid": None,
+                       "amount_requested": invoice["amount_remaining"], "created": at, "currency": invoice["currency"],
+                       "invoice": invoice["id"], "is_default": True, "livemode": self.livemode,
+                       "payment": {"payment_intent": pi["id"], "type": "payment_intent"}, "status": "open",
+                       "status_transitions": {"canceled_at": None, "paid_at": None}}
+            self.add("invoice_payments", payment)
+            self.store.relate("invoice_payments", invoice["id"], payment["id"])
         return self.change("invoices", invoice, at, ("updated", "payment_failed"), attempted=True,
                            attempt_count=invoice["attempt_count"] + 1, next_payment_attempt=at + 3 * 86400)
 
     def void_invoice(self, invoice: dict, at: int | None = None) -> dict:
         invoice = self.store.get("invoices", invoice["id"])
         at = at or self.later(invoice)
+        self._cancel_open_payments(invoice, at)
         return self.change("invoices", invoice, at, ("updated", "voided"), status="void", amount_remaining=0,
                            auto_advance=False, next_payment_attempt=None,
                            status_transitions=dict(invoice["status_transitions"], voided_at=at))
@@ -458,11 +475,21 @@ class Billing(Catalog):
     def mark_uncollectible(self, invoice: dict, at: int | None = None) -> dict:
         invoice = self.store.get("invoices", invoice["id"])
         at = at or self.later(invoice)
+        self._cancel_open_payments(invoice, at)
         return self.change("invoices", invoice, at, ("updated", "marked_uncollectible"), status="uncollectible",
                            auto_advance=False, next_payment_attempt=None,
                            status_transitions=dict(invoice["status_transitions"], marked_uncollectible_at=at))
 
     # --- credit notes
+    def _creditable(self, invoice: dict) -> bool:
+        """Paid or open, with an amount not credited yet."""
+        if invoice["status"] not in ("paid", "open") or invoice["total"] <= 0:
+            return False
+        now = self.store.get("invoices", invoice["id"])
+        if now["status"] == "paid":
+            return now["amount_paid"] - now["post_payment_credit_notes_amount"] > 0
+        return now["status"] == "open" and now["amount_remaining"] > 0
+
     def credit_note(self, invoice: dict | None = None, created: int | None = None, lines: int | None = None,
                     **fields: Any) -> dict | None:
         """A credit note on a paid (post-payment: refunded or out of band) or open (pre-payment) invoice."""
@@ -471,8 +498,8 @@ class Billing(Catalog):
         if invoice is None:
             n_big = self.big("credit_notes", 11, 40)
             if n_big:
-                invoice = self.pick("big_invoices", lambda i: i["status"] in ("paid", "open") and i["total"] > 0)
-            invoice = invoice or self.pick("invoices", lambda i: i["status"] in ("paid", "open") and i["total"] > 0)
+                invoice = self.pick("big_invoices", self._creditable)
+            invoice = invoice or self.pick("invoices", self._creditable)
         if invoice is None:
             return None
         invoice = self.store.get("invoices", invoice["id"])
@@ -498,8 +525,8 @@ class Billing(Catalog):
             total = note_lines[0]["amount"]
         refund = None
         if post and r.random() < 0.6:
-            pi_id = next((self.store.get("invoice_payments", p)["payment"]["payment_intent"]
-                          for p in self.store.related("invoice_payments", invoice["id"])), None)
+            pi_id = next((p["payment"]["payment_intent"] for p in
+                          self.store.related_objects("invoice_payments", invoice["id"]) if p["status"] == "paid"), None)
             pi = self.store.get("payment_intents", pi_id) if pi_id else None
             if pi and pi["latest_charge"]:
                 refund = self.refund(self.store.get("charges", pi["latest_charge"]), amount=total, created=created,

@@ -177,6 +177,8 @@ class Builder:
         snapshot = self.store.snapshot_bytes(resource, obj["id"])
         entry = BY_NAME[resource]
         prefix = entry.events
+        if prefix is None:  # Stripe announces no change of it (a shipping rate)
+            return changed
         for event in events:
             if event != "updated":
                 self.store.record(f"{prefix}.{event}", snapshot, created=at, delivered=self.delivered(at))

@@ -17,7 +17,8 @@ TAX_CODES = {"txcd_10000000": ("General - Electronically Supplied Services",
                                "involvement."),
              "txcd_10103001": ("Software as a service (SaaS) - business use",
                                "Cloud-based software for business use."),
-             "txcd_99999999": ("General - Tangible Goods", "A physical good that can be moved or touched.")}
+             "txcd_99999999": ("General - Tangible Goods", "A physical good that can be moved or touched."),
+             "txcd_92010001": ("Shipping", "Charges for delivering goods to the buyer.")}
 
 
 def _decimal(amount: int | None) -> str | None:
@@ -67,7 +68,11 @@ class Catalog(Payments):
             self.store.patch("customers", cid, default_source=card["id"])
             customer["default_source"] = card["id"]
         if customer["address"] and customer["address"]["country"] in ("DE", "IE", "FR") and r.random() < 0.5:
-            self.tax_id(customer)
+            for _ in range(self.big("customer_tax_ids", 11, 13) or 1):  # a group's entities: a few have many
+                self.tax_id(customer)
+        if customer["balance"]:  # the credit was granted by an adjustment
+            self.customer_balance_transaction(customer, customer["balance"], "adjustment", created,
+                                              "Credit for a service outage")
         self.store.set_extra(
             cid, invoice_credit_balance={customer["currency"]: -customer["balance"]} if customer["currency"] else {},
             cash_balance={"object": "cash_balance", "available": None, "customer": cid,
@@ -98,10 +103,11 @@ class Catalog(Payments):
         self.store.relate("customer_sources", customer["id"], card["id"])
         return card
 
-    def tax_id(self, customer: dict) -> dict:
+    def tax_id(self, customer: dict, created: int | None = None) -> dict:
         r = self.rng
-        country = customer["address"]["country"]
-        tax_id = {"id": self.ids.new("txi"), "object": "tax_id", "country": country, "created": customer["created"],
+        country = (customer["address"] or {}).get("country") or "DE"
+        created = created or (self.now if self.instant else customer["created"])
+        tax_id = {"id": self.ids.new("txi"), "object": "tax_id", "country": country, "created": created,
                   "customer": customer["id"], "customer_account": None, "livemode": self.livemode,
                   "owner": {"account": None, "application": None, "customer": customer["id"],
                             "customer_account": None, "type": "customer"},
@@ -110,7 +116,91 @@ class Catalog(Payments):
                                    "verified_address": None, "verified_name": None}}
         self.add("tax_ids", tax_id)
         self.store.relate("customer_tax_ids", customer["id"], tax_id["id"])
+        self.emit("customer.tax_id.created", "tax_ids", tax_id["id"], tax_id["created"])
         return tax_id
+
+    def delete_tax_id(self, tax_id: dict, at: int) -> dict:
+        """Gone from the customer's list: `customer.tax_id.deleted` carries it as it was."""
+        self.store.unrelate("customer_tax_ids", tax_id["customer"], tax_id["id"])
+        self.gone.add(tax_id["id"])
+        return self.store.delete("tax_ids", tax_id["id"], when=at if self.recent(at) else None)
+
+    def customer_balance_transaction(self, customer: dict, amount: int, kind: str, created: int,
+                                     description: str | None = None, **links: Any) -> dict:
+        """A change of the customer's credit balance (negative: credit the customer has)."""
+        before = sum(t["amount"] for t in self.store.related_objects("customer_balance_transactions", customer["id"]))
+        txn = {"id": self.ids.new("cbtxn"), "object": "customer_balance_transaction", "amount": amount,
+               "checkout_session": None, "created": created, "credit_note": None,
+               "currency": customer["currency"] or "usd", "customer": customer["id"],
+               "customer_account": customer["customer_account"], "description": description,
+               "ending_balance": before + amount, "invoice": None, "livemode": self.livemode, "metadata": {},
+               "type": kind}
+        txn.update(links)
+        self.add("customer_balance_transactions", txn)
+        self.store.relate("customer_balance_transactions", customer["id"], txn["id"])
+        return txn
+
+    def adjust_balance(self, customer: dict, amount: int, at: int) -> dict:
+        """A credit (negative) or debit added by hand: its transaction, then `customer.updated` (balance)."""
+        customer = self.store.get("customers", customer["id"])
+        self.customer_balance_transaction(customer, amount, "adjustment", at, "Goodwill credit")
+        return self.change("customers", customer, at, balance=customer["balance"] + amount)
+
+    # --- billing meters (what metered prices bill for)
+    def meter(self, created: int | None = None, **fields: Any) -> dict:
+        r = self.rng
+        created = created or self.when()
+        name = r.choice(["api_requests", "storage_gb_hours", "emails_sent", "tokens"])
+        meter = {"id": "mtr_1" + self.ids.new("x")[5:], "object": "billing.meter", "created": created,
+                 "customer_mapping": {"event_payload_key": "stripe_customer_id", "type": "by_id"},
+                 "default_aggregation": {"formula": r.choice(["sum", "sum", "count", "last"])},
+                 "display_name": name.replace("_", " ").title(), "event_name": f"{name}_{r.randint(1, 999)}",
+                 "event_time_window": None, "livemode": self.livemode,
+                 "status": "active", "status_transitions": {"deactivated_at": None}, "updated": created,
+                 "value_settings": {"event_payload_key": "value"}}
+        self.add("meters", meter, fields)
+        self.remember("meters", meter)
+        self.emit("billing.meter.created", "meters", meter["id"], created)
+        return meter
+
+    # --- shipping rates and entitlement features
+    def shipping_rate(self, created: int | None = None, **fields: Any) -> dict:
+        r = self.rng
+        created = created or self.when()
+        name, amount, low, high = r.choice([("Standard shipping", 500, 3, 5), ("Express shipping", 1500, 1, 2),
+                                            ("Free shipping", 0, 5, 7)])
+        rate = {"id": self.ids.new("shr"), "object": "shipping_rate",
+                "active": self.vary("shipping_rate_active", [True] * 4 + [False]), "created": created,
+                "delivery_estimate": {"maximum": {"unit": "business_day", "value": high},
+                                      "minimum": {"unit": "business_day", "value": low}},
+                "display_name": name, "fixed_amount": {"amount": amount, "currency": r.choice(["usd", "usd", "eur"])},
+                "livemode": self.livemode, "metadata": {}, "tax_behavior": r.choice(["exclusive", "unspecified"]),
+                "tax_code": "txcd_92010001", "type": "fixed_amount"}
+        self._tax_code("txcd_92010001")
+        return self.remember("shipping_rates", self.add("shipping_rates", rate, fields))
+
+    def entitlement_feature(self, created: int | None = None, **fields: Any) -> dict:
+        name = self.rng.choice(["SSO", "Audit log", "API access", "Priority support", "Data export", "Sandbox"])
+        key = f"{name.lower().replace(' ', '_')}_{self.rng.randint(1, 999)}"
+        feature = {"id": self.ids.new("feat"), "object": "entitlements.feature", "active": True,
+                   "livemode": self.livemode, "lookup_key": key, "metadata": {}, "name": name}
+        self.store.set_extra(feature["id"], created=created or self.when())  # orders the list; not shown
+        return self.remember("entitlement_features", self.add("entitlement_features", feature, fields))
+
+    def attach_feature(self, product: dict, feature: dict | None = None) -> dict:
+        """A product feature: the product grants an entitlement feature (no event announces it)."""
+        feature = feature or self.pick("entitlement_features", lambda f: f["active"]) or self.entitlement_feature()
+        attached = {"id": self.ids.new("prodft"), "object": "product_feature",
+                    "entitlement_feature": self.store.get("entitlement_features", feature["id"]),
+                    "livemode": self.livemode}
+        self.add("product_features", attached)
+        self.store.relate("product_features", product["id"], attached["id"])
+        return attached
+
+    def _tax_code(self, code: str) -> None:
+        if code not in self.store.collections["tax_codes"].objects:
+            self.add("tax_codes", {"id": code, "object": "tax_code", "description": TAX_CODES[code][1],
+                                   "name": TAX_CODES[code][0]})
 
     # --- catalog
     def product(self, created: int | None = None, **fields: Any) -> dict:
@@ -133,12 +223,13 @@ class Catalog(Payments):
             "url": f"https://shop.example.com/{name.lower()}" if good else None,
         }
         self.add("products", product, fields)
-        if product["tax_code"] and product["tax_code"] not in self.store.collections["tax_codes"].objects:
-            code = product["tax_code"]
-            self.add("tax_codes", {"id": code, "object": "tax_code", "description": TAX_CODES[code][1],
-                                   "name": TAX_CODES[code][0]})
+        if product["tax_code"]:
+            self._tax_code(product["tax_code"])
         self.remember("products", product)
         self.emit("product.created", "products", product["id"], created)
+        if r.random() < 0.4:
+            for _ in range(r.randint(1, 3)):
+                self.attach_feature(product)
         return product
 
     def price(self, product: dict | None = None, recurring: bool | None = None, currency: str | None = None,
@@ -160,7 +251,8 @@ class Catalog(Payments):
             "metadata": {}, "nickname": r.choice([None, None, "Monthly", "Annual", "Launch price"]),
             "product": product["id"],
             "recurring": {"interval": interval or r.choice(["month", "month", "month", "year"]), "interval_count": 1,
-                          "meter": "mtr_1" + self.ids.new("x")[5:] if metered else None,
+                          "meter": (self.pick("meters") or self.meter(created=self.before(created)))["id"]
+                          if metered else None,
                           "trial_period_days": r.choice([None, None, 14]),
                           "usage_type": "metered" if metered else "licensed"} if recurring else None,
             "tax_behavior": r.choice(["unspecified", "exclusive", "inclusive"]),

@@ -8,7 +8,7 @@ hashes, arrays, enums) and answers Stripe's errors for a bad one.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -166,6 +166,8 @@ class Where(Filter):
     test: Callable[[Store, dict, Any], bool]
     kind: str = "string"  # how the value parses: string | boolean | hash:<key>,<key> | event_type(s)
     choices: tuple[str, ...] = ()
+    # the ids that can pass, from an index the store keeps: a list filtered by it reads those only
+    index: Callable[[Store, Any], Iterable[str]] | None = None
 
     def parse(self, raw: Any, param: str) -> Any:
         if self.kind == "event_type":  # one name, or a group with `*` wildcards (`invoice.*`)

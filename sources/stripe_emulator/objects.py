@@ -58,7 +58,14 @@ RELATIONS = {
     "customer_subscriptions": ("subscriptions", "/v1/customers/{id}/subscriptions"),
     "customer_tax_ids": ("tax_ids", "/v1/customers/{id}/tax_ids"),
     "customer_sources": ("cards", "/v1/customers/{id}/sources"),
-    "invoice_payments": ("invoice_payments", "/v1/invoice_payments?invoice={id}"),  # not served: expand it
+    "invoice_payments": ("invoice_payments", "/v1/invoice_payments?invoice={id}"),  # the list filtered
+    "customer_payment_methods": ("payment_methods", "/v1/customers/{id}/payment_methods"),
+    "customer_balance_transactions": ("customer_balance_transactions", "/v1/customers/{id}/balance_transactions"),
+    "product_features": ("product_features", "/v1/products/{id}/features"),
+    "quote_line_items": ("items", "/v1/quotes/{id}/line_items"),
+    "file_links": ("file_links", "/v1/file_links?file={id}"),  # the list filtered: a file's links
+    "checkout_session_line_items": ("items", "/v1/checkout/sessions/{id}/line_items"),
+    "payment_link_line_items": ("items", "/v1/payment_links/{id}/line_items"),
 }
 
 
@@ -159,6 +166,11 @@ OBJECTS: tuple[EmulatedObject, ...] = (
         expandable=frozenset({"default_price", "tax_code"}), deletable=True, generator="product", share=0.006,
     ),
     EmulatedObject(
+        "meters", "billing.meter", "/v1/billing/meters", "/v1/billing/meters/{id}", "rak_billing_meter_read",
+        "billing.meter", created_filter=False, filters={"status": Choice("status", ("active", "inactive"))},
+        generator="meter", share=0.001,  # what metered prices bill for: before the prices
+    ),
+    EmulatedObject(
         "prices", "price", "/v1/prices", "/v1/prices/{id}", "rak_price_read", "price",
         filters={"active": Flag("active"), "currency": Equals("currency"), "lookup_keys": AnyOf("lookup_key", 10),
                  "product": Equals("product"), "type": Choice("type", ("one_time", "recurring")),
@@ -189,6 +201,18 @@ OBJECTS: tuple[EmulatedObject, ...] = (
     EmulatedObject(
         "tax_rates", "tax_rate", "/v1/tax_rates", "/v1/tax_rates/{id}", "rak_tax_rate_read", "tax_rate",
         filters={"active": Flag("active"), "inclusive": Flag("inclusive")}, generator="tax_rate", share=0.0015,
+    ),
+    EmulatedObject(
+        "shipping_rates", "shipping_rate", "/v1/shipping_rates", "/v1/shipping_rates/{id}", "rak_shipping_rate_read",
+        filters={"active": Flag("active"), "currency": Equals("fixed_amount.currency")},
+        expandable=frozenset({"tax_code"}), generator="shipping_rate", share=0.002,
+    ),
+    EmulatedObject(
+        "entitlement_features", "entitlements.feature", "/v1/entitlements/features",
+        "/v1/entitlements/features/{id}", "rak_entitlements_feature_read", created_filter=False,
+        filters={"archived": Where(lambda s, o, v: (not o["active"]) is v, kind="boolean"),
+                 "lookup_key": Equals("lookup_key")},
+        generator="entitlement_feature", share=0.001,
     ),
     # --- billing
     EmulatedObject(
@@ -276,6 +300,47 @@ OBJECTS: tuple[EmulatedObject, ...] = (
                               "pretax_credit_amounts.discount"}),
         parent="credit_notes",
     ),
+    EmulatedObject(
+        "quotes", "quote", "/v1/quotes", "/v1/quotes/{id}", "rak_quote_read", "quote",
+        created_filter=False,  # its list takes no `created`
+        filters={"customer": Equals("customer"), "customer_account": Equals("customer_account"),
+                 "status": Choice("status", ("accepted", "canceled", "draft", "open")),
+                 "test_clock": Equals("test_clock")},
+        expandable=frozenset({"application", "automatic_tax.liability.account", "customer", "default_tax_rates",
+                              "discounts", "from_quote.quote", "invoice", "invoice_settings.issuer.account",
+                              "on_behalf_of", "subscription", "subscription_schedule", "test_clock",
+                              "transfer_data.destination"}),
+        includable={"line_items": _related("quote_line_items")}, generator="quote", share=0.003,
+    ),
+    EmulatedObject(
+        "subscription_schedules", "subscription_schedule", "/v1/subscription_schedules",
+        "/v1/subscription_schedules/{id}", "rak_subscription_schedule_read", "subscription_schedule",
+        filters={"canceled_at": Range("canceled_at"), "completed_at": Range("completed_at"),
+                 "customer": Equals("customer"), "customer_account": Equals("customer_account"),
+                 "released_at": Range("released_at"),
+                 "scheduled": Where(lambda s, o, v: (o["status"] == "not_started") is v, kind="boolean")},
+        expandable=frozenset({"application", "customer", "default_settings.automatic_tax.liability.account",
+                              "default_settings.default_payment_method",
+                              "default_settings.invoice_settings.account_tax_ids",
+                              "default_settings.invoice_settings.issuer.account", "default_settings.on_behalf_of",
+                              "default_settings.transfer_data.destination", "phases.add_invoice_items.discounts.coupon",
+                              "phases.add_invoice_items.discounts.discount",
+                              "phases.add_invoice_items.discounts.promotion_code", "phases.add_invoice_items.price",
+                              "phases.automatic_tax.liability.account", "phases.default_payment_method",
+                              "phases.discounts.coupon", "phases.discounts.discount", "phases.discounts.promotion_code",
+                              "phases.invoice_settings.account_tax_ids", "phases.invoice_settings.issuer.account",
+                              "phases.items.discounts.coupon", "phases.items.discounts.discount",
+                              "phases.items.discounts.promotion_code", "phases.items.plan", "phases.items.price",
+                              "phases.on_behalf_of", "phases.transfer_data.destination", "subscription",
+                              "test_clock"}),
+        generator="subscription_schedule", share=0.003,
+    ),
+    EmulatedObject(
+        "credit_grants", "billing.credit_grant", "/v1/billing/credit_grants", "/v1/billing/credit_grants/{id}",
+        "rak_billing_credit_grant_read", "billing.credit_grant", created_filter=False,
+        filters={"customer": Equals("customer"), "customer_account": Equals("customer_account")},
+        expandable=frozenset({"customer", "test_clock"}), generator="credit_grant", share=0.002,
+    ),
     # --- payments
     EmulatedObject(
         "payment_intents", "payment_intent", "/v1/payment_intents", "/v1/payment_intents/{id}",
@@ -340,12 +405,150 @@ OBJECTS: tuple[EmulatedObject, ...] = (
         parent="transfers", livemode=False,
     ),
     EmulatedObject(
+        "application_fees", "application_fee", "/v1/application_fees", "/v1/application_fees/{id}",
+        "rak_application_fee_read", "application_fee", filters={"charge": Equals("charge")},
+        expandable=frozenset({"account", "application", "balance_transaction", "charge", "originating_transaction"}),
+        sub_lists=(SubList("refunds", "application_fee_refunds", "/v1/application_fees/{id}/refunds"),),
+        generator="application_fee", share=0.005,
+    ),
+    EmulatedObject(
+        "application_fee_refunds", "fee_refund", retrieve="/v1/application_fees/{parent}/refunds/{id}",
+        permission="rak_application_fee_read", events="application_fee.refund", created_filter=False,
+        expandable=frozenset({"balance_transaction", "fee"}), parent="application_fees", livemode=False,
+    ),
+    EmulatedObject(
         "balance_transactions", "balance_transaction", "/v1/balance_transactions", "/v1/balance_transactions/{id}",
         "rak_balance_transaction_source_read",
-        filters={"currency": Equals("currency"), "payout": Where(_payout_settled), "source": Equals("source"),
+        filters={"currency": Equals("currency"),
+                 "payout": Where(_payout_settled, index=lambda store, payout: store.settled.get(payout, ())),
+                 "source": Equals("source"),
                  "type": Equals("type")},
         rules=ListRules(checks=(_automatic_payout,)),
         expandable=frozenset({"source"}), livemode=False,
+    ),
+    # --- checkout (after the customers, prices, payment intents and subscriptions they make or name)
+    EmulatedObject(
+        "payment_links", "payment_link", "/v1/payment_links", "/v1/payment_links/{id}", "rak_payment_link_read",
+        "payment_link", created_filter=False,  # no `created` on the object nor on its list
+        filters={"active": Flag("active")},
+        expandable=frozenset({"application", "automatic_tax.liability.account",
+                              "invoice_creation.invoice_data.account_tax_ids",
+                              "invoice_creation.invoice_data.issuer.account", "on_behalf_of",
+                              "shipping_options.shipping_rate", "subscription_data.invoice_settings.account_tax_ids",
+                              "subscription_data.invoice_settings.issuer.account", "transfer_data.destination"}),
+        includable={"line_items": _related("payment_link_line_items")},
+        generator="payment_link", share=0.002,
+    ),
+    EmulatedObject(
+        "checkout_sessions", "checkout.session", "/v1/checkout/sessions", "/v1/checkout/sessions/{id}",
+        "rak_checkout_session_read", "checkout.session",
+        filters={"customer": Equals("customer"), "customer_account": Equals("customer_account"),
+                 "customer_details": Where(lambda s, o, v: (o["customer_details"] or {}).get("email") == v.get("email"),
+                                           kind="hash:email"),
+                 "payment_intent": Equals("payment_intent"), "payment_link": Equals("payment_link"),
+                 "status": Choice("status", ("complete", "expired", "open")), "subscription": Equals("subscription")},
+        expandable=frozenset({"automatic_tax.liability.account", "customer", "discounts.coupon",
+                              "discounts.promotion_code", "invoice", "invoice_creation.invoice_data.account_tax_ids",
+                              "invoice_creation.invoice_data.issuer.account", "payment_intent", "payment_link",
+                              "setup_intent", "shipping_cost.shipping_rate", "shipping_options.shipping_rate",
+                              "subscription"}),
+        includable={"line_items": _related("checkout_session_line_items")},
+        generator="checkout_session", share=0.006,
+    ),
+    EmulatedObject(
+        "setup_intents", "setup_intent", "/v1/setup_intents", "/v1/setup_intents/{id}", "rak_setup_intent_read",
+        "setup_intent",
+        filters={"attach_to_self": Where(lambda s, o, v: bool(o.get("attach_to_self")) is v, kind="boolean"),
+                 "customer": Equals("customer"),
+                 "customer_account": Equals("customer_account"), "payment_method": Equals("payment_method")},
+        expandable=frozenset({"application", "customer", "latest_attempt", "mandate", "on_behalf_of", "payment_method",
+                              "single_use_mandate"}),
+        generator="setup_intent", share=0.004,
+    ),
+    EmulatedObject(
+        "setup_attempts", "setup_attempt", "/v1/setup_attempts", "/v1/setup_attempts/{id}", "rak_setup_intent_read",
+        filters={"setup_intent": Equals("setup_intent")}, rules=ListRules(required=("setup_intent",)),
+        expandable=frozenset({"application", "customer", "on_behalf_of", "payment_method",
+                              "payment_method_details.bancontact.generated_sepa_debit",
+                              "payment_method_details.bancontact.generated_sepa_debit_mandate",
+                              "payment_method_details.card_present.generated_card",
+                              "payment_method_details.ideal.generated_sepa_debit",
+                              "payment_method_details.ideal.generated_sepa_debit_mandate",
+                              "payment_method_details.sofort.generated_sepa_debit",
+                              "payment_method_details.sofort.generated_sepa_debit_mandate", "setup_intent"}),
+    ),
+    # --- radar and top-ups
+    EmulatedObject(
+        "reviews", "review", "/v1/reviews", "/v1/reviews/{id}", "rak_review_read", "review",
+        expandable=frozenset({"charge", "payment_intent"}),  # opened with the charges a rule flags
+    ),
+    EmulatedObject(
+        "early_fraud_warnings", "radar.early_fraud_warning", "/v1/radar/early_fraud_warnings",
+        "/v1/radar/early_fraud_warnings/{id}", "rak_radar_early_fraud_warning_read", "radar.early_fraud_warning",
+        filters={"charge": Equals("charge"), "payment_intent": Equals("payment_intent")},
+        expandable=frozenset({"charge", "payment_intent"}), generator="early_fraud_warning", share=0.002,
+    ),
+    EmulatedObject(
+        "topups", "topup", "/v1/topups", "/v1/topups/{id}", "rak_topup_read", "topup",
+        filters={"amount": Range("amount"),
+                 "status": Choice("status", ("canceled", "failed", "pending", "succeeded"))},
+        expandable=frozenset({"balance_transaction", "payment_method"}), generator="topup", share=0.002,
+    ),
+    # --- issuing (cards the account issues, and what they are used for)
+    EmulatedObject(
+        "issuing_cardholders", "issuing.cardholder", "/v1/issuing/cardholders", "/v1/issuing/cardholders/{id}",
+        "rak_issuing_cardholder_read", "issuing_cardholder",
+        filters={"email": Equals("email"), "phone_number": Equals("phone_number"),
+                 "status": Choice("status", ("active", "blocked", "inactive")),
+                 "type": Choice("type", ("company", "individual"))},
+        expandable=frozenset({"individual.verification.document.back", "individual.verification.document.front"}),
+        generator="issuing_cardholder", share=0.003,
+    ),
+    EmulatedObject(
+        "issuing_cards", "issuing.card", "/v1/issuing/cards", "/v1/issuing/cards/{id}", "rak_issuing_card_read",
+        "issuing_card",
+        filters={"cardholder": Equals("cardholder"), "exp_month": Where(lambda s, o, v: str(o["exp_month"]) == v),
+                 "exp_year": Where(lambda s, o, v: str(o["exp_year"]) == v), "last4": Equals("last4"),
+                 "personalization_design": Equals("personalization_design"),
+                 "status": Choice("status", ("active", "canceled", "inactive")),
+                 "type": Choice("type", ("physical", "virtual"))},
+        expandable=frozenset({"personalization_design", "replaced_by", "replacement_for"}),
+        generator="issuing_card", share=0.004,
+    ),
+    EmulatedObject(
+        "issuing_authorizations", "issuing.authorization", "/v1/issuing/authorizations",
+        "/v1/issuing/authorizations/{id}", "rak_issuing_authorization_read", "issuing_authorization",
+        filters={"card": Equals("card"), "cardholder": Equals("cardholder"),
+                 "status": Choice("status", ("closed", "expired", "pending", "reversed"))},
+        expandable=frozenset({"cardholder", "token"}), generator="issuing_authorization", share=0.008,
+    ),
+    EmulatedObject(
+        "issuing_transactions", "issuing.transaction", "/v1/issuing/transactions", "/v1/issuing/transactions/{id}",
+        "rak_issuing_transaction_read", "issuing_transaction",
+        filters={"card": Equals("card"), "cardholder": Equals("cardholder"),
+                 "type": Choice("type", ("capture", "refund"))},
+        expandable=frozenset({"authorization", "balance_transaction", "card", "cardholder", "dispute", "token"}),
+    ),
+    EmulatedObject(
+        "issuing_disputes", "issuing.dispute", "/v1/issuing/disputes", "/v1/issuing/disputes/{id}",
+        "rak_issuing_dispute_read", "issuing_dispute",
+        filters={"status": Choice("status", ("expired", "lost", "submitted", "unsubmitted", "won")),
+                 "transaction": Equals("transaction")},
+        expandable=frozenset({"transaction"} | {f"evidence.{kind}.additional_documentation" for kind in (
+            "canceled", "duplicate", "fraudulent", "merchandise_not_as_described", "no_valid_authorization",
+            "not_received", "other", "service_not_as_described")} | {f"evidence.duplicate.{name}" for name in (
+                "card_statement", "cash_receipt", "check_image")}),
+        generator="issuing_dispute", share=0.002,
+    ),
+    # --- files (uploads: dispute evidence, logos) and the links that share them
+    EmulatedObject(
+        "files", "file", "/v1/files", "/v1/files/{id}", "rak_file_read", "file",
+        filters={"purpose": Equals("purpose")}, generator="file", share=0.003, livemode=False,
+    ),
+    EmulatedObject(
+        "file_links", "file_link", "/v1/file_links", "/v1/file_links/{id}", "rak_file_link_read",
+        filters={"expired": Flag("expired"), "file": Equals("file")},
+        expandable=frozenset({"file"}), generator="file_link", share=0.002,
     ),
     # --- the change log
     EmulatedObject(
@@ -355,19 +558,38 @@ OBJECTS: tuple[EmulatedObject, ...] = (
         rules=ListRules(exclusive=(("type", "types"),)),
     ),
     # --- reached only through `expand[]` (and the ids other objects hold)
+    # a customer's, listed at /v1/customers/{id}/payment_methods (those filters apply there)
     EmulatedObject("payment_methods", "payment_method", retrieve="/v1/payment_methods/{id}",
-                   permission="rak_payment_method_read",
+                   permission="rak_payment_method_read", events="payment_method",
+                   filters={"allow_redisplay": Choice("allow_redisplay", ("always", "limited", "unspecified")),
+                            "type": Equals("type")},
                    expandable=frozenset({"card.generated_from.setup_attempt", "customer",
                                          "sepa_debit.generated_from.charge",
-                                         "sepa_debit.generated_from.setup_attempt"})),
+                                         "sepa_debit.generated_from.setup_attempt"}), generator="payment_method"),
+    # what a checkout session, payment link or quote sells
+    EmulatedObject("items", "item", includable={"discounts": _extra("discounts", []), "taxes": _extra("taxes", [])},
+                   livemode=False),
     EmulatedObject("discounts", "discount", expandable=frozenset({"customer", "promotion_code", "source.coupon"}),
                    livemode=False),
-    EmulatedObject("invoice_payments", "invoice_payment", retrieve="/v1/invoice_payments/{id}",
-                   permission="rak_invoice_read",
+    # an invoice's payments (made as it is paid): listed, and included in the invoice when expanded
+    EmulatedObject("invoice_payments", "invoice_payment", "/v1/invoice_payments", "/v1/invoice_payments/{id}",
+                   "rak_invoice_read", "invoice_payment",
+                   filters={"invoice": Equals("invoice"),
+                            "payment": Where(lambda s, o, v: all(o["payment"].get(k) == x for k, x in v.items()),
+                                             kind="hash:payment_intent,payment_record,type"),
+                            "status": Choice("status", ("canceled", "open", "paid"))},
                    expandable=frozenset({"invoice", "payment.charge", "payment.payment_intent",
                                          "payment.payment_record"})),
+    # a customer's, listed at /v1/customers/{id}/tax_ids (and included in it when expanded)
     EmulatedObject("tax_ids", "tax_id", retrieve="/v1/tax_ids/{id}", permission="rak_customer_read",
+                   events="customer.tax_id", deletable=True, generator="tax_id",
                    expandable=frozenset({"customer", "owner.account", "owner.application", "owner.customer"})),
+    # a customer's credit balance changes, listed at /v1/customers/{id}/balance_transactions
+    EmulatedObject("customer_balance_transactions", "customer_balance_transaction", permission="rak_customer_read",
+                   filters={"created": Range("created"), "invoice": Equals("invoice")},
+                   expandable=frozenset({"checkout_session", "credit_note", "customer", "invoice"})),
+    # the entitlement features a product grants, listed at /v1/products/{id}/features
+    EmulatedObject("product_features", "product_feature", permission="rak_product_read"),
     EmulatedObject("cards", "card", expandable=frozenset({"account", "customer"}), livemode=False),
     EmulatedObject("bank_accounts", "bank_account", expandable=frozenset({"account", "customer"}), livemode=False),
     EmulatedObject("tax_codes", "tax_code", retrieve="/v1/tax_codes/{id}", livemode=False),

@@ -135,6 +135,7 @@ class Store:
         self.where: dict[str, str] = {}  # object id -> its entry (for `expand`)
         self.deleted: dict[str, set[str]] = {entry.name: set() for entry in OBJECTS}
         self.settled_by: dict[str, str] = {}  # balance transaction -> the automatic payout that paid it out
+        self.settled: dict[str, list[str]] = {}  # automatic payout -> the balance transactions it paid out
         self.undelivered: set[str] = set()  # events whose webhooks are pending or failed
         # rendered JSON of live (changed) objects: id -> entry -> bytes (a price and its plan share an id)
         self._bytes: dict[str, dict[str, bytes]] = {}
@@ -143,7 +144,9 @@ class Store:
     def add(self, resource: str, obj: dict, parent: str | None = None) -> dict:
         """Add an object; a sub-list item goes after its parent's other items."""
         with self.lock:
-            self.collections[resource].add(obj)
+            coll = self.collections[resource]
+            # an object without its list's order field (a payment link has no `created`): kept beside it
+            coll.add(obj, created=None if coll.created_field in obj else self.extra(obj["id"], coll.created_field))
             if resource != "plans" or obj["id"] not in self.where:  # a price's plan twin: the id names the price
                 self.where[obj["id"]] = resource
             if parent is not None:
@@ -155,8 +158,23 @@ class Store:
         self.relations.setdefault(relation, {}).setdefault(parent, []).append(object_id)
         self._bytes.pop(parent, None)
 
+    def settle(self, txn_id: str, payout_id: str) -> None:
+        """An automatic payout paid this balance transaction out (`balance_transactions?payout=`)."""
+        self.settled_by[txn_id] = payout_id
+        self.settled.setdefault(payout_id, []).append(txn_id)
+
     def related(self, relation: str, parent: str) -> list[str]:
         return self.relations.get(relation, {}).get(parent, [])
+
+    def related_objects(self, relation: str, parent: str) -> list[dict]:
+        from .objects import RELATIONS
+
+        objects = self.collections[RELATIONS[relation][0]].objects
+        return [objects[i] for i in self.related(relation, parent)]
+
+    def unrelate(self, relation: str, parent: str, object_id: str) -> None:
+        self.relations.get(relation, {}).get(parent, []).remove(object_id)
+        self._bytes.pop(parent, None)
 
     def set_extra(self, object_id: str, **values: Any) -> None:
         self.extras.setdefault(object_id, {}).update(values)

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .billing import Billing
 from .builder import API_VERSION, EVENT_WINDOW, Ids
+from .issuing import Issuing
 from .objects import BY_NAME, LISTED
 
 __all__ = ["API_VERSION", "Ids", "WorldBuilder"]
 
 
-class WorldBuilder(Billing):
+class WorldBuilder(Issuing):
     def build(self) -> None:
         for entry in LISTED:
             if not entry.generator:
@@ -83,6 +83,86 @@ class WorldBuilder(Billing):
             self._change_customers(lo)
             self._change_subscriptions(lo)
             self._change_invoices(lo)
+            self._checkout_and_radar(lo, at)
+            self._billing_agreements(lo, at)
+            self._issuing_and_files(lo, at)
+            if fee := self.application_fee(created=at(), refunds=0):
+                self.refund_fee(fee, 2, self._during(fee, lo))
+                if refund := self._live("application_fee_refunds"):  # `application_fee.refund.updated`
+                    self.change("application_fee_refunds", refund, self._during(refund, lo),
+                                metadata={"reason": "goodwill"})
+
+    def _issuing_and_files(self, lo: int, at: Any) -> None:
+        """Cards issued and canceled, cardholders updated, authorizations held and captured, disputes filed
+        and decided, files uploaded and shared."""
+        holder = self.issuing_cardholder(created=at(), status="active")
+        card = self.issuing_card(holder, created=self.later(holder, lo))
+        self.issuing_authorization(card, created=self.later(card, lo), status="pending")
+        for status in ("closed", "reversed", "declined"):
+            self.issuing_authorization(card, created=self.later(card, lo), status=status)
+        if held := self._live("issuing_authorizations", lambda a: a["status"] == "pending"):
+            self.capture(held, self._during(held, lo))
+        self.issuing_dispute(created=at(), status="won")
+        if other := self._live("issuing_cardholders", lambda c: c["status"] == "active" and c["id"] != holder["id"]):
+            self.update_cardholder(other, self._during(other, lo), email="cards@example.com")
+        if old := self._live("issuing_cards", lambda c: c["status"] == "active" and c["id"] != card["id"]):
+            self.change("issuing_cards", old, self._during(old, lo), status="canceled", cancellation_reason="lost")
+        upload = self.file(created=at(), links=1)
+        self.file_link(upload, self._during(upload, lo))
+
+    def _billing_agreements(self, lo: int, at: Any) -> None:
+        """Quotes finalized and accepted, schedules started and canceled, credit granted and voided, meters
+        deactivated, tax ids added and removed, balances adjusted, shipping rates and product features."""
+        for status in ("accepted", "draft", "canceled"):
+            self.quote(status=status, created=at())
+        if draft := self._live("quotes", lambda q: q["status"] == "draft"):
+            self.finalize_quote(draft, self._during(draft, lo))
+        for status in ("active", "not_started"):
+            self.subscription_schedule(status=status, created=at())
+        if waiting := self._live("subscription_schedules", lambda s: s["status"] == "not_started"):
+            when = self._during(waiting, lo)
+            self.change("subscription_schedules", waiting, when, ("canceled",), status="canceled", canceled_at=when)
+        grant = self.credit_grant(created=at())
+        if grant["created"] < self.now - 86400:
+            when = self._during(grant, lo)
+            self.change("credit_grants", grant, when, voided_at=when, updated=when)
+        if meter := self._live("meters", lambda m: m["status"] == "active"):
+            when = self._during(meter, lo)
+            self.change("meters", meter, when, ("deactivated",), status="inactive", updated=when,
+                        status_transitions={"deactivated_at": when})
+        if customer := self._live("customers", lambda c: c["address"] is not None):
+            self.tax_id(customer, created=self._during(customer, lo))
+            self.adjust_balance(customer, -1000, self._during(customer, lo))
+        if tax_id := self._live("tax_ids", lambda t: t["customer"] in self.store.collections["customers"].objects):
+            self.delete_tax_id(tax_id, self._during(tax_id, lo))
+        self.shipping_rate(created=at())
+        if rate := self._live("shipping_rates", lambda r: r["active"]):  # no event: Stripe sends none for it
+            self.change("shipping_rates", rate, self._during(rate, lo), active=False)
+        if product := self._live("products"):
+            self.attach_feature(product)
+
+    def _checkout_and_radar(self, lo: int, at: Any) -> None:
+        """Sessions completing and expiring, setup intents, payment methods attached, changed and detached,
+        payment links switched off, reviews closed, fraud warnings, top-ups settling."""
+        for status in ("complete", "expired", "open"):
+            self.checkout_session(status=status, created=at())
+        self.setup_intent(created=at())
+        self.topup(created=lo - 2 * 86400)  # settles within the 30 days
+        if customer := self._live("customers"):
+            self.payment_method(customer, at())
+        if pm := self._live("payment_methods", lambda p: p["customer"] is not None):
+            self.update("payment_methods", pm, self._during(pm, lo),
+                        billing_details=dict(pm["billing_details"], phone="+15555550123"))
+        if pm := self._live("payment_methods", lambda p: p["customer"] is not None):
+            self.detach_payment_method(pm, self._during(pm, lo))
+        if link := self._live("payment_links", lambda p: p["active"]):
+            self.update("payment_links", link, at(), active=False)
+        self.payment_link(created=at())
+        if review := self._live("reviews", lambda v: v["open"]):
+            self.close_review(review, self._during(review, lo))
+        if charge := self._recent("charges", lo, lambda c: c["status"] == "succeeded" and c["captured"]
+                                  and not c["refunded"] and not c["disputed"]):
+            self.early_fraud_warning(charge, created=self._during(charge, lo))
 
     def _recent(self, kind: str, lo: int, test: Any = None) -> dict | None:
         """One of the objects of a kind made in the last 90 days (a refund or dispute comes soon after)."""
@@ -167,7 +247,11 @@ class WorldBuilder(Billing):
         self.delete("invoices", draft, self._during(draft, lo))
         if note := self._live("credit_notes", lambda c: c["status"] == "issued"):
             self.change("credit_notes", note, self._during(note, lo), memo="Goodwill credit")
-        if note := self._live("credit_notes", lambda c: c["status"] == "issued" and c["type"] == "pre_payment"):
+        note = self._live("credit_notes", lambda c: c["status"] == "issued" and c["type"] == "pre_payment")
+        if note is None and (invoice := self._live("invoices", lambda i: i["status"] == "open"
+                                                   and self._creditable(i))):
+            note = self.credit_note(invoice, created=self._during(invoice, lo))  # on an open invoice: pre-payment
+        if note:
             when = self._during(note, lo)
             self.change("credit_notes", note, when, ("updated", "voided"), status="void", voided_at=when)
 
@@ -178,6 +262,8 @@ class WorldBuilder(Billing):
             fields.setdefault("updated", at)
         if resource == "invoiceitems":
             return self._update_invoiceitem(obj, at, **fields)
+        if resource == "issuing_cardholders":
+            return self.update_cardholder(obj, at, **fields)
         changed = self.change(resource, obj, at, **fields)
         twin = {"prices": "plans", "plans": "prices"}.get(resource)
         if twin and obj["id"] in self.store.collections[twin].objects:

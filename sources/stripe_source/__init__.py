@@ -9,6 +9,7 @@ One resource per listed Stripe object, built from the catalog (`catalog.py`); ea
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -39,10 +40,12 @@ from .client import (
 )
 from .connection import check_connection
 from .credentials import StripeCredentials, resolve_credentials
+from .listing import why_off
 from .options import DateLike, check_start_is_past, check_tuning, check_window, parse_date, select_tables
 from .plan import RunBounds
 from .resource import read
 from .run import SUB_LIST_WORKERS, AccountScope, Extraction
+from .selection import left_out
 from .workers import default_processes
 
 try:
@@ -51,6 +54,8 @@ except PackageNotFoundError:  # imported from a checkout without installing
     __version__ = "0+unknown"
 
 __all__ = ["stripe_source", "StripeCredentials", "CATALOG", "API_VERSION", "AccountsReport", "__version__"]
+
+logger = logging.getLogger(__name__)
 
 
 # root_key: nested tables always carry _dlt_root_id, so a table can switch between append
@@ -79,7 +84,8 @@ def stripe_source(
     Args:
         credentials: key (sk_/rk_ or OAuth access token) and optional connected account; read from
             `[sources.stripe.credentials]`, SOURCES__STRIPE__CREDENTIALS__API_KEY or STRIPE_API_KEY.
-        resources: table names to load (default: all). Sub-list tables load with their parent.
+        resources: tables or groups to load (payments, billing, connect, issuing, documents, core, default,
+            all); default: every table on by default. Sub-list tables load with their parent.
         start_date / end_date: bound `created` (ISO 8601 strings, dates, datetimes or Unix seconds).
             An end_date makes the run a stateless backfill window.
         api_base: Stripe's API base URL (or STRIPE_API_BASE); the emulator's for local runs.
@@ -109,6 +115,9 @@ def stripe_source(
     selection = select_tables(resources)
     wanted_accounts = parse_accounts(accounts)
     check_pace(pace)
+    for table in left_out(selection, given=bool(resources)):
+        logger.info("%s is off by default (%s): name it in `resources` (or give 'all') to load it", table,
+                    why_off(BY_TABLE[table]))
     creds = resolve_credentials(credentials)
     if wanted_accounts is not None:
         check_platform_credentials(creds)

@@ -124,6 +124,18 @@ class DestinationView:
             found = self._query(client, table, sql, *args)
         return None if found is None else {row[0] for row in found}
 
+    def column_of(self, table: str, account: str, ids: Iterable[str], column: str) -> dict[str, str]:
+        """`column` (a sub-list item's parent) of the rows of `account` in `table` with these ids; {}
+        when it cannot be known."""
+        wanted = sorted(ids)
+        if not self.queryable or not wanted:
+            return {}
+        with self._client() as client:
+            sql = (f"SELECT id, {client.escape_column_name(column)} FROM {{table}} WHERE stripe_account_id = %s "
+                   f"AND id IN ({', '.join(['%s'] * len(wanted))})")
+            found = self._query(client, table, sql, account, *wanted)
+        return {row[0]: row[1] for row in found or [] if row[1] is not None}
+
     @contextmanager
     def _client(self) -> Iterator[Any]:
         with self._lock, self._pipeline.sql_client() as client:

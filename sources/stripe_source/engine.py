@@ -20,7 +20,7 @@ from typing import Any
 
 import stripe
 
-from .catalog import StripeObject, SubList
+from .catalog import FAN_OUT_PATHS, StripeObject, SubList, list_params
 from .client import PAGE_SIZE, StripeApi
 from .pages import Digest, Digester, PageJob
 from .plan import Window
@@ -77,15 +77,19 @@ class Reader:
     def read(self, entry: StripeObject, window: Window | None) -> Iterator[Digest]:
         if entry.path is None:
             raise ValueError(f"{entry.table} is read through its parent {entry.parent}")
-        task = _ListTask(entry.path, dict(entry.list_params), window if entry.created_filter else None)
+        task = _ListTask(entry.path, list_params(entry, self.job.wanted), window if entry.created_filter else None)
         yield from self._run([task], entry)
 
     def read_selections(self, entry: StripeObject, selections: list[dict[str, str]]) -> Iterator[Digest]:
         """Every object of each selection (list params, no `created` window), all read at once."""
         if entry.path is None:
             raise ValueError(f"{entry.table} is read through its parent {entry.parent}")
-        yield from self._run([_ListTask(entry.path, {**dict(entry.list_params), **params}, None)
+        yield from self._run([_ListTask(entry.path, {**list_params(entry, self.job.wanted), **params}, None)
                               for params in selections], entry)
+
+    def read_sub_lists(self, entry: StripeObject, parents: list[tuple[SubList, str]]) -> Iterator[Digest]:
+        """Each parent's sub-list read whole (its items changed; the parent itself did not)."""
+        yield from self._run([_SubListTask(sub, parent_id, None) for sub, parent_id in parents], entry)
 
     def complete(self, entry: StripeObject, objects: list[dict]) -> Iterator[Digest]:
         """Given objects (event snapshots, re-fetches) with their sub-lists made whole."""
@@ -184,8 +188,10 @@ class Reader:
                 params.update(task.window.params())
             if task.starting_after:
                 params["starting_after"] = task.starting_after
-            # a list whose objects carry sub-lists feeds the endpoint that bounds a backfill: first in line too
-            return self.api.get_raw(task.path, params, priority=1 if entry.sub_lists else 0)
+            # a list whose objects carry sub-lists feeds the endpoint that bounds a backfill: first in line too;
+            # so is a list whose endpoint a fan-out shares (`balance_transactions?payout=`)
+            first = bool(entry.sub_lists) or task.path in FAN_OUT_PATHS
+            return self.api.get_raw(task.path, params, priority=1 if first else 0)
         sub = task.sub
         params = {"limit": PAGE_SIZE, **{k: v.format(id=task.parent_id) for k, v in sub.params}}
         if task.starting_after:

@@ -10,8 +10,9 @@ from collections.abc import Iterable
 
 import pendulum
 
-from .catalog import BY_TABLE, CATALOG
+from .catalog import BY_TABLE
 from .errors import InvalidInput
+from .selection import choices, default_tables, expand_names
 
 DateLike = str | int | float | dt.date | dt.datetime | None
 UNIX_SECONDS_DIGITS = 9  # 100000000 is 1973: Stripe has nothing older
@@ -99,9 +100,9 @@ def _whole(name: str, value: object, least: int, most: int) -> None:
 
 
 def select_tables(names: Iterable[str] | str | None) -> dict[str, frozenset[str]]:
-    """Requested tables grouped by the list endpoint that produces them (sub-lists by their parent).
-
-    Returns {root table: tables wanted from it}. None or empty selects everything.
+    """Requested tables (or groups, see `selection.py`) grouped by the list endpoint that produces
+    them (sub-lists by their parent). Returns {root table: tables wanted from it}. None or empty
+    selects every table that is on by default.
     """
     if isinstance(names, str) and names.strip().startswith("["):
         try:  # a JSON list, as dlt config gives lists: ["charges", "invoices"]
@@ -112,13 +113,10 @@ def select_tables(names: Iterable[str] | str | None) -> dict[str, frozenset[str]
         names = [n for n in names.replace(" ", ",").split(",") if n]
     if not isinstance(names, Iterable | None) or any(not isinstance(n, str) for n in names or []):
         raise InvalidInput(f"resources must be table names separated by commas, got {names!r}")
-    names = list(names or [])
-    unknown = [n for n in names if n not in BY_TABLE]
+    wanted, unknown = expand_names(names or [])
     if unknown:
-        raise InvalidInput(
-            f"Unknown Stripe resource(s): {', '.join(unknown)}. Choose from: {', '.join(BY_TABLE)}"
-        )
-    wanted = names or [entry.table for entry in CATALOG]
+        raise InvalidInput(f"Unknown Stripe resource(s): {', '.join(unknown)}. Choose {choices()}")
+    wanted = wanted or default_tables()
     selection: dict[str, set[str]] = {}
     for table in wanted:
         selection.setdefault(BY_TABLE[table].parent or table, set()).add(table)

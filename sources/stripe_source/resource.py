@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any
 import dlt
 import stripe
 
-from .catalog import BY_TABLE, StripeObject
+from .catalog import BY_TABLE, StripeObject, sub_list_of
 from .changes import ObjectChanges, is_complete
 from .client import API_VERSION
 from .cursors import cursors_of, save_cursors
+from .item_changes import sub_lists_to_read
 from .items import TableBatches, plan_for, realign_tables
 from .pages import PageJob, TableRows
 from .plan import ResourcePlan, plan_resource
@@ -32,17 +33,19 @@ def table_hints(entry: StripeObject, disposition: str) -> Any:
     columns: dict[str, dict[str, Any]] = {name: {"data_type": "timestamp"} for name in entry.timestamps}
     columns["stripe_account_id"] = {"data_type": "text"}
     columns["metadata"] = {"data_type": "json"}  # free-form keys: one column, not one per key
+    columns.update({name: {"data_type": "json"} for name in entry.json})
     merge_key = None
     write: Any = disposition
     if entry.table == "events":
         columns["data"] = {"data_type": "json"}  # any object type: as Stripe sent it, not flattened
+    if entry.table == "events" or entry.history:
         write = {"disposition": "merge", "strategy": "insert-only"}  # an append-only log
     elif disposition == "merge":
         write = {"disposition": "merge", "strategy": "delete-insert"}
         columns["deleted"] = {"data_type": "bool", "hard_delete": True}
         if entry.parent:
             # Re-reading a parent replaces all of its items (draft line ids change on finalize).
-            merge_key = next(s.parent_column for s in BY_TABLE[entry.parent].sub_lists if s.table == entry.table)
+            merge_key = sub_list_of(entry).parent_column
     return dlt.mark.make_hints(table_name=entry.table, primary_key="id", merge_key=merge_key, write_disposition=write,
                                columns=columns)
 
@@ -69,7 +72,10 @@ class AccountRead:
         account = scope.account
         legacy = scope.legacy_account()
         if entry.singleton:
-            obj = dict(scope.account_object or scope.api.get(entry.path or ""), stripe_account_id=account)
+            given = scope.account_object if entry.path == "/v1/account" else None  # the balance is read
+            obj = dict(given or scope.api.get(entry.path or ""), stripe_account_id=account)
+            if entry.history:  # one row per run: when it was read makes its id
+                obj.update(id=f"{account}:{run.bounds.now}", read_at=run.bounds.now)
             yield from self._rows({entry.table: [obj]})
             return
         with run.state_lock:
@@ -104,6 +110,11 @@ class AccountRead:
             yield from self._rows(tombstone_rows(entry, [*changes.deleted, *vanished], account, self.tables))
             for digest in scope.reader(job).complete(entry, current):
                 yield from digest.tables.values()
+            parents = sub_lists_to_read(scope, entry, self.tables, plan.changes_since, changes.ids)
+            for digest in scope.reader(job).read_sub_lists(entry, parents):
+                yield from digest.tables.values()
+            if not entry.created_filter:
+                list_new = False  # a list without `created` (payment links, quotes): events say what is new
         if plan.events_since is not None:
             events = scope.feed(plan.events_since).events(plan.events_since)
             if events:
@@ -166,7 +177,9 @@ class AccountRead:
                 objects.append(snapshot)
                 continue
             try:
-                objects.append(self.scope.api.get(f"{entry.path}/{object_id}", endpoint=f"{entry.path}/{{id}}"))
+                expand = {"expand[]": list(entry.expand)} if entry.expand else None
+                objects.append(self.scope.api.get(f"{entry.path}/{object_id}", expand,
+                                                  endpoint=f"{entry.path}/{{id}}"))
             except stripe.InvalidRequestError as exc:
                 if exc.http_status != 404:
                     raise
@@ -181,7 +194,8 @@ class AccountRead:
         whole = window.start is None and self.run.bounds.stateful
         swept: set[str] = set()
         if entry.table in self.tables:
-            found = destination.ids(entry.table, self.account, "id", entry.created_field, window.start,
+            found = destination.ids(entry.table, self.account, "id",
+                                    entry.created_field if entry.created_filter else None, window.start,
                                     None if whole else window.end)
             if found is None:
                 self._cannot_sweep()

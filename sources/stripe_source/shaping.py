@@ -22,8 +22,9 @@ def page_edges(page: dict, created_field: str) -> PageEdges:
     data = page["data"]
     if not data:
         return PageEdges(bool(page.get("has_more")), 0)
-    return PageEdges(bool(page.get("has_more")), len(data), data[0][created_field], data[-1][created_field],
-                     data[-1]["id"])
+    # objects without `created` (payment links) list without windows: only the cursor matters
+    return PageEdges(bool(page.get("has_more")), len(data), data[0].get(created_field, 0),
+                     data[-1].get(created_field, 0), data[-1]["id"])
 
 
 def shape_objects(
@@ -40,8 +41,8 @@ def shape_objects(
         if obj["id"] in skip_ids:
             continue
         for sub in entry.sub_lists:
-            embedded = obj.pop(sub.field, None)
-            if wanted is not None and sub.table not in wanted:
+            embedded = obj.pop(sub.field, None) if sub.field else None
+            if (wanted is not None and sub.table not in wanted) or not has_sub_list(sub, obj):
                 continue
             if embedded is None:  # not embedded (e.g. a minimal event snapshot): page it whole
                 sub_pages.append((sub, obj["id"], None))
@@ -52,11 +53,19 @@ def shape_objects(
                 tables[sub.table].append(removed_row(sub, obj["id"], account_id, "emptied"))
             if embedded.get("has_more"):
                 sub_pages.append((sub, obj["id"], items[-1]["id"] if items else None))
+        for name in entry.drop:
+            obj.pop(name, None)
         obj["stripe_account_id"] = account_id
         rows.append(obj)
     if wanted is not None and entry.table not in wanted:
         del tables[entry.table]
     return {table: rows for table, rows in tables.items() if rows}, sub_pages
+
+
+def has_sub_list(sub: SubList, parent: dict) -> bool:
+    """Whether Stripe keeps this sub-list for the parent (`balance_transactions?payout=` only for
+    automatic payouts)."""
+    return all(parent.get(name) == value for name, value in sub.only_if)
 
 
 def child_rows(sub: SubList, parent_id: str, items: list[dict], account_id: str) -> list[dict]:

@@ -17,7 +17,7 @@ import pytest
 import stripe
 
 from stripe_emulator import Emulator
-from stripe_emulator.objects import BY_NAME, LISTED, OBJECTS, SUB_LIST_OF
+from stripe_emulator.objects import BY_NAME, LISTED, OBJECTS, RELATIONS, SUB_LIST_OF
 
 from . import stripe_model
 from .conftest import client_for
@@ -51,6 +51,22 @@ NOT_ALWAYS_RETURNED: dict[str, set[str]] = {
              "issuer", "networks", "status"},  # a customer's card: the payout-card fields are an account's
     "tax_code": {"requirements"},
     "payment_method": {"radar_options"},
+    # Not in Stripe's example objects (fixtures3): returned only where they apply, `line_items` when expanded
+    "checkout.session": {"line_items", "allowed_payment_method_types", "branding_settings",
+                         "excluded_payment_method_types", "name_collection", "optional_items", "presentment_details",
+                         "redirect_on_completion", "return_url", "tax_id_collection"},
+    "payment_link": {"line_items", "name_collection", "optional_items"},
+    "setup_intent": {"allowed_payment_method_types", "attach_to_self", "managed_payments"},
+    "setup_attempt": {"attach_to_self"},
+    "topup": {"payment_method", "payment_method_options"},
+    "item": {"discounts", "taxes"},  # expand
+    "quote": {"line_items"},  # expand
+    "issuing.authorization": {"fraud_challenges", "treasury"},
+    "issuing.card": {"cvc", "number",  # expand
+                     "financial_account"},  # Treasury only
+    "issuing.transaction": {"purchase_details",  # expand
+                            "treasury"},
+    "issuing.dispute": {"treasury"},
 }
 # Objects with a `type` carry the sub-object named after it (`card` for a card payment method) and
 # not those of the other types.
@@ -101,6 +117,8 @@ def served(world: Emulator) -> dict[str, list[dict]]:
         for entry in LISTED:
             if entry.name in SUB_LIST_OF:
                 continue  # paged through their parents below
+            if entry.rules.required:
+                continue  # listed per parent below (setup attempts need their setup intent)
             params = {"status": "all"} if entry.name == "subscriptions" else {}
             objects = list(pages(get, entry.path, **params))
             found[entry.object] += objects
@@ -112,6 +130,14 @@ def served(world: Emulator) -> dict[str, list[dict]]:
                     found[BY_NAME[sub.item].object] += list(pages(get, path, **extra))
             if entry.retrieve and objects:
                 found[entry.object].append(get(entry.retrieve.format(id=objects[0]["id"])))
+        for intent in found["setup_intent"][:6]:
+            found["setup_attempt"] += list(pages(get, "/v1/setup_attempts", setup_intent=intent["id"]))
+        for relation, (resource, url) in RELATIONS.items():  # lists that page one parent's objects
+            if "?" in url:
+                continue
+            store = world.store(account)
+            for parent_id in [p for p in store.relations.get(relation, {}) if store.find(p)][:4]:
+                found[BY_NAME[resource].object] += list(pages(get, url.format(id=parent_id)))
         found["account"].append(get("/v1/account"))
         found["balance"].append(get("/v1/balance"))
         # includable fields, and objects only reached through `expand`
@@ -122,7 +148,8 @@ def served(world: Emulator) -> dict[str, list[dict]]:
                       "/v1/coupons": ["data.applies_to", "data.currency_options"],
                       "/v1/charges": ["data.refunds"], "/v1/invoices": ["data.payments", "data.discounts"],
                       "/v1/payouts": ["data.destination"], "/v1/products": ["data.tax_code"],
-                      "/v1/payment_intents": ["data.payment_method"], "/v1/transfers": ["data.destination"]}
+                      "/v1/payment_intents": ["data.payment_method"], "/v1/transfers": ["data.destination"],
+                      "/v1/checkout/sessions": ["data.line_items"], "/v1/payment_links": ["data.line_items"]}
         for path, expand in expansions.items():
             found["expanded"] += get(path, limit=100, expand=expand)["data"]
     return found

@@ -134,6 +134,8 @@ def test_an_objects_latest_event_shows_it_as_it_is(world: Emulator):
         now = world.get(resource, object_id)
         if event["data"]["object"]["object"] == "charge" and now["disputed"]:
             now = dict(now, disputed=event["data"]["object"]["disputed"])
+        if event["data"]["object"]["object"] == "file":  # a file's links come later, and no event says so
+            now = dict(now, links=event["data"]["object"]["links"])
         assert _own_fields(event["data"]["object"]) == _own_fields(now), (event["type"], object_id)
         checked += 1
     assert checked > 100
@@ -203,7 +205,8 @@ def test_what_a_change_makes_is_made_now_with_its_events(own_world: Emulator):
     moment, not back-dated: an incremental reader would never see a back-dated object."""
     before = {p["id"] for p in own_world.objects("prices")}
     start = own_world.now()
-    sub = own_world.create("subscriptions", items=1, status="active")
+    customer = own_world.create("customers", currency="jpy")  # the world has no recurring jpy prices
+    sub = own_world.create("subscriptions", customer=customer["id"], items=1, status="active")
     own_world.add_subscription_items(sub["id"], 15)
     new = [p for p in own_world.objects("prices") if p["id"] not in before]
     assert new and all(p["created"] >= start for p in new)

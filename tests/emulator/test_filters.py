@@ -22,12 +22,21 @@ from stripe_emulator.objects import LISTED
 from .conftest import client_for
 
 PAGING = {"limit", "starting_after", "ending_before", "expand", "created"}  # tested in test_lists.py
-PARAMS_CLASS = {"invoiceitems": "InvoiceItemListParams"}  # the others: <Object>ListParams
+PARAMS_CLASS = {"invoiceitems": "InvoiceItemListParams", "checkout_sessions": "checkout.SessionListParams",
+                "early_fraud_warnings": "radar.EarlyFraudWarningListParams", "meters": "billing.MeterListParams",
+                "credit_grants": "billing.CreditGrantListParams",
+                "entitlement_features": "entitlements.FeatureListParams",
+                "issuing_cardholders": "issuing.CardholderListParams", "issuing_cards": "issuing.CardListParams",
+                "issuing_authorizations": "issuing.AuthorizationListParams",
+                "issuing_transactions": "issuing.TransactionListParams",
+                "issuing_disputes": "issuing.DisputeListParams"}  # the others: <Object>ListParams
 
 
 def documented_filters(entry) -> set[str]:
     name = PARAMS_CLASS.get(entry.name) or "".join(p.title() for p in entry.object.split("_")) + "ListParams"
-    params = getattr(stripe.params, name)
+    params: Any = stripe.params
+    for part in name.split("."):
+        params = getattr(params, part)
     return set(params.__annotations__) - set(RequestOptions.__annotations__) - PAGING
 
 
@@ -57,6 +66,10 @@ def enum(*path: str, values: tuple[str, ...]) -> tuple[Callable, tuple]:
 
 def flag(name: str) -> tuple[Callable, str]:
     return (lambda o, v, w: o.get(name) is (v == "true")), "flag"
+
+
+def _email(session: dict) -> str | None:
+    return (session["customer_details"] or {}).get("email")
 
 
 def window(stamp: Callable[[dict, Emulator], int | None]) -> tuple[Callable, tuple]:
@@ -140,6 +153,70 @@ PROBES: dict[tuple[str, str], tuple[Callable, Any]] = {
     ("promotion_codes", "customer_account"): field("customer_account"),
     ("tax_rates", "active"): flag("active"),
     ("tax_rates", "inclusive"): flag("inclusive"),
+    ("checkout_sessions", "customer"): field("customer"),
+    ("checkout_sessions", "customer_account"): field("customer_account"),
+    ("checkout_sessions", "customer_details"): ((lambda o, v, w: _email(o) == v["email"]), ("hash", "email", _email)),
+    ("checkout_sessions", "payment_intent"): field("payment_intent"),
+    ("checkout_sessions", "payment_link"): field("payment_link"),
+    ("checkout_sessions", "status"): enum("status", values=("complete", "expired", "open")),
+    ("checkout_sessions", "subscription"): field("subscription"),
+    ("payment_links", "active"): flag("active"),
+    ("setup_intents", "attach_to_self"): ((lambda o, v, w: bool(o.get("attach_to_self")) is (v == "true")), "flag"),
+    ("setup_intents", "customer"): field("customer"),
+    ("setup_intents", "customer_account"): field("customer_account"),
+    ("setup_intents", "payment_method"): field("payment_method"),
+    ("setup_attempts", "setup_intent"): field("setup_intent"),
+    ("early_fraud_warnings", "charge"): field("charge"),
+    ("early_fraud_warnings", "payment_intent"): field("payment_intent"),
+    ("topups", "amount"): window(lambda o, w: o["amount"]),
+    ("topups", "status"): enum("status", values=("canceled", "failed", "pending", "succeeded")),
+    ("application_fees", "charge"): field("charge"),
+    ("meters", "status"): enum("status", values=("active", "inactive")),
+    ("shipping_rates", "active"): flag("active"),
+    ("shipping_rates", "currency"): field("fixed_amount", "currency"),
+    ("entitlement_features", "archived"): ((lambda o, v, w: (not o["active"]) is (v == "true")), "flag"),
+    ("entitlement_features", "lookup_key"): field("lookup_key"),
+    ("quotes", "customer"): field("customer"),
+    ("quotes", "customer_account"): field("customer_account"),
+    ("quotes", "status"): enum("status", values=("accepted", "canceled", "draft", "open")),
+    ("quotes", "test_clock"): field("test_clock"),
+    ("subscription_schedules", "canceled_at"): window(lambda o, w: o["canceled_at"]),
+    ("subscription_schedules", "completed_at"): window(lambda o, w: o["completed_at"]),
+    ("subscription_schedules", "customer"): field("customer"),
+    ("subscription_schedules", "customer_account"): field("customer_account"),
+    ("subscription_schedules", "released_at"): window(lambda o, w: o["released_at"]),
+    ("subscription_schedules", "scheduled"): ((lambda o, v, w: (o["status"] == "not_started") is (v == "true")),
+                                              "flag"),
+    ("credit_grants", "customer"): field("customer"),
+    ("credit_grants", "customer_account"): field("customer_account"),
+    ("issuing_cardholders", "email"): field("email"),
+    ("issuing_cardholders", "phone_number"): field("phone_number"),
+    ("issuing_cardholders", "status"): enum("status", values=("active", "blocked", "inactive")),
+    ("issuing_cardholders", "type"): enum("type", values=("company", "individual")),
+    ("issuing_cards", "cardholder"): field("cardholder"),
+    ("issuing_cards", "exp_month"): ((lambda o, v, w: str(o["exp_month"]) == v),
+                                     lambda objs, w: [str(o["exp_month"]) for o in objs]),
+    ("issuing_cards", "exp_year"): ((lambda o, v, w: str(o["exp_year"]) == v),
+                                    lambda objs, w: [str(o["exp_year"]) for o in objs]),
+    ("issuing_cards", "last4"): field("last4"),
+    ("issuing_cards", "personalization_design"): field("personalization_design"),
+    ("issuing_cards", "status"): enum("status", values=("active", "canceled", "inactive")),
+    ("issuing_cards", "type"): enum("type", values=("physical", "virtual")),
+    ("issuing_authorizations", "card"): field("card"),
+    ("issuing_authorizations", "cardholder"): field("cardholder"),
+    ("issuing_authorizations", "status"): enum("status", values=("closed", "expired", "pending", "reversed")),
+    ("issuing_transactions", "card"): field("card"),
+    ("issuing_transactions", "cardholder"): field("cardholder"),
+    ("issuing_transactions", "type"): enum("type", values=("capture", "refund")),
+    ("issuing_disputes", "status"): enum("status", values=("expired", "lost", "submitted", "unsubmitted", "won")),
+    ("issuing_disputes", "transaction"): field("transaction"),
+    ("files", "purpose"): field("purpose"),
+    ("file_links", "expired"): flag("expired"),
+    ("file_links", "file"): field("file"),
+    ("invoice_payments", "invoice"): field("invoice"),
+    ("invoice_payments", "payment"): ((lambda o, v, w: o["payment"].get("payment_intent") == v["payment_intent"]),
+                                      ("hash", "payment_intent", lambda o: o["payment"].get("payment_intent"))),
+    ("invoice_payments", "status"): enum("status", values=("canceled", "open", "paid")),
     ("events", "type"): field("type"),
     ("events", "types"): ((lambda o, v, w: o["type"] in v), "ids:type"),
     ("events", "delivery_success"): ((lambda o, v, w: (o["id"] not in w.store().undelivered) is (v == "true")),
@@ -161,6 +238,18 @@ def arranged() -> Iterator[Emulator]:
         emu.create("invoiceitems", customer=represented["id"])
         emu.create("payment_intents", customer=represented["id"])
         emu.create("promotion_codes", customer=represented["id"])
+        emu.create("application_fees")
+        emu.create("application_fees")
+        emu.create("entitlement_features", active=False)
+        emu.create("quotes", customer=represented["id"])
+        emu.create("quotes", customer=clocked["id"])
+        emu.create("subscription_schedules", customer=represented["id"], status="not_started")
+        for days in (300, 320, 340):  # schedules that ran their course
+            emu.create("subscription_schedules", status="completed", created=emu.now() - days * 86400)
+        emu.create("credit_grants", customer=represented["id"])
+        emu.create("setup_intents", customer=represented["id"])
+        emu.create("setup_intents", attach_to_self=True)
+        emu.create("checkout_sessions", customer=represented["id"], status="open")
         emu.create("products", type="good", shippable=False)
         emu.create("products", type="good", shippable=True)
         yield emu
@@ -197,6 +286,9 @@ def candidates(kind: Any, objects: list[dict], world: Emulator) -> list[tuple[An
         return [({"interval": "month"}, {"interval": "week"})]
     if isinstance(kind, tuple) and kind[0] == "enum":  # every documented value, each exact
         return [(value, None) for value in kind[1]]
+    if isinstance(kind, tuple) and kind[0] == "hash":  # a hash with one key (`customer_details[email]`)
+        values = [v for o in objects if (v := kind[2](o)) is not None]
+        return [({kind[1]: max(set(values), key=values.count)}, {kind[1]: "nobody@example.com"})]
     if isinstance(kind, tuple):  # a timestamp window: the middle third of the values
         stamps = sorted(t for o in objects if (t := kind[1](o, world)) is not None)
         return [({"gte": str(stamps[len(stamps) // 3]), "lt": str(stamps[2 * len(stamps) // 3])},
@@ -246,8 +338,9 @@ def _unrelated(world: Emulator, name: str, param: str) -> Any:
             "destination": "ba_1Nobody00000000", "transfer_group": "ORDER_NONE", "email": "nobody@example.com",
             "customer_account": "acct_1Nobody0000000", "test_clock": "clock_1Nobody00000", "url": "https://none",
             "plan": "price_1Nobody00000", "price": "price_1Nobody00000", "code": "NOCODE",
-            "type": "topup" if name == "balance_transactions" else "no.such_type", "currency": "jpy",
-            "payout": "po_1Nobody00000000"}.get(param)
+            "type": "climate_order_purchase" if name == "balance_transactions" else "no.such_type", "currency": "jpy",
+            "payout": "po_1Nobody00000000", "payment_link": "plink_1Nobody0000000",
+            "setup_intent": "seti_1Nobody0000000", "payment_method": "pm_1Nobody00000000"}.get(param)
 
 
 def test_every_documented_filter_of_every_served_list_is_probed():

@@ -306,7 +306,28 @@ def _load(args: argparse.Namespace, pipeline: dlt.Pipeline, options: dict[str, A
     print_summary(loaded, table_totals(pipeline), time.perf_counter() - started)
     if report.platform:
         print_accounts_summary(report)
+    print_left_out(args.resources)
     return loaded
+
+
+def print_left_out(resources: str | None) -> None:
+    """Name the tables off by default this run could have loaded, why they are off, and how to load them."""
+    from stripe_source.catalog import BY_TABLE
+    from stripe_source.listing import why_off
+    from stripe_source.options import select_tables
+    from stripe_source.selection import left_out
+
+    skipped = left_out(select_tables(resources), given=bool(resources))
+    if skipped:
+        print("Off by default: " + "; ".join(f"{t} ({why_off(BY_TABLE[t])})" for t in skipped)
+              + f". Load them with --resources default,{','.join(skipped)} (or a group, or all)")
+
+
+def cmd_tables(args: argparse.Namespace) -> int:
+    from stripe_source.listing import render_text
+
+    print(render_text())
+    return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -389,7 +410,8 @@ def parser() -> argparse.ArgumentParser:
     sub = root.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="load Stripe into DuckDB (or any dlt destination)", allow_abbrev=False)
-    run.add_argument("--resources", help="comma-separated tables to load (default: all)")
+    run.add_argument("--resources", help="comma-separated tables or groups to load: payments, billing, connect, "
+                     "issuing, documents, core, default, all (default: every table on by default; see `tables`)")
     run.add_argument("--start-date", help="only objects created on/after this date (ISO 8601)")
     run.add_argument("--end-date", help="only objects created before this date (a stateless backfill window)")
     run.add_argument("--destination", default="duckdb", help="any dlt destination (default: duckdb)")
@@ -418,6 +440,10 @@ def parser() -> argparse.ArgumentParser:
                      help="worker processes that parse and flatten pages (default: cores - 1, at most 4; 0: none)")
     add_arguments(run)
     run.set_defaults(handler=cmd_run)
+
+    tables = sub.add_parser("tables", help="list every table: endpoint, how it syncs, default, permission, cost",
+                            allow_abbrev=False)
+    tables.set_defaults(handler=cmd_tables)
 
     demo = sub.add_parser("demo", help="load a seeded local Stripe emulator into DuckDB", allow_abbrev=False)
     demo.add_argument("--scale", type=int, default=5000, help="objects in the emulated account")

@@ -19,10 +19,11 @@ from typing import Any
 
 import stripe
 
-from ..catalog import BY_TABLE, CATALOG, StripeObject
+from ..catalog import BY_TABLE, CATALOG, StripeObject, sub_list_of
 from ..client import DEFAULT_API_BASE, DEFAULT_CONNECT_BASE, StripeApi
 from ..credentials import StripeCredentials, mask, resolve_credentials
 from ..errors import PermissionMissing, ReauthenticationRequired
+from ..shaping import has_sub_list
 from .tokens import TokenRefresher, refresher_for
 
 logger = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ def validate(
     try:
         if probe_permissions is None:
             probe_permissions = credentials.key_type == "restricted"
-        entries = [e for e in CATALOG if e.path and not e.parent] if probe_permissions else []
+        entries = [e for e in CATALOG if needs_probe(e)] if probe_permissions else []
         access = check_access(api, credentials, entries, strict=False)
         credentials = api.credentials
         return ConnectionReport(
@@ -138,7 +139,8 @@ def check_connection(
     """
     entries: list[StripeObject] = []
     if credentials.key_type == "restricted":
-        entries = [BY_TABLE[root] for root in selection]
+        entries = [BY_TABLE[table] for root, tables in selection.items() for table in (root, *sorted(tables - {root}))
+                   if table == root or needs_probe(BY_TABLE[table])]
         if "events" not in selection and any(entry.mutable and entry.events for entry in entries):
             entries.append(BY_TABLE["events"])  # runs after the first follow changes through /v1/events
     access = check_access(api, credentials, entries, strict=True)
@@ -169,12 +171,43 @@ def check_access(
     readable: dict[str, str] = {}
     unreadable: dict[str, str] = {}
     for entry in entries:
-        if entry.singleton:
-            ok = readable_account and entry.path == "/v1/account"
+        if entry.path == "/v1/account":
+            ok = readable_account
+        elif entry.singleton:
+            ok = _can_read(api, entry.path or "", strict, {})
+        elif entry.parent is not None:
+            ok = _can_read_items(api, entry, strict)
         else:
             ok = _can_read(api, entry.path or "", strict)
         (readable if ok else unreadable)[entry.table] = entry.permission
     return Access(account, readable_account, readable, unreadable, named)
+
+
+def needs_probe(entry: StripeObject) -> bool:
+    """Every table is probed, but sub-list items that share their parent's permission (invoice lines)."""
+    return entry.parent is None or entry.permission != BY_TABLE[entry.parent].permission
+
+
+def _can_read_items(api: StripeApi, entry: StripeObject, strict: bool) -> bool:
+    """A sub-list's own permission, probed at its endpoint for the parent's first object (none: nothing
+    to read, and no way to ask)."""
+    sub = sub_list_of(entry)
+    parent = BY_TABLE[entry.parent or ""]
+    try:
+        parents = api.get(parent.path or "", {"limit": 10})["data"]
+    except stripe.StripeError:
+        return True  # the parent's own probe reports it
+    first = next((p["id"] for p in parents if has_sub_list(sub, p)), None)
+    if first is None:
+        return True
+    try:
+        api.get(sub.path.format(id=first), {"limit": 1, **{name: value.format(id=first) for name, value in sub.params}})
+    except stripe.PermissionError as exc:
+        _raise_if_no_account_access(exc, api.credentials)
+        return False
+    except stripe.InvalidRequestError:
+        return True  # past the permission check: the object went meanwhile
+    return True
 
 
 def _install_refresher(api: StripeApi, credentials: StripeCredentials) -> TokenRefresher | None:
@@ -191,9 +224,9 @@ def _install_refresher(api: StripeApi, credentials: StripeCredentials) -> TokenR
     return refresher
 
 
-def _can_read(api: StripeApi, path: str, strict: bool) -> bool:
+def _can_read(api: StripeApi, path: str, strict: bool, params: dict[str, Any] | None = None) -> bool:
     try:
-        api.get(path, {"limit": 1})
+        api.get(path, {"limit": 1} if params is None else params)
     except stripe.PermissionError as exc:
         _raise_if_no_account_access(exc, api.credentials)
         return False
