@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import random
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -51,6 +50,7 @@ from .api_settings import (
 from .credentials import StripeCredentials
 from .errors import NotStripe, ReauthenticationRequired, StripeUnavailable
 from .pacing import Pacer, RateLimits, interruptible_sleep
+from .retries import RETRY_STATUSES, RETRY_TIME_FACTOR, GiveUp, RetryPolicy
 
 # What the rest of the source (and its users) import from here; each lives in its own module.
 __all__ = [
@@ -73,12 +73,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-RETRY_STATUSES = frozenset({409, 429, 500, 502, 503, 504})
-RETRY_TIME_FACTOR = 4  # one request is retried for at most this many request timeouts (429s aside)
-# A server that never answered this run is most likely the wrong one (a typo in --api-base, no
-# network): give up after this many attempts instead of backing off for a minute.
-FIRST_CONTACT_ATTEMPTS = 2
 
 
 @dataclass
@@ -132,9 +126,7 @@ class StripeApi:
         self.pacer = Pacer(limits or RateLimits.for_mode(credentials.livemode))
         self.timeout = configured_request_timeout() if timeout is None else check_request_timeout(timeout)
         self._timeouts = urllib3.Timeout(connect=min(10.0, self.timeout), read=self.timeout)
-        self.max_attempts = max_attempts
-        self.max_rate_limit_attempts = max_rate_limit_attempts
-        self.retry_seconds = RETRY_TIME_FACTOR * self.timeout
+        self.retries = RetryPolicy(max_attempts, max_rate_limit_attempts, RETRY_TIME_FACTOR * self.timeout)
         self._answered = False  # any HTTP answer from api_base yet (else errors mean a wrong URL or no network)
         self.stats = RequestStats()
         self.server_time: int | None = None  # Stripe's clock, from the Date header
@@ -193,17 +185,18 @@ class StripeApi:
                                               retries=False)
             except urllib3.exceptions.HTTPError as exc:  # refused, reset, timed out, broken TLS
                 reason = what_failed(exc, self._timeouts)
-                if not self._answered and attempt >= FIRST_CONTACT_ATTEMPTS:
+                wait = self.retries.after_failure(attempt, time.monotonic() - started, self._answered)
+                if wait is GiveUp.UNREACHABLE:
                     raise StripeUnavailable(
                         f"Cannot reach {self.api_base} ({reason}): check --api-base (or STRIPE_API_BASE, "
                         "[sources.stripe] api_base), the network and any proxy, then run again"
                     ) from None
-                if attempt >= self.max_attempts or not self._may_wait(started, attempt):
+                if isinstance(wait, GiveUp):
                     raise StripeUnavailable(
                         f"Stripe did not answer GET {self.api_base}{path} after {attempt} attempts ({reason}): "
                         "check the network or Stripe's status page and run again"
                     ) from None
-                self._backoff(attempt, endpoint, reason=reason)
+                self._backoff(wait, attempt, endpoint, reason=reason)
                 continue
             self._answered = True
             status = response.status
@@ -213,39 +206,25 @@ class StripeApi:
                 if not looks_like_a_stripe_object(response.data):
                     raise NotStripe(self.api_base + path, status, what_came(response))
                 return response.data
-            if status in RETRY_STATUSES:
-                if self._should_retry(response, attempt) and (status == 429 or self._may_wait(started, attempt)):
-                    if status == 429:
-                        self.stats.rate_limited += 1
-                        self.pacer.slow_down()
-                    self._backoff(attempt, endpoint, reason=str(status))
-                    continue
-                if status >= 500 or status == 429 or stripe_error_body(response) is None:
-                    raise StripeUnavailable(
-                        f"Stripe answered GET {self.api_base}{path} with HTTP {status} {attempt} times "
-                        f"({what_came(response)}): check Stripe's status page and run again"
-                    )
+            wait = self.retries.after_answer(attempt, status, response.headers, time.monotonic() - started)
+            if not isinstance(wait, GiveUp):
+                if status == 429:
+                    self.stats.rate_limited += 1
+                    self.pacer.slow_down()
+                self._backoff(wait, attempt, endpoint, reason=str(status))
+                continue
+            if status in RETRY_STATUSES and (status >= 500 or status == 429 or stripe_error_body(response) is None):
+                raise StripeUnavailable(
+                    f"Stripe answered GET {self.api_base}{path} with HTTP {status} {attempt} times "
+                    f"({what_came(response)}): check Stripe's status page and run again"
+                )
             if status == 401 and not refreshed and self._renew_token(headers):
                 refreshed = True  # once: a new token that is refused too means re-authenticate
                 continue  # the same request again: no page is lost or read twice
             self._raise_sdk_error(response, self.api_base + path)
 
-    def _may_wait(self, started: float, attempt: int) -> bool:
-        """Whether the next backoff still ends within the request's retry time."""
-        return time.monotonic() + _backoff_seconds(attempt) * 0.5 < started + self.retry_seconds
-
-    def _should_retry(self, response: urllib3.BaseHTTPResponse, attempt: int) -> bool:
-        if response.status == 429:
-            # A rate-limit 429 is always worth waiting out; Stripe-Should-Retry only speaks for
-            # lock timeouts and other 429s. A load never fails on a 429 before this cap.
-            return attempt < self.max_rate_limit_attempts
-        if response.headers.get("Stripe-Should-Retry") == "false":
-            return False
-        return attempt < self.max_attempts
-
-    def _backoff(self, attempt: int, endpoint: str, reason: str) -> None:
+    def _backoff(self, delay: float, attempt: int, endpoint: str, reason: str) -> None:
         self.stats.retries += 1
-        delay = _backoff_seconds(attempt) * random.uniform(0.5, 1.0)
         logger.info("Retrying GET %s in %.1fs (attempt %d, %s)", endpoint, delay, attempt, reason)
         interruptible_sleep(delay)
 
@@ -309,10 +288,6 @@ class StripeApi:
 
     def close(self) -> None:
         self._http.clear()
-
-
-def _backoff_seconds(attempt: int) -> float:
-    return min(30.0, 0.5 * 2 ** min(attempt - 1, 6))
 
 
 def _connection_pool(api_base: str, size: int) -> urllib3.PoolManager:
