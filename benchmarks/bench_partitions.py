@@ -1,7 +1,7 @@
 """A Connect platform's accounts as partitions, on 1 process and then on 4, into one PostgreSQL dataset.
 
-    .venv/bin/python benchmarks/bench_partitions.py            # 200 connected accounts (~10 minutes)
-    .venv/bin/python benchmarks/bench_partitions.py --quick    # 40 accounts, to check it runs (~3 minutes)
+    .venv/bin/python benchmarks/bench_partitions.py            # 100 connected accounts (~7 minutes on 2 cores)
+    .venv/bin/python benchmarks/bench_partitions.py --quick    # 20 accounts, to check it runs (~2 minutes)
 
 What an orchestrator does with `stripe_source.partitions` (the Dagster and Airflow recipes): one run
 per account, each through its own pipeline (`account_pipeline` + `account_source`, what
@@ -317,12 +317,12 @@ def bounds(one: dict, many: dict, cores: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="40 accounts: check the benchmark runs (~3 minutes)")
-    parser.add_argument("--accounts", type=int, default=200, help="connected accounts")
+    parser.add_argument("--quick", action="store_true", help="20 accounts: check the benchmark runs (~2 minutes)")
+    parser.add_argument("--accounts", type=int, default=100, help="connected accounts")
     parser.add_argument("--large", type=int, default=2, help="of which large (scale 5,000)")
     args = parser.parse_args()
     if args.quick:
-        args.accounts, args.large = 40, 1
+        args.accounts, args.large = 20, 1
     os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
 
     from stripe_emulator import Emulator, RateLimits
