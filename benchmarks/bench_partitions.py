@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,8 +56,20 @@ def _loader(accounts: mp.Queue, results: mp.Queue, go: mp.Event, platform: str, 
     from stripe_source.cli.commands import load
     from stripe_source.client import Pacer
     from stripe_source.partitions import account_pipeline, account_source
+    from stripe_source.postgres import ConcurrentPostgresClient
 
     waits: list[float] = []
+    lock_waits: list[float] = []
+    take_lock = ConcurrentPostgresClient.migration_lock
+
+    @contextmanager
+    def timed_migration_lock(self):
+        asked = time.monotonic()
+        with take_lock(self):
+            lock_waits.append(time.monotonic() - asked)
+            yield
+
+    ConcurrentPostgresClient.migration_lock = timed_migration_lock  # how long schema migrations queued
     original = Pacer.wait_turn
 
     def timed_wait_turn(self, endpoint: str, priority: int = 0) -> float:
@@ -73,7 +86,7 @@ def _loader(accounts: mp.Queue, results: mp.Queue, go: mp.Event, platform: str, 
             account = accounts.get_nowait()
         except queue.Empty:
             break
-        started, waits[:] = time.perf_counter(), []
+        started, waits[:], lock_waits[:] = time.perf_counter(), [], []
         try:
             pipeline = account_pipeline(account, "postgres", DATASET, pipelines_dir)
             loaded = load(pipeline, account_source(account, platform, max_requests_per_second=GLOBAL_RPS,
@@ -84,7 +97,8 @@ def _loader(accounts: mp.Queue, results: mp.Queue, go: mp.Event, platform: str, 
             loaded, steps, status = {}, {}, f"failed: {type(exc).__name__}: {str(exc)[:200]}"
         results.put(("account", {"account": account, "wall": time.perf_counter() - started, "steps": steps,
                                  "rows": sum(loaded.values()), "status": status, "requests_paced": len(waits),
-                                 "paced_wait": sum(waits), "held": sum(1 for w in waits if w > 0.001)}))
+                                 "paced_wait": sum(waits), "held": sum(1 for w in waits if w > 0.001),
+                                 "lock_wait": sum(lock_waits)}))
     for worker in mp.active_children():  # flatten workers: reaped, so their CPU counts as ours
         worker.join(5)
     results.put(("done", os.getpid()))
@@ -274,6 +288,10 @@ def loaded(result: dict) -> int:
     return sum(1 for o in result["outcomes"] if o["status"] == "loaded")
 
 
+def median_run(result: dict) -> float:
+    return statistics.median(o["wall"] for o in result["outcomes"])
+
+
 def stage_median(result: dict, step: str) -> float:
     return statistics.median(o["steps"].get(step, 0.0) for o in result["outcomes"])
 
@@ -299,15 +317,20 @@ def bounds(one: dict, many: dict, cores: int) -> str:
         f"  latency: the longest account run took {slowest['wall']:.1f}s ({slowest['account']}: "
         f"{', '.join(f'{k} {v:.1f}s' for k, v in slowest['steps'].items())}); more processes do not shorten it",
     ]
+    slower = median_run(many) / median_run(one)
+    lock = statistics.median(o["lock_wait"] for o in many["outcomes"])
+    lines.append(f"  schema-migration lock: an account's run waited {lock:.2f}s for it (median; "
+                 f"{statistics.median(o['lock_wait'] for o in one['outcomes']):.2f}s with 1 process)")
     if busy(many, cores) >= 0.8:
-        verdict = (f"CPU: the {cores} cores are busy {busy(many, cores):.0%} of the time, and an account's run grew "
-                   f"most in {max(grew, key=grew.get)} (+{max(grew.values()):.2f}s median)")
-    elif max(grew, key=grew.get) == "extract" and mean_hold_ms(many) > 2 * mean_hold_ms(one):
-        verdict = "the rate budgets: runs waited longer for their pacers with more processes"
+        verdict = f"CPU: the {cores} cores are busy {busy(many, cores):.0%} of the time"
+    elif mean_hold_ms(many) > 2 * mean_hold_ms(one) or many["429s"]:
+        verdict = "the rate budgets: runs waited longer for their pacers, or were refused, with more processes"
     else:
-        verdict = (f"latency and the tail: the cores are busy {busy(many, cores):.0%}, the pacers hold requests "
-                   f"{mean_hold_ms(many):.0f} ms against ~325 ms of latency, and the run cannot end before its "
-                   f"longest account ({slowest['wall']:.1f}s)")
+        verdict = ("the processes slowing each other down, not the rate budget nor latency: an account's run "
+                   f"takes {slower:.1f}x as long with {many['processes']} at once (median), growing by "
+                   + ", ".join(f"{step} +{grew[step]:.2f}s" for step in STEPS)
+                   + f", while its pacer holds stayed ~{mean_hold_ms(many):.0f} ms and the cores averaged "
+                   f"{busy(many, cores):.0%} busy (the CPU-heavy stages of several runs meet on {cores} cores)")
     lines.append(f"  => bound by {verdict}")
     if shared_floor < many["wall"]:
         lines.append(f"  => a platform-wide budget shared by every process ({shared_floor:.1f}s of requests at "
