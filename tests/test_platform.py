@@ -199,3 +199,16 @@ def test_a_connected_accounts_credentials_cannot_load_the_platform(platform, mon
     monkeypatch.setenv("SOURCES__STRIPE__CREDENTIALS__STRIPE_ACCOUNT", platform.connected_account_ids[0])
     assert run_pipeline(platform, monkeypatch, tmp_path / "x.duckdb", "--all-accounts") == EXIT_BAD_INPUT
     assert "needs the platform's own key" in capsys.readouterr().err
+
+
+def test_a_connected_account_with_history_older_than_its_connection_loads_whole(monkeypatch, tmp_path):
+    """A connected account's `created` is when it was connected; its objects can be older. Large
+    enough that its lists are read in parallel windows below that date."""
+    with Emulator(seed=3, scale=120, connected_scales=[5000]) as emu:
+        account = emu.connected_account_ids[0]
+        connected_at = dict(emu.listed_accounts())[account]
+        older = [o for o in emu.objects("invoiceitems", account=account) if o["date"] < connected_at - 86400]
+        assert older, "the world must hold invoice items from before the account was connected"
+        db = tmp_path / "platform.duckdb"
+        assert run_pipeline(emu, monkeypatch, db, "--accounts", account) == EXIT_OK
+        assert_account_equals_emulator(emu, db, account)

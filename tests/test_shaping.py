@@ -68,3 +68,12 @@ def test_the_rest_of_a_window_is_split_by_how_full_pages_will_be():
     sparse = PageEdges(True, 100, first_created=10_000, last_created=100, last_id="ch_last")
     assert split_rest(window, sparse, idle=7, oldest=0) == [(window, "ch_last")]  # too few pages left to split
     assert len(split_rest(window, dense, idle=0, oldest=0)) == 1  # no idle slot: go on with the cursor
+
+
+def test_the_bottom_slice_of_an_open_window_reaches_below_the_oldest_guess():
+    """`oldest` (an account's `created`: when it was connected) guides the split only: a Standard
+    account connected later holds older objects, and the bottom slice must still read them."""
+    dense = PageEdges(True, 100, first_created=10_000, last_created=9_990, last_id="ch_last")
+    parts = split_rest(Window(None, 10_001), dense, idle=7, oldest=5_000)
+    assert len(parts) > 2
+    assert min((w for w, _ in parts), key=lambda w: w.end).start is None

@@ -229,8 +229,12 @@ def split_rest(window: Window, edges: PageEdges, idle: int, oldest: int) -> list
     parts = max(1, min(idle + 1, high - low, 8, int(expected_pages / MIN_PAGES_PER_WINDOW)))
     if parts == 1:
         return [(window, edges.last_id)]
-    bounds = [low + (high - low) * i // parts for i in range(parts)] + [high]
+    bounds: list[int | None] = [low + (high - low) * i // parts for i in range(parts)] + [high]
     tasks: list[tuple[Window, str | None]] = [(Window(bounds[-2], window.end), edges.last_id)]
+    # The bottom slice keeps the window's own start. `oldest` only guides the split: an account's
+    # `created` is when it was connected (Stripe's API reference), and a Standard account connected
+    # later holds older objects, which a slice starting there would never read.
+    bounds[0] = window.start
     for lo, hi in zip(bounds[:-2], bounds[1:-1], strict=True):
         tasks.append((Window(lo, hi), None))
     return tasks

@@ -1,0 +1,67 @@
+"""What came back from a server (or why nothing did), in words for an error message; and whether
+an answer is Stripe's at all, or a proxy's or a web server's page."""
+
+from __future__ import annotations
+
+import orjson
+import stripe
+import urllib3
+
+
+def looks_like_a_stripe_object(body: bytes) -> bool:
+    """Cheaply (pages are parsed elsewhere): a JSON object that names its `object`, as all of Stripe's do."""
+    return body[:64].lstrip()[:1] == b"{" and body[-64:].rstrip()[-1:] == b"}" and b'"object"' in body
+
+
+def stripe_error_body(response: urllib3.BaseHTTPResponse) -> dict | None:
+    """Stripe's `{"error": {...}}`, or None when the body is something else."""
+    try:
+        body = orjson.loads(response.data)
+    except orjson.JSONDecodeError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else None
+
+
+def what_came(response: urllib3.BaseHTTPResponse) -> str:
+    """A short description of a body, for a message: its type and its first characters."""
+    body = response.data or b""
+    error = stripe_error_body(response)
+    if error is not None:
+        return f"Stripe's error {str(error.get('message') or error.get('type') or 'without a message')[:80]!r}"
+    kind = (response.headers.get("Content-Type") or "no content type").split(";")[0].strip()
+    if not body.strip():
+        return f"an empty body ({kind})"
+    text = " ".join(body[:200].decode("utf-8", "replace").split())
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{kind} {text!r}"
+
+
+def what_failed(exc: urllib3.exceptions.HTTPError, timeouts: urllib3.Timeout) -> str:
+    """What went wrong with the connection, in words (no URL: the callers name it)."""
+    # most specific first: NameResolutionError < NewConnectionError < ConnectTimeoutError
+    if isinstance(exc, urllib3.exceptions.NameResolutionError):
+        return "unknown host"
+    if isinstance(exc, urllib3.exceptions.NewConnectionError):
+        return "connection refused" if "refused" in str(exc).lower() else "no connection"
+    if isinstance(exc, urllib3.exceptions.ConnectTimeoutError):
+        return f"no connection within {timeouts.connect_timeout:g} s"
+    if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
+        return f"no answer within {timeouts.read_timeout:g} s"
+    if isinstance(exc, urllib3.exceptions.SSLError):
+        return "TLS error"
+    if isinstance(exc, urllib3.exceptions.ProtocolError):
+        return "connection closed without an answer"
+    return type(exc).__name__
+
+
+def auth_failure_reason(exc: stripe.StripeError) -> str:
+    """The short reason of an auth error without the (masked) key Stripe echoes in its message."""
+    # The SDK leaves `code` unset on AuthenticationError; the parsed error body has it.
+    code = getattr(exc, "code", None) or getattr(getattr(exc, "error", None), "code", None)
+    if code == "api_key_expired":
+        return "the key or access token has expired"
+    if code in ("invalid_api_key", None):
+        return "the key is invalid or was revoked"
+    return str(code)
