@@ -97,6 +97,11 @@ class StripeObject:
     json: tuple[str, ...] = ()
 
     @property
+    def follows_events(self) -> bool:
+        """Kept current from `/v1/events` after its first load: its changes, or its creations (a file)."""
+        return bool(self.events) and (self.mutable or self.creations_announced)
+
+    @property
     def tables(self) -> tuple[str, ...]:
         """Its own table, then its sub-lists' tables: every table one read of it fills."""
         return (self.table, *(sub.table for sub in self.sub_lists))
@@ -220,6 +225,7 @@ CATALOG: tuple[StripeObject, ...] = (
             "/v1/setup_intents",
             "rak_setup_intent_read",
             events=("setup_intent.",),
+            creations_announced=True,
             # each confirmation's attempt: listed per setup intent only
             sub_lists=(
                 SubList(
@@ -234,15 +240,16 @@ CATALOG: tuple[StripeObject, ...] = (
         # so in an event of their own.
         _entry("payment_methods", "payment_method", None, "rak_payment_method_read", parent="customers",
                events=("payment_method.",), default=False),
-        _entry("reviews", "review", "/v1/reviews", "rak_review_read", events=("review.",)),
+        _entry("reviews", "review", "/v1/reviews", "rak_review_read", events=("review.",), creations_announced=True),
         _entry(
             "early_fraud_warnings",
             "radar.early_fraud_warning",
             "/v1/radar/early_fraud_warnings",
             "rak_radar_early_fraud_warning_read",
             events=("radar.early_fraud_warning.",),
+            creations_announced=True,
         ),
-        _entry("topups", "topup", "/v1/topups", "rak_topup_read", events=("topup.",),
+        _entry("topups", "topup", "/v1/topups", "rak_topup_read", events=("topup.",), creations_announced=True,
                timestamps=("expected_availability_date",)),
         # The account's funds as of each run: appended, so the table is a history of the balance.
         StripeObject(
@@ -411,6 +418,7 @@ CATALOG: tuple[StripeObject, ...] = (
             "/v1/subscription_schedules",
             "rak_subscription_schedule_read",
             events=("subscription_schedule.",),
+            creations_announced=True,
             timestamps=("canceled_at", "completed_at", "released_at", "current_phase__start_date",
                         "current_phase__end_date"),
             json=("phases",),  # phases of items of prices, three lists deep: read as a whole
@@ -440,7 +448,11 @@ CATALOG: tuple[StripeObject, ...] = (
             "rak_invoice_read",
             events=("invoice_payment.",),  # paid
             # an attempt's open payment is canceled, unannounced, when the invoice is paid: read again then
-            rechecks=(Recheck((("invoice", "{id}"),), per="invoices", states=("paid",)),),
+            # Stripe makes one when an invoice is finalized (`invoice.finalized`) and cancels an attempt's
+            # open one, unannounced, when the invoice is paid, voided or written off: both read per invoice.
+            creations_announced=True,
+            rechecks=(Recheck((("invoice", "{id}"),), per="invoices",
+                              states=("open", "paid", "void", "uncollectible")),),
             timestamps=("status_transitions__paid_at", "status_transitions__canceled_at"),
         ),
         # Shipping rates change (archived) without an event: the list, short, is read whole each run.
@@ -475,6 +487,7 @@ CATALOG: tuple[StripeObject, ...] = (
             "/v1/application_fees",
             "rak_application_fee_read",
             events=("application_fee.",),  # created, refunded
+            creations_announced=True,
             sub_lists=(
                 SubList("refunds", "application_fee_refunds", "/v1/application_fees/{id}/refunds", parent_column="fee"),
             ),
@@ -502,7 +515,8 @@ CATALOG: tuple[StripeObject, ...] = (
     *_group(
         "documents",
         # A file never changes (only `file.created`); its `links` are the file_links table.
-        _entry("files", "file", "/v1/files", "rak_file_read", mutable=False, drop=("links",),
+        _entry("files", "file", "/v1/files", "rak_file_read", mutable=False, events=("file.",),
+               creations_announced=True, drop=("links",),
                timestamps=("expires_at",)),
         # A link expires with time, announced by no event: the list is read whole each run.
         _entry("file_links", "file_link", "/v1/file_links", "rak_file_link_read", created_filter=False,

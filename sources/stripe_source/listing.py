@@ -56,8 +56,8 @@ def sync_mode(entry: StripeObject) -> str:
         how += ", every run" if sub.every_run else ""
         return how + (" + its own events" if entry.events else "")
     if not entry.created_filter:  # its list takes no `created`
-        return "whole list, then events" if entry.mutable and entry.events else "whole list each run"
-    return "incremental + events" if entry.mutable and entry.events else "incremental"
+        return "whole list, then events" if entry.follows_events else "whole list each run"
+    return "incremental + events" if entry.follows_events else "incremental"
 
 
 def cost(entry: StripeObject) -> str:

@@ -94,7 +94,7 @@ def plan_resource(entry: StripeObject, cursors: Cursors, bounds: RunBounds, hold
     account in the resource's tables (so they merge, and a whole read sweeps)."""
     created, events = (None, None) if bounds.full_refresh or not bounds.stateful else (cursors.created,
                                                                                        cursors.events)
-    follows_changes = entry.mutable and bool(entry.events)
+    follows_changes = entry.follows_events
     gap = follows_changes and created is not None and (events is None or is_gap(events, bounds))
     if gap:
         created = None

@@ -130,7 +130,7 @@ class AccountRead:
         if plan.sweep:
             yield from self._sweep(plan)
         if run.bounds.stateful:
-            events_cursor = run.bounds.now if entry.mutable and entry.events else None
+            events_cursor = run.bounds.now if entry.follows_events else None
             with run.state_lock:
                 save_cursors(self.state, account, self.tables, run.bounds.list_end, events_cursor, entry.tables,
                              legacy)

@@ -141,7 +141,7 @@ def check_connection(
     if credentials.key_type == "restricted":
         entries = [BY_TABLE[table] for root, tables in selection.items() for table in (root, *sorted(tables - {root}))
                    if table == root or needs_probe(BY_TABLE[table])]
-        if "events" not in selection and any(entry.mutable and entry.events for entry in entries):
+        if "events" not in selection and any(entry.follows_events for entry in entries):
             entries.append(BY_TABLE["events"])  # runs after the first follow changes through /v1/events
     access = check_access(api, credentials, entries, strict=True)
     account_id = access.account.get("id") or api.credentials.stripe_account
