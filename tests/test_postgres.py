@@ -14,6 +14,7 @@ from stripe_emulator import Emulator
 from tests.dataset import differences, snapshot
 from tests.helpers import assert_equals_emulator, main, rows
 from tests.processes import ROOT
+from tests.test_equivalence import without_history
 
 
 def run_into_postgres(emu: Emulator, monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
@@ -51,7 +52,9 @@ def test_postgres_equals_the_emulator_after_a_first_and_an_incremental_run(postg
         fresh = tmp_path / "fresh.duckdb"
         assert main(["run", "--api-base", emu.api_base, "--duckdb-path", str(fresh),
                      "--pipeline-name", "fresh_load"]) == 0
-    found = differences(snapshot(postgres_url), snapshot(fresh, max_identifier_length=63))
+    # the balance keeps a row per run: no fresh load can equal it
+    found = differences(without_history(snapshot(postgres_url)),
+                        without_history(snapshot(fresh, max_identifier_length=63)))
     assert not found, "\n".join(found[:20])
 
 
