@@ -23,7 +23,7 @@ import pytest
 
 from stripe_emulator import Emulator
 from stripe_source.catalog import CATALOG
-from tests.dataset import differences, snapshot
+from tests.dataset import differences, snapshot, without_history
 from tests.helpers import rows, run_pipeline
 
 SEEDS = int(os.environ.get("STRIPE_EQUIVALENCE_SEEDS", "3"))
@@ -195,12 +195,6 @@ def marking_the_run_start(emu: Emulator, changes: Changes) -> None:
         return count(endpoint)
 
     emu.count_request = mark_then_count  # type: ignore[method-assign]
-
-
-def without_history(tables: dict) -> dict:
-    """A snapshot without the tables that keep a row per run (the balance): no fresh load can equal them."""
-    history = {entry.table for entry in CATALOG if entry.history}
-    return {name: rows for name, rows in tables.items() if name.split("__")[0] not in history}
 
 
 def assert_equals_a_fresh_load(emu: Emulator, db: Path, fresh_db: Path, monkeypatch: pytest.MonkeyPatch,

@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 
 from stripe_emulator import Emulator
-from tests.dataset import differences, snapshot
+from tests.dataset import differences, snapshot, without_history
 from tests.helpers import assert_equals_emulator, main, rows
 from tests.processes import ROOT
-from tests.test_equivalence import without_history
 
 
 def run_into_postgres(emu: Emulator, monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
