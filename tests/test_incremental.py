@@ -239,3 +239,19 @@ def test_cursors_written_before_they_were_kept_per_account_belong_to_the_account
     assert cursors_of(state, "acct_A", tables, legacy_account="acct_A") == Cursors(1000, 900)
     assert cursors_of(state, "acct_B", ["invoices"], legacy_account="acct_A") == Cursors(2000, 1900)
     assert cursors_of(state, "acct_B", tables, legacy_account="acct_A") == Cursors()  # lines never loaded
+
+
+def test_a_deletion_seen_again_after_the_table_emptied_adds_no_row(fresh_emulator, monkeypatch, tmp_path):
+    # Deleting every coupon empties the table; the next run appends (it holds no rows), and its
+    # lookback still sees the `coupon.deleted` events: they must not land as rows.
+    emu = fresh_emulator
+    db = tmp_path / "emptied_table.duckdb"
+    assert run_pipeline(emu, monkeypatch, db, "--resources", "coupons") == 0
+    for coupon in emu.objects("coupons"):
+        emu.delete("coupons", coupon["id"])
+    emu.advance(seconds=10)
+    assert run_pipeline(emu, monkeypatch, db, "--resources", "coupons") == 0
+    assert ids(db, "coupons") == []
+    emu.advance(seconds=10)  # the deletions are still inside the next run's lookback
+    assert run_pipeline(emu, monkeypatch, db, "--resources", "coupons") == 0
+    assert ids(db, "coupons") == []

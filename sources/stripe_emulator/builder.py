@@ -101,6 +101,9 @@ class Builder:
             return self.now
         low = max([self.touched.get(obj["id"], obj.get("created") or obj.get("date") or self.start),
                    *[a for a in after if a is not None]])
+        if (parent := self.store.parent_of.get(obj["id"])) is not None:
+            # an item's change shows in its parent's later events: it cannot come before them
+            low = max(low, self.touched.get(parent, low))
         last = self.now - 60
         return self.rng.randint(min(low, last), max(min(low, last), min(last, low + within)))
 
@@ -167,6 +170,8 @@ class Builder:
         old ones stay as they were.
         """
         self.touched[obj["id"]] = max(at, self.touched.get(obj["id"], at))
+        if (parent := self.store.parent_of.get(obj["id"])) is not None:  # its parent renders it from now on
+            self.touched[parent] = max(at, self.touched.get(parent, at))
         if not self.recent(at):
             obj.update(fields)  # a live dict while building: the stored object itself
             return self.store.patch(resource, obj["id"], **fields)

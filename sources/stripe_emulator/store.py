@@ -129,6 +129,7 @@ class Store:
             coll.bulk = True
         # sub-list item name -> parent id -> item ids, in the sub-list's order (the first 10 are embedded)
         self.sub_lists: dict[str, dict[str, list[str]]] = {item: {} for item in SUB_LIST_OF}
+        self.parent_of: dict[str, str] = {}  # sub-list item id -> the parent embedding it
         # includable lists computed from other objects (see objects.RELATIONS): relation -> parent id -> ids
         self.relations: dict[str, dict[str, list[str]]] = {}
         self.extras: dict[str, dict[str, Any]] = {}  # object id -> includable values kept beside it
@@ -151,6 +152,7 @@ class Store:
                 self.where[obj["id"]] = resource
             if parent is not None:
                 self.sub_lists[resource].setdefault(parent, []).append(obj["id"])
+                self.parent_of[obj["id"]] = parent
                 self._bytes.pop(parent, None)
             return obj
 
@@ -200,6 +202,7 @@ class Store:
             removed = [self.collections[resource].remove(i) for i in going]
             for i in going:
                 self.where.pop(i, None)
+                self.parent_of.pop(i, None)
             return removed
 
     def compact(self) -> None:

@@ -107,7 +107,8 @@ class AccountRead:
             stale = self._embedding_changed(plan.changes_since)
             skip = changes.ids | rechecked | stale
             current, vanished = self._current(changes, known, stale)
-            yield from self._rows(tombstone_rows(entry, [*changes.deleted, *vanished], account, self.tables))
+            if plan.disposition == "merge":  # appending to tables without the account's rows: nothing to delete
+                yield from self._rows(tombstone_rows(entry, [*changes.deleted, *vanished], account, self.tables))
             for digest in scope.reader(job).complete(entry, current):
                 yield from digest.tables.values()
             parents = sub_lists_to_read(scope, entry, self.tables, plan.changes_since, changes.ids)

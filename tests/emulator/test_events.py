@@ -6,7 +6,7 @@ import pytest
 import stripe
 
 from stripe_emulator import Emulator
-from stripe_emulator.objects import BY_OBJECT
+from stripe_emulator.objects import BY_NAME, BY_OBJECT, SUB_LIST_OF
 
 from .conftest import client_for
 
@@ -212,3 +212,30 @@ def test_what_a_change_makes_is_made_now_with_its_events(own_world: Emulator):
     assert new and all(p["created"] >= start for p in new)
     announced = {e["data"]["object"]["id"] for e in own_world.objects("events") if e["type"] == "price.created"}
     assert {p["id"] for p in new} <= announced
+
+
+@pytest.mark.parametrize(("seed", "scale"), [(5, 3000), (2, 500)])
+def test_an_items_latest_appearance_shows_it_as_it_is(seed, scale):
+    """A sub-list item (a fee's refund, an invoice's line) shows in its own events and embedded in its
+    parent's: whichever came last shows the item as it is now (its change at some moment shows in
+    every parent event after that moment)."""
+    with Emulator(seed=seed, scale=scale) as world:
+        items = {BY_NAME[name].object for name in SUB_LIST_OF}
+        latest: dict[str, tuple[str, dict]] = {}
+        for event in reversed(world.objects("events")):  # oldest first
+            obj = event["data"]["object"]
+            if obj["object"] in items:
+                latest[obj["id"]] = (event["id"], obj)
+            for value in obj.values():
+                if isinstance(value, dict) and value.get("object") == "list":
+                    for item in value["data"]:
+                        if isinstance(item, dict) and item.get("object") in items:
+                            latest[item["id"]] = (event["id"], item)
+        checked = 0
+        for item_id, (event_id, seen) in latest.items():
+            found = world.store().find(item_id)
+            if found is None:  # removed since
+                continue
+            assert _own_fields(seen) == _own_fields(found[1]), (event_id, item_id)
+            checked += 1
+        assert checked > 50
