@@ -9,7 +9,7 @@ import pytest
 
 from stripe_source.catalog import CATALOG
 from stripe_source.cli.commands import main
-from tests.dataset import Database, query
+from tests.dataset import Database, one_connection, query
 
 # Our table name -> the emulator's resource name (Stripe's URL words).
 EMULATOR_RESOURCE = {entry.table: entry.table for entry in CATALOG if not entry.singleton}
@@ -78,11 +78,12 @@ def assert_no_duplicates(values: list[str]) -> None:
 def assert_equals_emulator(emu, db: Database, account: str | None = None) -> None:
     """Every table loaded by default holds exactly the emulator's ids (of `account`'s rows, when
     given), once each (the events table, an append-only log, also keeps events Stripe no longer holds)."""
-    for entry in LOADED_BY_DEFAULT:
-        got = ids(db, entry.table, account=account)
-        assert_no_duplicates(got)
-        expected = {o["id"] for o in expected_objects(emu, entry.table, account)}
-        if entry.table == "events":
-            assert expected <= set(got), entry.table
-        else:
-            assert set(got) == expected, entry.table
+    with one_connection(db):
+        for entry in LOADED_BY_DEFAULT:
+            got = ids(db, entry.table, account=account)
+            assert_no_duplicates(got)
+            expected = {o["id"] for o in expected_objects(emu, entry.table, account)}
+            if entry.table == "events":
+                assert expected <= set(got), entry.table
+            else:
+                assert set(got) == expected, entry.table

@@ -9,32 +9,34 @@ from pathlib import Path
 import pytest
 
 from stripe_source.catalog import CATALOG
+from tests.dataset import one_connection
 from tests.helpers import LOADED_BY_DEFAULT, assert_no_duplicates, expected_objects, ids, rows, run_pipeline
 
 LOOKBACK = 300  # the source's default
 
 
 def assert_warehouse_equals_emulator(emu, db: Path) -> None:
-    for entry in LOADED_BY_DEFAULT:
-        expected = {o["id"]: o for o in expected_objects(emu, entry.table)}
-        got = ids(db, entry.table)
-        assert_no_duplicates(got)
-        if entry.table == "events":  # an append-only log keeps what Stripe has expired
-            assert set(expected) <= set(got)
-            continue
-        assert set(got) == set(expected), f"{entry.table}: {set(got) ^ set(expected)}"
-    customers = {o["id"]: o for o in emu.objects("customers")}
-    for cid, email, name in rows(db, "SELECT id, email, name FROM stripe.customers"):
-        assert (email, name) == (customers[cid].get("email"), customers[cid].get("name")), cid
-    invoices = {o["id"]: o for o in emu.objects("invoices")}
-    for iid, status, total, paid in rows(db, "SELECT id, status, total, amount_paid FROM stripe.invoices"):
-        inv = invoices[iid]
-        assert (status, total, paid) == (inv["status"], inv["total"], inv["amount_paid"]), iid
-    subscriptions = {o["id"]: o["status"] for o in emu.objects("subscriptions")}
-    assert dict(rows(db, "SELECT id, status FROM stripe.subscriptions")) == subscriptions
-    lines = Counter(line["invoice"] for line in emu.objects("invoice_line_items"))
-    got_lines = dict(rows(db, "SELECT invoice, count(*) FROM stripe.invoice_line_items GROUP BY invoice"))
-    assert got_lines == dict(lines)
+    with one_connection(db):
+        for entry in LOADED_BY_DEFAULT:
+            expected = {o["id"]: o for o in expected_objects(emu, entry.table)}
+            got = ids(db, entry.table)
+            assert_no_duplicates(got)
+            if entry.table == "events":  # an append-only log keeps what Stripe has expired
+                assert set(expected) <= set(got)
+                continue
+            assert set(got) == set(expected), f"{entry.table}: {set(got) ^ set(expected)}"
+        customers = {o["id"]: o for o in emu.objects("customers")}
+        for cid, email, name in rows(db, "SELECT id, email, name FROM stripe.customers"):
+            assert (email, name) == (customers[cid].get("email"), customers[cid].get("name")), cid
+        invoices = {o["id"]: o for o in emu.objects("invoices")}
+        for iid, status, total, paid in rows(db, "SELECT id, status, total, amount_paid FROM stripe.invoices"):
+            inv = invoices[iid]
+            assert (status, total, paid) == (inv["status"], inv["total"], inv["amount_paid"]), iid
+        subscriptions = {o["id"]: o["status"] for o in emu.objects("subscriptions")}
+        assert dict(rows(db, "SELECT id, status FROM stripe.subscriptions")) == subscriptions
+        lines = Counter(line["invoice"] for line in emu.objects("invoice_line_items"))
+        got_lines = dict(rows(db, "SELECT invoice, count(*) FROM stripe.invoice_line_items GROUP BY invoice"))
+        assert got_lines == dict(lines)
 
 
 def _pick(emu, resource: str, **match) -> list[dict]:

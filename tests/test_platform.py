@@ -12,6 +12,7 @@ import pytest
 from stripe_emulator import Emulator
 from stripe_source.catalog import CATALOG
 from stripe_source.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_REAUTHENTICATE, EXIT_SOME_ACCOUNTS_FAILED
+from tests.dataset import one_connection
 from tests.helpers import assert_equals_emulator, rows, run_pipeline
 
 LOOKBACK = 300  # the source's default lookback_seconds
@@ -65,10 +66,11 @@ def ids_of(db: Path, table: str, account: str) -> list[str]:
 def assert_account_equals_emulator(emu: Emulator, db: Path, account: str) -> None:
     """Every table loaded by default holds exactly the emulator's objects of `account`, once each, its
     account row, and its balance as read by each run."""
-    assert_equals_emulator(emu, db, account)
-    assert ids_of(db, "account", account) == [account]
-    balances = ids_of(db, "balance", account)
-    assert balances and all(b.startswith(f"{account}:") for b in balances), balances
+    with one_connection(db):
+        assert_equals_emulator(emu, db, account)
+        assert ids_of(db, "account", account) == [account]
+        balances = ids_of(db, "balance", account)
+        assert balances and all(b.startswith(f"{account}:") for b in balances), balances
 
 
 def accounts_in(db: Path, table: str = "account") -> set[str]:

@@ -10,6 +10,8 @@ import pytest
 
 from stripe_source.catalog import CATALOG
 from stripe_source.listing import render_markdown
+from tests.conftest import isolated_project
+from tests.dataset import one_connection
 from tests.helpers import (
     EMULATOR_RESOURCE,
     LOADED_BY_DEFAULT,
@@ -47,51 +49,67 @@ KEY_FIELDS = {
 }
 
 
+@pytest.fixture(scope="module")
+def full_loads(emulator, tmp_path_factory) -> dict[int, Path]:
+    """A full load of the shared world per number of flatten processes, made once: the tests only read them."""
+    loads = {}
+    for processes in (0, 1):
+        root = tmp_path_factory.mktemp(f"full_load_{processes}")
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            project = isolated_project(root, monkeypatch)
+            next(project)
+            try:
+                monkeypatch.setenv("SOURCES__STRIPE__FLATTEN_PROCESSES", str(processes))
+                loads[processes] = root / "warehouse.duckdb"
+                assert run_pipeline(emulator, monkeypatch, loads[processes]) == 0
+            finally:
+                project.close()
+    return loads
+
+
 @pytest.fixture
-def full_load(emulator, monkeypatch, tmp_path, request) -> Path:
+def full_load(full_loads, request) -> Path:
     # pages flattened in a worker process (the default on 2+ cores; forced so 1-core CI covers it)
-    processes = getattr(request, "param", 1)
-    monkeypatch.setenv("SOURCES__STRIPE__FLATTEN_PROCESSES", str(processes))
-    db = tmp_path / "warehouse.duckdb"
-    assert run_pipeline(emulator, monkeypatch, db) == 0
-    return db
+    return full_loads[getattr(request, "param", 1)]
 
 
 @pytest.mark.parametrize("full_load", [0, 1], ids=["in_process", "worker_process"], indirect=True)
 def test_every_table_equals_the_emulator(emulator, full_load):
-    loaded = tables(full_load)
-    for entry in LOADED_BY_DEFAULT:
-        expected = {obj["id"]: obj for obj in expected_objects(emulator, entry.table)}
-        assert expected, f"the emulator world has no {entry.table}"
-        assert entry.table in loaded, f"{entry.table} was not loaded"
-        got = ids(full_load, entry.table)
-        assert_no_duplicates(got)
-        assert set(got) == set(expected), f"{entry.table}: ids differ"
-        fields = [f for f in KEY_FIELDS.get(entry.table, ()) if any(f in o for o in expected.values())]
-        if not fields:
-            continue
-        present = {r[0] for r in rows(full_load, f"DESCRIBE stripe.{entry.table}")}
-        fields = [f for f in fields if f in present]
-        got_rows = rows(full_load, f"SELECT id, {', '.join(fields)} FROM stripe.{entry.table}")
-        for row in got_rows:
-            obj = expected[row[0]]
-            for name, value in zip(fields, row[1:], strict=True):
-                want = obj.get(name)
-                if isinstance(want, dict):  # an expanded object would be loaded as its id
-                    want = want.get("id")
-                assert value == want, f"{entry.table}.{name} of {row[0]}: {value!r} != {want!r}"
+    with one_connection(full_load):
+        loaded = tables(full_load)
+        for entry in LOADED_BY_DEFAULT:
+            expected = {obj["id"]: obj for obj in expected_objects(emulator, entry.table)}
+            assert expected, f"the emulator world has no {entry.table}"
+            assert entry.table in loaded, f"{entry.table} was not loaded"
+            got = ids(full_load, entry.table)
+            assert_no_duplicates(got)
+            assert set(got) == set(expected), f"{entry.table}: ids differ"
+            fields = [f for f in KEY_FIELDS.get(entry.table, ()) if any(f in o for o in expected.values())]
+            if not fields:
+                continue
+            present = {r[0] for r in rows(full_load, f"DESCRIBE stripe.{entry.table}")}
+            fields = [f for f in fields if f in present]
+            got_rows = rows(full_load, f"SELECT id, {', '.join(fields)} FROM stripe.{entry.table}")
+            for row in got_rows:
+                obj = expected[row[0]]
+                for name, value in zip(fields, row[1:], strict=True):
+                    want = obj.get(name)
+                    if isinstance(want, dict):  # an expanded object would be loaded as its id
+                        want = want.get("id")
+                    assert value == want, f"{entry.table}.{name} of {row[0]}: {value!r} != {want!r}"
 
 
 def test_every_row_carries_livemode_and_account(emulator, full_load):
-    for entry in CATALOG:
-        if entry.table in ("events",) or not entry.default:
-            continue
-        account_ids = rows(full_load, f"SELECT DISTINCT stripe_account_id FROM stripe.{entry.table}")
-        assert account_ids == [(emulator.account_id,)], entry.table
-    livemode = rows(full_load, "SELECT DISTINCT livemode FROM stripe.charges")
-    assert livemode == [(False,)]
-    account = rows(full_load, "SELECT id FROM stripe.account")
-    assert account == [(emulator.account_id,)]
+    with one_connection(full_load):
+        for entry in CATALOG:
+            if entry.table in ("events",) or not entry.default:
+                continue
+            account_ids = rows(full_load, f"SELECT DISTINCT stripe_account_id FROM stripe.{entry.table}")
+            assert account_ids == [(emulator.account_id,)], entry.table
+        livemode = rows(full_load, "SELECT DISTINCT livemode FROM stripe.charges")
+        assert livemode == [(False,)]
+        account = rows(full_load, "SELECT id FROM stripe.account")
+        assert account == [(emulator.account_id,)]
 
 
 def test_dlt_warnings_about_our_json_columns_are_quiet_only_while_the_run_lasts(full_load):
