@@ -21,6 +21,12 @@ for _name in list(os.environ):
         del os.environ[_name]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules marked `shared_load` first: xdist's worksteal gives each worker a contiguous half of the
+    tests and steals from the end of a queue, so their tests stay on one worker, which loads once."""
+    items.sort(key=lambda item: item.get_closest_marker("shared_load") is None)
+
+
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[Emulator]:
     """A shared read-only world; tests that change data start their own (`fresh_emulator`)."""

@@ -23,6 +23,9 @@ from stripe_source.catalog import BY_TABLE, CATALOG, sub_list_of
 from tests.conftest import isolated_project
 from tests.helpers import expected_objects, run_pipeline
 
+# the tests read the runs of one module-scoped fixture (see conftest: made once)
+pytestmark = pytest.mark.shared_load
+
 # Every table of the catalog that is not one of the first ones (those have their own tests).
 FIRST_CATALOG = {"charges", "payment_intents", "refunds", "disputes", "balance_transactions", "payouts", "transfers",
                  "invoices", "invoice_line_items", "invoice_items", "credit_notes", "credit_note_line_items",

@@ -23,6 +23,9 @@ from tests.helpers import (
     tables,
 )
 
+# most tests read the full loads of one module-scoped fixture (see conftest: made once)
+pytestmark = pytest.mark.shared_load
+
 # A few fields per table that must come through unchanged (beyond the id).
 KEY_FIELDS = {
     "charges": ("amount", "currency", "status", "customer", "balance_transaction"),
