@@ -92,6 +92,7 @@ class Emulator:
                destinations: list[str] | None = None, connected: bool = False) -> None:
         tag = account[6:8]
         store = Store(account, False, self.now, Ids(random.Random(seed * 101), tag), connected=connected)
+        store.set_extra(account, opened=self._created[account])  # what its account object says (`created`)
         collecting = gc.isenabled()
         gc.disable()  # millions of acyclic dicts: the cyclic collector would rescan them all, a third of the build
         try:
@@ -352,6 +353,13 @@ class Emulator:
         with store.lock:
             builder.refund_fee(store.get("application_fees", fee_id), n, at=builder.now)
         return self.get("application_fees", fee_id, account)
+
+    def update_account(self, account: str, **fields: Any) -> dict:
+        """Change a connected account's own fields (`business_profile`...): `account.updated` in its events."""
+        store = self.store(account)
+        builder = self._builder(store)
+        with store.lock:
+            return copy.deepcopy(builder.update_account(builder.now, **fields))
 
     def emit_event(self, type: str, obj: dict, previous_attributes: dict | None = None,
                    account: str | None = None) -> dict:

@@ -66,7 +66,11 @@ RELATIONS = {
     "file_links": ("file_links", "/v1/file_links?file={id}"),  # the list filtered: a file's links
     "checkout_session_line_items": ("items", "/v1/checkout/sessions/{id}/line_items"),
     "payment_link_line_items": ("items", "/v1/payment_links/{id}/line_items"),
+    # a connected account's, read by its platform: the parent is the account (another store; see connect.py)
+    "account_persons": ("persons", "/v1/accounts/{id}/persons"),
+    "account_external_accounts": ("bank_accounts", "/v1/accounts/{id}/external_accounts"),  # and debit cards
 }
+ACCOUNT_RELATIONS = frozenset(r for r, (_, url) in RELATIONS.items() if url.startswith("/v1/accounts/{id}/"))
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,14 @@ def _automatic_payout(store: Store, params: dict) -> None:
     if payout is not None and not payout["automatic"]:
         raise ApiError(400, "Balance transaction history can only be filtered on automatic transfers, not manual.",
                        param="payout")
+
+
+PERSON_ROLES = ("authorizer", "director", "executive", "legal_guardian", "owner", "representative")
+
+
+def _relationship(store: Store, person: dict, wanted: dict) -> bool:
+    """`relationship[owner]=true`: the people who hold each role asked for (or, `false`, do not)."""
+    return all(bool(person["relationship"].get(role)) is (value == "true") for role, value in wanted.items())
 
 
 def _recurring(store: Store, price: dict, wanted: dict) -> bool:
@@ -590,8 +602,20 @@ OBJECTS: tuple[EmulatedObject, ...] = (
                    expandable=frozenset({"checkout_session", "credit_note", "customer", "invoice"})),
     # the entitlement features a product grants, listed at /v1/products/{id}/features
     EmulatedObject("product_features", "product_feature", permission="rak_product_read"),
-    EmulatedObject("cards", "card", expandable=frozenset({"account", "customer"}), livemode=False),
-    EmulatedObject("bank_accounts", "bank_account", expandable=frozenset({"account", "customer"}), livemode=False),
+    # an account's external accounts, bank accounts and debit cards its payouts go to, listed by its platform at
+    # /v1/accounts/{id}/external_accounts (see connect.py); Stripe records their changes on the account
+    EmulatedObject("bank_accounts", "bank_account", permission="rak_connected_account_read",
+                   events="account.external_account", deletable=True,
+                   filters={"object": Choice("object", ("bank_account", "card"))},
+                   expandable=frozenset({"account", "customer"}), generator="external_account", livemode=False),
+    EmulatedObject("external_cards", "card", permission="rak_connected_account_read",
+                   events="account.external_account", deletable=True, expandable=frozenset({"account", "customer"}),
+                   generator="external_card", livemode=False),
+    EmulatedObject("cards", "card", expandable=frozenset({"account", "customer"}), livemode=False),  # customers'
+    # the people of a connected account's business, listed by its platform at /v1/accounts/{id}/persons
+    EmulatedObject("persons", "person", permission="rak_connected_account_read", events="person", deletable=True,
+                   filters={"relationship": Where(_relationship, kind="hash:" + ",".join(PERSON_ROLES))},
+                   generator="person", livemode=False),
     EmulatedObject("tax_codes", "tax_code", retrieve="/v1/tax_codes/{id}", livemode=False),
 )
 

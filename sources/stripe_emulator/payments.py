@@ -404,7 +404,8 @@ class Payments(Builder):
                                    "reversed", when=when)
         return made
 
-    def bank_account(self, currency: str = ACCOUNT_CURRENCY) -> dict:
+    def bank_account(self, currency: str = ACCOUNT_CURRENCY, **fields: Any) -> dict:
+        """One of the account's external accounts (its payouts go there): the first of a currency is its default."""
         r = self.rng
         kind = f"bank_accounts_{currency}"
         bank = {"id": self.ids.new("ba"), "object": "bank_account", "account": self.store.account_id,
@@ -416,7 +417,8 @@ class Payments(Builder):
                 "fingerprint": self.ids.new("fp")[5:21], "future_requirements": None,
                 "last4": f"{r.randint(0, 9999):04d}", "metadata": {}, "requirements": None,
                 "routing_number": "110000000" if currency == "usd" else None, "status": "verified"}
-        self.add("bank_accounts", bank)
+        self.add("bank_accounts", bank, fields)
+        self.store.relate("account_external_accounts", self.store.account_id, bank["id"])
         return self.remember(kind, bank)
 
     def payout(self, amount: int | None = None, created: int | None = None, automatic: bool | None = None,

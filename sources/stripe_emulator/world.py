@@ -12,13 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from .builder import API_VERSION, EVENT_WINDOW, Ids
-from .issuing import Issuing
+from .connect import Connect
 from .objects import BY_NAME, LISTED
 
 __all__ = ["API_VERSION", "Ids", "WorldBuilder"]
 
 
-class WorldBuilder(Issuing):
+class WorldBuilder(Connect):
     def build(self) -> None:
         for entry in LISTED:
             if not entry.generator:
@@ -33,6 +33,10 @@ class WorldBuilder(Issuing):
                     make()
         if not self.exact:
             self.history()
+        if self.store.connected:
+            self.connect_profile()
+            if not self.exact:
+                self.connect_history()
 
     def existing(self, kind: str) -> list[dict]:
         if kind.startswith("recurring_"):
