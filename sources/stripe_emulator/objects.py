@@ -615,6 +615,8 @@ OBJECTS: tuple[EmulatedObject, ...] = (
     # the people of a connected account's business, listed by its platform at /v1/accounts/{id}/persons
     EmulatedObject("persons", "person", permission="rak_connected_account_read", events="person", deletable=True,
                    filters={"relationship": Where(_relationship, kind="hash:" + ",".join(PERSON_ROLES))},
+                   expandable=frozenset({f"verification.{document}.{side}" for side in ("back", "front")
+                                         for document in ("document", "additional_document")}),
                    generator="person", livemode=False),
     EmulatedObject("tax_codes", "tax_code", retrieve="/v1/tax_codes/{id}", livemode=False),
 )
