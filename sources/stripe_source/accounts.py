@@ -112,9 +112,10 @@ def platform_scopes(run: Extraction, api: StripeApi, wanted: str | tuple[str, ..
     """One scope per account to read: the platform first, then its connected accounts (oldest first), or
     the accounts asked for. Accounts an earlier run loaded that the platform no longer lists are skipped."""
     platform_id = str(platform.get("id") or run.owner)
+    run.listed_accounts = list_connected_accounts(api)  # the `accounts` table is this list: read once a run
     # Oldest first: older accounts tend to hold more, and a large account read last is a run's long tail
     # (its pages can only go as fast as one endpoint's limit while the rest of the budget idles).
-    listed = {account["id"]: account for account in sorted(list_connected_accounts(api),
+    listed = {account["id"]: account for account in sorted(run.listed_accounts,
                                                             key=lambda a: (a.get("created") or 0, a["id"]))}
     if wanted == ALL:
         ids = [platform_id, *listed]
@@ -123,6 +124,8 @@ def platform_scopes(run: Extraction, api: StripeApi, wanted: str | tuple[str, ..
                               "rows stay in the dataset")
     else:
         ids = list(wanted)  # one not listed is read all the same: Stripe's answer says why it cannot be
+    if platform_id in ids:  # the platform's Connect lists learn from these accounts' events what changed
+        run.connected = frozenset(ids) - {platform_id}
     scopes = []
     for account in ids:
         pacer = Pacer(limits) if pace == "per-account" else api.pacer

@@ -95,6 +95,11 @@ class StripeObject:
     # Fields kept as one JSON column instead of dlt's flattened columns and nested tables: objects of
     # other tables embedded whole (an authorization's card), deep structures read as a whole (phases).
     json: tuple[str, ...] = ()
+    # The platform's list of its connected accounts (`/v1/accounts`): read by the platform's own key, once
+    # a run, never as a connected account (see connect.py). Stripe records the changes of those accounts,
+    # of their persons and of their external accounts in each connected account's own events, not the
+    # platform's: (event type prefix, table it changes).
+    connected_events: tuple[tuple[str, str], ...] = ()
 
     @property
     def follows_events(self) -> bool:
@@ -494,6 +499,31 @@ CATALOG: tuple[StripeObject, ...] = (
         ),
         _entry("application_fee_refunds", "fee_refund", None, "rak_application_fee_read", parent="application_fees",
                events=("application_fee.refund.",)),  # a refund changed alone: its fee's refunds read again
+        # The platform's connected accounts, read with its key (empty for an account that is not a platform).
+        # Their changes are events of each connected account, which the platform reads one account at a
+        # time: the list, 100 a page, is read whole each run instead (a run of all accounts reuses the list
+        # it reads to find them); persons and external accounts past the 10 embedded are read again for
+        # the accounts whose own events announce a change (read in a run of the connected accounts, for
+        # their tables), or, in a run of the platform alone, which cannot see those events, every run.
+        _entry(
+            "accounts",
+            "account",
+            "/v1/accounts",
+            "rak_connected_account_read",
+            connected_events=(("account.updated", "accounts"), ("account.external_account.", "external_accounts"),
+                              ("person.", "persons")),
+            sub_lists=(
+                SubList("external_accounts", "external_accounts", "/v1/accounts/{id}/external_accounts",
+                        parent_column="account"),
+                SubList("", "persons", "/v1/accounts/{id}/persons", parent_column="account"),
+            ),
+            timestamps=("tos_acceptance__date",),
+        ),
+        # bank accounts and debit cards (`object` says which) the account's payouts go to; no `created`
+        StripeObject("external_accounts", "bank_account", None, "rak_connected_account_read", parent="accounts",
+                     timestamps=()),
+        # the people of the account's business (owners, directors, its representative)
+        _entry("persons", "person", None, "rak_connected_account_read", parent="accounts", default=False),
     ),
     *_group(
         "issuing",

@@ -49,11 +49,15 @@ def sync_mode(entry: StripeObject) -> str:
         return "snapshot, appended each run"
     if entry.singleton:
         return "one row, replaced each run"
+    if entry.connected_events:  # the platform's connected accounts: their events are theirs, not the platform's
+        return "whole list each run"
     if entry.parent is not None:
         parent = BY_TABLE[entry.parent]
         sub = sub_list_of(entry)
         how = f"fan-out per {_noun(parent, sub)}" if sub.fan_out else "with its parent"
         how += ", every run" if sub.every_run else ""
+        if parent.connected_events:
+            return how + " + the account's events"  # read in a run of all accounts; without them, every run
         return how + (" + its own events" if entry.events else "")
     if not entry.created_filter:  # its list takes no `created`
         return "whole list, then events" if entry.follows_events else "whole list each run"
@@ -63,6 +67,8 @@ def sync_mode(entry: StripeObject) -> str:
 def cost(entry: StripeObject) -> str:
     if entry.singleton:
         return "1 request a run"
+    if entry.connected_events:
+        return "1 request per 100 (none with `--all-accounts`)"  # that run lists the accounts anyway
     if entry.parent is None:
         return "1 request per 100"
     sub = sub_list_of(entry)

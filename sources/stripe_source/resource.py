@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import dlt
 import stripe
 
+from . import connect
 from .catalog import BY_TABLE, StripeObject, sub_list_of
 from .changes import ObjectChanges, is_complete
 from .client import API_VERSION
@@ -71,6 +72,9 @@ class AccountRead:
         scope, run, entry = self.scope, self.run, self.entry
         account = scope.account
         legacy = scope.legacy_account()
+        if entry.connected_events:  # the platform's list of its connected accounts
+            yield from connect.rows(self)
+            return
         if entry.singleton:
             given = scope.account_object if entry.path == "/v1/account" else None  # the balance is read
             obj = dict(given or scope.api.get(entry.path or ""), stripe_account_id=account)
@@ -199,7 +203,7 @@ class AccountRead:
                                     entry.created_field if entry.created_filter else None, window.start,
                                     None if whole else window.end)
             if found is None:
-                self._cannot_sweep()
+                self.cannot_sweep()
                 return
             swept = found - self.seen
             yield from self._rows(tombstone_rows(entry, sorted(swept), self.account, self.tables))
@@ -210,12 +214,12 @@ class AccountRead:
                 continue
             parents = destination.ids(sub.table, self.account, sub.parent_column)
             if parents is None:
-                self._cannot_sweep()
+                self.cannot_sweep()
                 return
             orphaned = sorted(parents - self.seen - swept)
             yield from self._rows(tombstone_rows(entry, orphaned, self.account, frozenset({sub.table})))
 
-    def _cannot_sweep(self) -> None:
+    def cannot_sweep(self) -> None:
         logger.warning("%s%s: the destination cannot be asked which rows it holds: rows of objects deleted at "
                        "Stripe since the last run may remain", self._of_account(), self.entry.table)
 
@@ -247,12 +251,13 @@ class ResourceRun:
         self._set_hints("merge" if holds_rows else "append", dlt.current.resource())
         state = dlt.current.resource_state(entry.table)
         reads = [AccountRead(scope, entry, self.tables, state) for scope in scopes]
-        if fan_out is None:
-            rows_of_reads: Iterator[TableRows] = (rows for read in reads for rows in read.rows())
-        else:
-            rows_of_reads = fan_out.rows(entry.table, reads)
-        for rows in rows_of_reads:
-            yield from self.batches.add(rows, self.hints[rows.table])
+        for batch in _in_turns(entry, reads, run.owner):
+            if fan_out is None:
+                rows_of_reads: Iterator[TableRows] = (rows for read in batch for rows in read.rows())
+            else:
+                rows_of_reads = fan_out.rows(entry.table, batch)
+            for rows in rows_of_reads:
+                yield from self.batches.add(rows, self.hints[rows.table])
         yield from self.batches.flush()
         if run.arrow:
             yield from realign_tables(run.tables, [t for t in entry.tables if t in self.batches.filled], self.hints,
@@ -266,6 +271,14 @@ class ResourceRun:
             self.hints[table] = table_hints(BY_TABLE[table], disposition)
             if self.run.arrow:
                 self.run.plans[table] = plan_for(table, self.hints[table])
+
+
+def _in_turns(entry: StripeObject, reads: list[AccountRead], owner: str) -> list[list[AccountRead]]:
+    """The reads in one turn; the platform's list of its connected accounts after theirs (which note
+    what their events announce for it)."""
+    if not entry.connected_events:
+        return [reads]
+    return [[r for r in reads if r.account != owner], [r for r in reads if r.account == owner]]
 
 
 def read(run: Extraction, entry: StripeObject, tables: frozenset[str], scopes: Sequence[AccountScope],
