@@ -50,7 +50,7 @@ def sync_mode(entry: StripeObject) -> str:
     if entry.singleton:
         return "one row, replaced each run"
     if entry.connected_events:  # the platform's connected accounts: their events are theirs, not the platform's
-        return "whole list each run"
+        return "whole list each run (`--all-accounts` reuses its own)"
     if entry.parent is not None:
         parent = BY_TABLE[entry.parent]
         sub = sub_list_of(entry)
@@ -67,8 +67,6 @@ def sync_mode(entry: StripeObject) -> str:
 def cost(entry: StripeObject) -> str:
     if entry.singleton:
         return "1 request a run"
-    if entry.connected_events:
-        return "1 request per 100 (none with `--all-accounts`)"  # that run lists the accounts anyway
     if entry.parent is None:
         return "1 request per 100"
     sub = sub_list_of(entry)
