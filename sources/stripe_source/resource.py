@@ -104,15 +104,17 @@ class AccountRead:
                 changes.updated.clear()
             for object_id in rechecked:  # read just now: newer than any event
                 changes.updated.pop(object_id, None)
-            stale = self._embedding_changed(plan.changes_since)
+            items = sub_lists_to_read(scope, entry, self.tables, plan.changes_since, changes.ids)
+            # a deleted parent stays deleted; a changed one is fetched again when its items changed alone
+            stale = (self._embedding_changed(plan.changes_since, changes.updated)
+                     | (items.refetch & set(changes.updated)))
             skip = changes.ids | rechecked | stale
             current, vanished = self._current(changes, known, stale)
             if plan.disposition == "merge":  # appending to tables without the account's rows: nothing to delete
                 yield from self._rows(tombstone_rows(entry, [*changes.deleted, *vanished], account, self.tables))
             for digest in scope.reader(job).complete(entry, current):
                 yield from digest.tables.values()
-            parents = sub_lists_to_read(scope, entry, self.tables, plan.changes_since, changes.ids)
-            for digest in scope.reader(job).read_sub_lists(entry, parents):
+            for digest in scope.reader(job).read_sub_lists(entry, items.reread):
                 yield from digest.tables.values()
             if not entry.created_filter:
                 list_new = False  # a list without `created` (payment links, quotes): events say what is new
@@ -153,16 +155,22 @@ class AccountRead:
                 selections.append({name: value.format(id=parent_id) for name, value in recheck.params})
         return selections
 
-    def _embedding_changed(self, since: int) -> set[str]:
-        """Objects whose sub-list items embed an object this run's events changed (`SubList.embeds`)."""
+    def _embedding_changed(self, since: int, snapshots: dict[str, dict]) -> set[str]:
+        """Objects whose sub-list items embed an object this run's events changed (`SubList.embeds`):
+        items the destination holds, and items in this run's event `snapshots` of the objects (added
+        since the last run: the destination has no row of them yet)."""
         parents: set[str] = set()
         for sub in self.entry.sub_lists:
             for column, table in sub.embeds:
                 changed = self.scope.feed(since).changes_for(table, since).updated
-                if changed:
-                    found = self.run.destination().ids(sub.table, self.account, sub.parent_column,
-                                                       where_in=(column, sorted(changed)))
-                    parents |= found or set()
+                if not changed:
+                    continue
+                found = self.run.destination().ids(sub.table, self.account, sub.parent_column,
+                                                   where_in=(column, sorted(changed)))
+                parents |= found or set()
+                path = column.split("__")
+                parents |= {object_id for object_id, snapshot in snapshots.items()
+                            if any(_at(item, path) in changed for item in _embedded(snapshot, sub.field))}
         return parents
 
     def _current(self, changes: ObjectChanges, known: set[str],
@@ -223,6 +231,21 @@ class AccountRead:
         for table, rows in tables.items():
             if rows:
                 yield self.run.digester.table_rows(table, rows)
+
+
+def _embedded(obj: dict, field: str) -> list[dict]:
+    """The items of `obj`'s truncated sub-list `field` (none when absent)."""
+    value = obj.get(field)
+    return value.get("data") or [] if isinstance(value, dict) else []
+
+
+def _at(obj: Any, path: list[str]) -> Any:
+    """The value at a flattened column's path (`price__id` -> obj["price"]["id"]); None if absent."""
+    for key in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
 
 
 class ResourceRun:
