@@ -153,8 +153,9 @@ class Changes:
     def same_second(self) -> str:
         done = []
         for _ in range(self.rng.randint(2, 4)):
+            logged = len(self.log)
             self.one()
-            done.append(self.log.pop() if self.log else "")
+            done.append(self.log.pop() if len(self.log) > logged else "nothing")
         return "same second: " + "; ".join(done)
 
     def at_the_cursor(self) -> str:

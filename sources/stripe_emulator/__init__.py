@@ -26,10 +26,11 @@ from typing import Any
 
 from .accounts import account_object, balance_object
 from .apps import StripeApps
+from .ids import Ids
 from .objects import BY_NAME
 from .server import Api, EmulatorServer, FaultConfig, OAuth, RateLimits, Stats, _Bucket, jitter
-from .store import EVENT_RETENTION, Store
-from .world import API_VERSION, Ids, WorldBuilder
+from .store import API_VERSION, EVENT_RETENTION, Store
+from .world import WorldBuilder
 
 __all__ = ["Emulator", "RateLimits", "FaultConfig", "API_VERSION", "EVENT_RETENTION"]
 

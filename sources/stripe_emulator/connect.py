@@ -12,8 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from .accounts import account_object
-from .builder import EVENT_WINDOW, address
+from .builder import address
 from .issuing import Issuing
+from .store import EVENT_RETENTION
 
 PEOPLE = (("Jane", "Diaz"), ("Omar", "Haddad"), ("Mei", "Tanaka"), ("Lars", "Berg"), ("Ana", "Costa"),
           ("Kwame", "Mensah"))
@@ -47,20 +48,20 @@ class Connect(Issuing):
         at = self.rng.randint(lo, self.now - 7200)
         added = self.person(created=at, roles=("director",))
         if person := self._live("persons", lambda p: p["id"] != added["id"]):
-            self.change("persons", person, self.later(person, lo, within=EVENT_WINDOW), phone="+15555550142")
+            self.change("persons", person, self.later(person, lo, within=EVENT_RETENTION), phone="+15555550142")
         if person := self._live("persons", lambda p: not p["relationship"]["representative"]
                                 and p["id"] != added["id"]):
-            self.delete("persons", person, self.later(person, lo, within=EVENT_WINDOW))
+            self.delete("persons", person, self.later(person, lo, within=EVENT_RETENTION))
         made = self.external_account("bank_account", created=self.rng.randint(lo, self.now - 7200))
         listed = [self.store.find(i) for i in self.store.related("account_external_accounts", self.store.account_id)]
         others = [found for found in listed if found is not None and found[1]["id"] != made["id"]]
         if others:
             kind, bank = self.rng.choice(others)
-            self.change(kind, bank, self.later(bank, lo, within=EVENT_WINDOW), metadata={"payouts": "weekly"})
+            self.change(kind, bank, self.later(bank, lo, within=EVENT_RETENTION), metadata={"payouts": "weekly"})
         removable = [found for found in others if not found[1]["default_for_currency"]]
         if removable:
             kind, gone = self.rng.choice(removable)
-            self.delete(kind, gone, self.later(gone, lo, within=EVENT_WINDOW))
+            self.delete(kind, gone, self.later(gone, lo, within=EVENT_RETENTION))
         self.update_account(self.rng.randint(lo, self.now - 7200),
                             business_profile=dict(self._account()["business_profile"], support_phone="+15555550199"))
 

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .builder import API_VERSION, EVENT_WINDOW, Ids
 from .connect import Connect
 from .objects import BY_NAME, LISTED
-
-__all__ = ["API_VERSION", "Ids", "WorldBuilder"]
+from .store import EVENT_RETENTION
 
 
 class WorldBuilder(Connect):
@@ -192,7 +190,7 @@ class WorldBuilder(Connect):
 
     def _during(self, obj: dict, lo: int) -> int:
         """A moment of the last 30 days after the object's latest change."""
-        return self.later(obj, lo, within=EVENT_WINDOW)
+        return self.later(obj, lo, within=EVENT_RETENTION)
 
     def _live(self, kind: str, test: Any = None) -> dict | None:
         """A random object of a kind still in its list (passing `test`)."""

@@ -17,7 +17,6 @@ pacer (`pace="platform"`); `pace="per-account"` gives each account its own. Eith
 from __future__ import annotations
 
 import logging
-import queue
 import re
 import threading
 import time
@@ -41,6 +40,7 @@ from .errors import (
     ReauthenticationRequired,
     StripeSourceError,
 )
+from .handoff import Handoff
 from .pages import TableRows
 from .run import AccountScope, Extraction
 
@@ -317,14 +317,6 @@ def classify(error: BaseException) -> tuple[str, int, str]:
     return FAILED, EXIT_LOAD_FAILED, f"{type(error).__name__}: {error}"
 
 
-_DONE = object()
-
-
-@dataclass
-class _Failed:
-    error: BaseException
-
-
 class FanOut:
     """How a resource reads its accounts. Isolating (a platform's run): `in_flight` accounts at once,
     each on a thread of its own, rows handed to the resource's generator through a bounded queue, and
@@ -361,22 +353,12 @@ class FanOut:
     def _at_once(self, resource: str, reads: Sequence[Any]) -> Iterator[TableRows]:
         if not reads:
             return
-        handoff: queue.Queue = queue.Queue(maxsize=2 * self.in_flight)
-        stop = threading.Event()
-
-        def hand_over(item: Any) -> bool:
-            while not stop.is_set():
-                try:
-                    handoff.put(item, timeout=0.2)
-                    return True
-                except queue.Full:
-                    continue
-            return False
+        handoff = Handoff(2 * self.in_flight, producers=len(reads))
 
         def read_one(read: Any) -> None:
             account = read.account
             try:
-                if stop.is_set():
+                if handoff.stopped:
                     return
                 if self.report.lost_access(account):  # another resource was refused already: no use asking
                     self.report.pass_over(account, resource)
@@ -386,16 +368,16 @@ class FanOut:
                 try:
                     for rows in read.rows():
                         counted[rows.table] += rows.count
-                        if not hand_over(rows):
+                        if not handoff.put(rows):
                             return
                 except Exception as exc:  # the account's failure, not the run's
                     self.report.fail(account, resource, exc)
                     return
                 self.report.finish(account, resource, counted)
             except BaseException as exc:  # an interrupt (Ctrl-C, SIGTERM): the run's, re-raised where dlt sees it
-                hand_over(_Failed(exc))
+                handoff.fail(exc)
             finally:
-                hand_over(_DONE)
+                handoff.done()
 
         # threads named like dlt's pools see its context (the pipeline's state) as the resource's own thread does
         pool = ThreadPoolExecutor(max_workers=min(self.in_flight, len(reads)),
@@ -403,16 +385,7 @@ class FanOut:
         try:
             for read in reads:
                 pool.submit(read_one, read)
-            remaining = len(reads)
-            while remaining:
-                item = handoff.get()
-                if item is _DONE:
-                    remaining -= 1
-                elif isinstance(item, _Failed):
-                    raise item.error
-                else:
-                    yield item
+            yield from handoff.items()
         finally:
-            stop.set()
             pool.shutdown(wait=False, cancel_futures=True)
 

@@ -9,14 +9,11 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import dlt
-import stripe
 
 from . import connect
 from .catalog import BY_TABLE, StripeObject, sub_list_of
-from .changes import ObjectChanges, is_complete
-from .client import API_VERSION
+from .catch_up import CatchUp, CaughtUp
 from .cursors import cursors_of, save_cursors
-from .item_changes import sub_lists_to_read
 from .items import TableBatches, plan_for, realign_tables
 from .pages import PageJob, TableRows
 from .plan import ResourcePlan, plan_resource
@@ -69,127 +66,67 @@ class AccountRead:
         return self.scope.account
 
     def rows(self) -> Iterator[TableRows]:
-        scope, run, entry = self.scope, self.run, self.entry
-        account = scope.account
-        legacy = scope.legacy_account()
-        if entry.connected_events:  # the platform's list of its connected accounts
+        if self.entry.connected_events:  # the platform's list of its connected accounts
             yield from connect.rows(self)
             return
-        if entry.singleton:
-            given = scope.account_object if entry.path == "/v1/account" else None  # the balance is read
-            obj = dict(given or scope.api.get(entry.path or ""), stripe_account_id=account)
-            if entry.history:  # one row per run: when it was read makes its id
-                obj.update(id=f"{account}:{run.bounds.now}", read_at=run.bounds.now)
-            yield from self._rows({entry.table: [obj]})
+        if self.entry.singleton:
+            yield from self._singleton()
             return
+        run, entry = self.run, self.entry
         with run.state_lock:
-            cursors = cursors_of(self.state, account, self.tables, legacy)
+            cursors = cursors_of(self.state, self.account, self.tables, self.scope.legacy_account())
             known = set(self.state.get("known_fields", ()))
-        plan = plan_resource(entry, cursors, run.bounds, run.destination().holds_rows(self.tables, account))
+        plan = plan_resource(entry, cursors, run.bounds, run.destination().holds_rows(self.tables, self.account))
         if plan.gap:
             logger.warning("%s%s: the last sync is older than the 30 days Stripe keeps events; reading all %s "
                            "again so no update or delete is missed", self._of_account(), entry.table, entry.table)
-        job = PageJob(entry.table, account, wanted=self.tables, created_field=entry.created_field,
+        job = PageJob(entry.table, self.account, wanted=self.tables, created_field=entry.created_field,
                       merging=plan.disposition == "merge")
-        skip: frozenset[str] = frozenset()
-        list_new = plan.events_since is None
+        caught_up = CaughtUp()
         if plan.changes_since is not None:
-            rechecked: set[str] = set()
-            for digest in scope.reader(job).read_selections(entry, self._rechecks(plan.changes_since)):
-                if (rows := digest.tables.get(entry.table)) is not None:
-                    rechecked.update(rows.ids())
-                yield from digest.tables.values()
-            changes = scope.feed(plan.changes_since).changes_for(entry.table, plan.changes_since)
-            if plan.creations_from_events:
-                # New objects are among the changes. When their snapshots cannot be trusted (updates
-                # Stripe does not announce), the list reads those the rechecks did not just read.
-                list_new = not entry.updates_announced and not set(changes.updated) <= rechecked
-            if not entry.updates_announced:  # a snapshot may predate unannounced updates
-                changes.updated.clear()
-            for object_id in rechecked:  # read just now: newer than any event
-                changes.updated.pop(object_id, None)
-            stale = self._embedding_changed(plan.changes_since)
-            skip = changes.ids | rechecked | stale
-            current, vanished = self._current(changes, known, stale)
-            if plan.disposition == "merge":  # appending to tables without the account's rows: nothing to delete
-                yield from self._rows(tombstone_rows(entry, [*changes.deleted, *vanished], account, self.tables))
-            for digest in scope.reader(job).complete(entry, current):
-                yield from digest.tables.values()
-            parents = sub_lists_to_read(scope, entry, self.tables, plan.changes_since, changes.ids)
-            for digest in scope.reader(job).read_sub_lists(entry, parents):
-                yield from digest.tables.values()
-            if not entry.created_filter:
-                list_new = False  # a list without `created` (payment links, quotes): events say what is new
+            caught_up = yield from CatchUp(self.scope, entry, self.tables, job, known).rows(plan)
         if plan.events_since is not None:
-            events = scope.feed(plan.events_since).events(plan.events_since)
+            events = self.scope.feed(plan.events_since).events(plan.events_since)
             if events:
                 yield from run.digester.digest_objects(events, job).tables.values()
-        elif list_new:
-            for digest in scope.reader(replace(job, skip_ids=skip)).read(entry, plan.window):
-                rows = digest.tables.get(entry.table)
-                if rows is not None:
-                    known.update(rows.first_keys)
-                    if plan.sweep:
-                        self.seen.update(rows.ids())
-                yield from digest.tables.values()
+        elif caught_up.list_new:
+            yield from self._listed(plan, replace(job, skip_ids=caught_up.read), known)
         if plan.sweep:
             yield from self._sweep(plan)
         if run.bounds.stateful:
-            events_cursor = run.bounds.now if entry.follows_events else None
-            with run.state_lock:
-                save_cursors(self.state, account, self.tables, run.bounds.list_end, events_cursor, entry.tables,
-                             legacy)
-                self.state["known_fields"] = sorted((known | set(self.state.get("known_fields", ())))
-                                                    - {"stripe_account_id"})
+            self._save_cursors(known)
+
+    def _singleton(self) -> Iterator[TableRows]:
+        """The account object or its balance: one object, read whole every run."""
+        scope, entry = self.scope, self.entry
+        given = scope.account_object if entry.path == "/v1/account" else None  # the balance is read
+        obj = dict(given or scope.api.get(entry.path or ""), stripe_account_id=self.account)
+        if entry.history:  # one row per run: when it was read makes its id
+            obj.update(id=f"{self.account}:{self.run.bounds.now}", read_at=self.run.bounds.now)
+        yield from self._rows({entry.table: [obj]})
+
+    def _listed(self, plan: ResourcePlan, job: PageJob, known: set[str]) -> Iterator[TableRows]:
+        """The list read in the plan's window (the fields seen and, for a sweep, the ids found noted)."""
+        for digest in self.scope.reader(job).read(self.entry, plan.window):
+            rows = digest.tables.get(self.entry.table)
+            if rows is not None:
+                known.update(rows.first_keys)
+                if plan.sweep:
+                    self.seen.update(rows.ids())
+            yield from digest.tables.values()
+
+    def _save_cursors(self, known: set[str]) -> None:
+        """Once the read is complete: where the next run starts, and the fields the list has shown."""
+        events_cursor = self.run.bounds.now if self.entry.follows_events else None
+        with self.run.state_lock:
+            save_cursors(self.state, self.account, self.tables, self.run.bounds.list_end, events_cursor,
+                         self.entry.tables, self.scope.legacy_account())
+            self.state["known_fields"] = sorted((known | set(self.state.get("known_fields", ())))
+                                                - {"stripe_account_id"})
 
     def _of_account(self) -> str:
         """A log line's prefix naming the account, when the run reads others than the key's own."""
         return f"{self.account}: " if self.account != self.run.owner else ""
-
-    def _rechecks(self, since: int) -> list[dict[str, str]]:
-        """The list params of this run's `rechecks` (see `catalog.Recheck`)."""
-        selections = []
-        for recheck in self.entry.rechecks:
-            if recheck.per is None:
-                selections.append(dict(recheck.params))
-                continue
-            for parent_id in self.scope.feed(since).seen_in_states(recheck.per, since, recheck.states):
-                selections.append({name: value.format(id=parent_id) for name, value in recheck.params})
-        return selections
-
-    def _embedding_changed(self, since: int) -> set[str]:
-        """Objects whose sub-list items embed an object this run's events changed (`SubList.embeds`)."""
-        parents: set[str] = set()
-        for sub in self.entry.sub_lists:
-            for column, table in sub.embeds:
-                changed = self.scope.feed(since).changes_for(table, since).updated
-                if changed:
-                    found = self.run.destination().ids(sub.table, self.account, sub.parent_column,
-                                                       where_in=(column, sorted(changed)))
-                    parents |= found or set()
-        return parents
-
-    def _current(self, changes: ObjectChanges, known: set[str],
-                 refetch: set[str]) -> tuple[list[dict], list[str]]:
-        """The newest state of changed objects: the event snapshot, or a re-fetch if it is partial or
-        the object is in `refetch`; and the ids of objects a re-fetch found gone (deleted after the
-        events were read)."""
-        entry, objects, vanished = self.entry, [], []
-        snapshots: dict[str, dict | None] = {**dict.fromkeys(refetch), **changes.updated}
-        for object_id, snapshot in snapshots.items():
-            if object_id not in refetch and snapshot is not None and is_complete(
-                    snapshot, known, changes.api_versions.get(object_id), entry, API_VERSION):
-                objects.append(snapshot)
-                continue
-            try:
-                expand = {"expand[]": list(entry.expand)} if entry.expand else None
-                objects.append(self.scope.api.get(f"{entry.path}/{object_id}", expand,
-                                                  endpoint=f"{entry.path}/{{id}}"))
-            except stripe.InvalidRequestError as exc:
-                if exc.http_status != 404:
-                    raise
-                vanished.append(object_id)
-        return objects, vanished
 
     def _sweep(self, plan: ResourcePlan) -> Iterator[TableRows]:
         """Tombstones for the account's rows in the window that the read no longer found; after a whole
