@@ -91,6 +91,8 @@ def _platform_rows(read: AccountRead) -> Iterator[TableRows]:
         groups.setdefault(_tables_to_read(read, obj, since, known), []).append(obj)
     job = PageJob(entry.table, account, wanted=tables, merging=merging)
     for wanted, objects in groups.items():
+        if not wanted:  # nothing of these accounts to read this run (their lists alone were selected)
+            continue
         for digest in scope.reader(replace(job, wanted=wanted)).complete(entry, objects):
             yield from digest.tables.values()
     if merging and bounds.stateful:
