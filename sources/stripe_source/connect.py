@@ -20,27 +20,27 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 import orjson
 
+from .account_read import AccountRead
+from .accounts import list_connected_accounts
 from .catalog import StripeObject
 from .cursors import cursors_of, save_cursors
 from .pages import PageJob, TableRows
 from .plan import is_gap
 from .shaping import tombstone_rows
 
-if TYPE_CHECKING:
-    from .resource import AccountRead
 
-
-def rows(read: AccountRead) -> Iterator[TableRows]:
+class ConnectedAccountsRead(AccountRead):
     """One account's part of the resource: the platform's reads its lists; a connected account's notes
     what its events announce (the platform's part runs after every connected account's)."""
-    if read.account != read.run.owner:
-        note_announced(read)
-        return
-    yield from _platform_rows(read)
+
+    def rows(self) -> Iterator[TableRows]:
+        if self.account != self.run.owner:
+            note_announced(self)
+            return
+        yield from _platform_rows(self)
 
 
 def events_since(read: AccountRead) -> int | None:
@@ -73,8 +73,6 @@ def note_announced(read: AccountRead) -> None:
 
 
 def _platform_rows(read: AccountRead) -> Iterator[TableRows]:
-    from .accounts import list_connected_accounts
-
     scope, run, entry, tables = read.scope, read.run, read.entry, read.tables
     bounds, account = run.bounds, read.account
     listed = run.listed_accounts if run.listed_accounts is not None else list_connected_accounts(scope.api)
