@@ -61,7 +61,9 @@ def connected_objects(emu, table: str, account: str | None = None) -> list[dict]
     relation = CONNECTED_ACCOUNT_LISTS[table]
     if relation is None:
         return [emu.account_object(store) for store in listed]
-    found = [store.find(i) for store in listed for i in store.related(relation, store.account_id)]
+    # persons and external accounts only of the accounts the platform controls (not those it connected by OAuth)
+    found = [store.find(i) for store in listed if store.account_id not in emu.oauth_connected
+             for i in store.related(relation, store.account_id)]
     return [obj for _, obj in (f for f in found if f is not None)]
 
 

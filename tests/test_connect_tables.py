@@ -27,9 +27,14 @@ EXTERNAL = "GET /v1/accounts/{id}/external_accounts"
 
 @pytest.fixture
 def platform() -> Iterator[Emulator]:
-    with Emulator(seed=4, scale=60, connected_scales=[60, 60, 60, 60]) as emu:
+    with Emulator(seed=4, scale=60, connected_scales=[60] * 5) as emu:
         emu.advance(seconds=400)  # the world's own recent history is behind the next run's lookback
         yield emu
+
+
+def controlled(emu: Emulator) -> list[str]:
+    """The listed accounts the platform controls: Stripe shows it their persons and external accounts."""
+    return [a for a, _ in emu.listed_accounts() if a not in emu.oauth_connected]
 
 
 def external_ids(emu: Emulator, account: str) -> list[str]:
@@ -65,7 +70,7 @@ def test_a_first_load_holds_every_account_person_and_external_account(platform, 
     assert {r[0] for r in rows(db, "SELECT DISTINCT account FROM stripe.persons")} == {p["account"] for p in persons}
     # one request per account for its persons, one per account past the 10 embedded for the rest
     made = platform.stats()["requests"]
-    assert made[PERSONS] == len(platform.listed_accounts())
+    assert made[PERSONS] == len(controlled(platform))
     assert made[EXTERNAL] == sum(1 for n in per_account.values() if n > 10)
     assert made["GET /v1/accounts"] == 1
 
@@ -73,9 +78,10 @@ def test_a_first_load_holds_every_account_person_and_external_account(platform, 
 def change_accounts(emu: Emulator) -> dict[str, str]:
     """Between runs: a person added, one updated, one removed; an external account past the 10 embedded
     updated, one added, one removed; an account's profile changed; an account disconnected."""
-    first, second, third, fourth = (a for a, _ in emu.listed_accounts())
-    wide = next(a for a in (first, second, third) if len(external_ids(emu, a)) > 10)
-    narrow = next(a for a in (first, second, third) if a != wide)
+    *others, fourth = (a for a, _ in emu.listed_accounts())
+    others = [a for a in others if a not in emu.oauth_connected]
+    wide = next(a for a in others if len(external_ids(emu, a)) > 10)
+    narrow = next(a for a in others if a != wide)
     added = emu.create("persons", account=narrow, first_name="Rosa")
     changed = next(p for p in connected_objects(emu, "persons") if p["account"] == narrow)["id"]
     emu.update("persons", changed, account=narrow, email="moved@example.com")
@@ -144,8 +150,8 @@ def test_a_run_of_the_platform_alone_reads_the_lists_again_every_run(platform, m
     # it cannot see the accounts' events: every account's persons, and the external accounts of those
     # with more than the 10 embedded
     made = platform.stats()["requests"]
-    assert made[PERSONS] == len(platform.listed_accounts())
-    wide = [a for a, _ in platform.listed_accounts() if len(external_ids(platform, a)) > 10]
+    assert made[PERSONS] == len(controlled(platform))
+    wide = [a for a in controlled(platform) if len(external_ids(platform, a)) > 10]
     assert made[EXTERNAL] == len(wide)
     assert set(platform.stats()["by_account"]) == {platform.account_id}
 
@@ -154,7 +160,7 @@ def test_persons_are_off_by_default_and_say_so(platform, monkeypatch, tmp_path, 
     db = tmp_path / "default.duckdb"
     with caplog.at_level("INFO"):
         assert run_pipeline(platform, monkeypatch, db, "--resources", "connect") == EXIT_OK
-    assert "persons is off by default (1 request per account)" in caplog.text
+    assert "persons is off by default (1 request per platform-controlled account)" in caplog.text
     assert set(ids(db, "accounts")) == {o["id"] for o in connected_objects(platform, "accounts")}
     assert set(ids(db, "external_accounts")) == {o["id"] for o in connected_objects(platform, "external_accounts")}
     assert ids(db, "persons") == [] and PERSONS not in platform.stats()["requests"]
@@ -172,3 +178,27 @@ def test_a_restricted_key_without_the_connect_permission_is_refused_before_it_lo
     allowed = platform.add_key(kind="restricted", permissions={**readable, "connected_accounts": "read"})
     assert run_pipeline(platform, monkeypatch, db, *CONNECT, key=allowed) == EXIT_OK
     assert_tables_equal_emulator(platform, db)
+
+
+def test_an_account_connected_by_oauth_keeps_its_persons_and_external_accounts(platform, monkeypatch, tmp_path):
+    # Stripe shows a connected account's external accounts and persons only to a platform that controls it
+    # (one it created); asking for those of an account connected through Connect OAuth is refused.
+    (own,) = platform.oauth_connected
+    assert platform.account_object(platform.store(own))["controller"]["is_controller"] is False
+    db = tmp_path / "oauth_connected.duckdb"
+    assert run_pipeline(platform, monkeypatch, db, *CONNECT) == EXIT_OK
+    assert_tables_equal_emulator(platform, db)
+    assert own in ids(db, "accounts", account=platform.account_id)
+    assert not rows(db, f"SELECT id FROM stripe.external_accounts WHERE account = '{own}'")
+
+
+def test_a_start_date_keeps_the_older_accounts_lists(platform, monkeypatch, tmp_path):
+    # A window reads the accounts created in it; the older accounts are still connected: their persons and
+    # external accounts stay, whichever of the tables the run selects.
+    db = tmp_path / "window.duckdb"
+    assert run_pipeline(platform, monkeypatch, db, *CONNECT) == EXIT_OK
+    created = sorted(created for _, created in platform.listed_accounts())
+    for selected in ("external_accounts", "persons", "accounts,external_accounts,persons"):
+        assert run_pipeline(platform, monkeypatch, db, "--resources", selected, "--start-date",
+                            str(created[-1])) == EXIT_OK
+        assert_tables_equal_emulator(platform, db)

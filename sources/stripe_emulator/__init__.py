@@ -74,6 +74,9 @@ class Emulator:
         scales = list(connected_scales) if connected_scales is not None else [max(60, scale // 10)] * connected_accounts
         self.connected_account_ids = ["acct_1" + ids.new("x")[5:21] for _ in scales]
         self.deauthorized: set[str] = set()  # connected accounts that disconnected from the platform
+        # every third connected account joined through Connect OAuth: a Standard account the platform does
+        # not control (the others it created, and controls)
+        self.oauth_connected = {account for n, account in enumerate(self.connected_account_ids) if n % 3 == 2}
         now = self.now()
         self._created = {self.account_id: now - 800 * 86400}
         self._build(self.account_id, seed, scale, span_days, now, counts, destinations=self.connected_account_ids)
@@ -407,7 +410,8 @@ class Emulator:
         return headers.get("Stripe-Account") or info.get("account", "?")
 
     def account_object(self, store: Store) -> dict:
-        return account_object(store, self._created[store.account_id], store.account_id == self.account_id)
+        return account_object(store, self._created[store.account_id], store.account_id == self.account_id,
+                              store.account_id not in self.oauth_connected)
 
     def balance_object(self, store: Store) -> dict:
         return balance_object(store)

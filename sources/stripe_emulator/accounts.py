@@ -8,10 +8,11 @@ from .objects import EMBED_LIMIT
 from .store import Store
 
 
-def account_object(store: Store, created: int, platform: bool) -> dict:
+def account_object(store: Store, created: int, platform: bool, controlled: bool = True) -> dict:
     """The account as Stripe returns it: a standard account, verified and enabled. A connected one was
     created by its platform, which controls it (`controller.is_controller`): Stripe shows such a platform
-    the account's external accounts (the first 10 embedded) and its persons."""
+    the account's external accounts (the first 10 embedded) and its persons. One connected through
+    Connect OAuth (`controlled=False`) is its own: no external accounts in it, none for the platform."""
     name = "Emulated Inc." if platform else "Connected Shop"
     external = external_accounts(store)
     no_requirements = {"alternatives": [], "current_deadline": None, "currently_due": [], "disabled_reason": None,
@@ -24,11 +25,14 @@ def account_object(store: Store, created: int, platform: bool) -> dict:
                              "support_address": None, "support_email": "support@example.com",
                              "support_phone": "+15555550100", "support_url": None, "url": "https://example.com"},
         "business_type": "company", "capabilities": {"card_payments": "active", "transfers": "active"},
-        "charges_enabled": True, "controller": {"type": "account"} if platform else PLATFORM_CONTROLLED,
+        "charges_enabled": True,
+        "controller": {"type": "account"} if platform else PLATFORM_CONTROLLED if controlled else OWN_CONTROLLER,
         "country": "US", "created": created,
         "default_currency": "usd", "details_submitted": True, "email": "owner@example.com",
-        "external_accounts": {"object": "list", "data": external[:EMBED_LIMIT], "has_more": len(external) > EMBED_LIMIT,
-                              "url": f"/v1/accounts/{store.account_id}/external_accounts"},
+        **({"external_accounts": {"object": "list", "data": external[:EMBED_LIMIT],
+                                  "has_more": len(external) > EMBED_LIMIT,
+                                  "url": f"/v1/accounts/{store.account_id}/external_accounts"}}
+           if controlled or platform else {}),
         "future_requirements": no_requirements, "metadata": {}, "payouts_enabled": True,
         "requirements": no_requirements,
         "settings": {
@@ -56,6 +60,10 @@ def account_object(store: Store, created: int, platform: bool) -> dict:
 PLATFORM_CONTROLLED = {"fees": {"payer": "account"}, "is_controller": True, "losses": {"payments": "stripe"},
                        "requirement_collection": "stripe", "stripe_dashboard": {"type": "full"},
                        "type": "application"}
+
+
+# A Standard account connected through Connect OAuth, as its platform sees it: the account controls itself
+OWN_CONTROLLER = {"is_controller": False, "type": "account"}
 
 
 def external_accounts(store: Store) -> list[dict]:

@@ -31,6 +31,7 @@ from .errors import (
     lock_timeout,
     missing_parameter,
     not_a_platform,
+    not_the_controller,
     rate_limited,
     resource_missing,
     server_error,
@@ -539,6 +540,8 @@ class Api:
         wanted = {name: entry.filters[name].parse(params[name], name) for name in entry.filters if name in params}
         target = request.args[0]
         store = self.account_store(request, target)
+        if target in self.emu.oauth_connected and store is not request.store:
+            raise not_the_controller(target)
         with store.lock:
             found = [store.find(i) for i in store.related(relation, target)]
             current = [obj for _, obj in (f for f in found if f is not None)

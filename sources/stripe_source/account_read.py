@@ -58,7 +58,7 @@ class AccountRead:
             if events:
                 yield from run.digester.digest_objects(events, job).tables.values()
         elif caught_up.list_new:
-            yield from self._listed(plan, replace(job, skip_ids=caught_up.read), known)
+            yield from self._listed(plan, replace(job, skip_ids=caught_up.handled), known)
         if plan.sweep:
             yield from self._sweep(plan)
         if run.bounds.stateful:
@@ -71,7 +71,7 @@ class AccountRead:
         obj = dict(given or scope.api.get(entry.path or ""), stripe_account_id=self.account)
         if entry.history:  # one row per run: when it was read makes its id
             obj.update(id=f"{self.account}:{self.run.bounds.now}", read_at=self.run.bounds.now)
-        yield from self._rows({entry.table: [obj]})
+        yield from self.run.digester.made_rows({entry.table: [obj]})
 
     def _listed(self, plan: ResourcePlan, job: PageJob, known: set[str]) -> Iterator[TableRows]:
         """The list read in the plan's window (the fields seen and, for a sweep, the ids found noted)."""
@@ -111,7 +111,7 @@ class AccountRead:
                 self.cannot_sweep()
                 return
             swept = found - self.seen
-            yield from self._rows(tombstone_rows(entry, sorted(swept), self.account, self.tables))
+            yield from self.run.digester.made_rows(tombstone_rows(entry, sorted(swept), self.account, self.tables))
         if not whole:
             return
         for sub in entry.sub_lists:
@@ -122,13 +122,9 @@ class AccountRead:
                 self.cannot_sweep()
                 return
             orphaned = sorted(parents - self.seen - swept)
-            yield from self._rows(tombstone_rows(entry, orphaned, self.account, frozenset({sub.table})))
+            orphans = tombstone_rows(entry, orphaned, self.account, frozenset({sub.table}))
+            yield from self.run.digester.made_rows(orphans)
 
     def cannot_sweep(self) -> None:
         logger.warning("%s%s: the destination cannot be asked which rows it holds: rows of objects deleted at "
                        "Stripe since the last run may remain", self._of_account(), self.entry.table)
-
-    def _rows(self, tables: dict[str, list[dict]]) -> Iterator[TableRows]:
-        for table, rows in tables.items():
-            if rows:
-                yield self.run.digester.table_rows(table, rows)

@@ -36,7 +36,10 @@ class SubList:
     parent_column: str = ""  # column naming the parent on each item (added when Stripe omits it)
     # Stripe embeds it only when the parent's list asks (`expand[]=data.<field>`): asked when wanted.
     expand: bool = False
-    only_if: tuple[tuple[str, Any], ...] = ()  # parent fields that must hold these values (automatic payouts)
+    # parent fields (a dotted path into nested ones) that must hold these values: Stripe keeps the
+    # sub-list only for those parents; `only_for` says which in words (automatic payouts)
+    only_if: tuple[tuple[str, Any], ...] = ()
+    only_for: str = ""
     # Changes no event announces (a feature attached to a product): every run reads it again for every parent.
     every_run: bool = False
     # Objects of other tables each item carries whole, as (column holding their id, their table).
@@ -123,6 +126,8 @@ def _group(group: str, *entries: StripeObject) -> tuple[StripeObject, ...]:
     return tuple(replace(entry, group=group) for entry in entries)
 
 
+CONTROLLED = (("controller.is_controller", True),)  # a connected account its platform controls
+
 CATALOG: tuple[StripeObject, ...] = (
     *_group(
         "payments",
@@ -174,7 +179,7 @@ CATALOG: tuple[StripeObject, ...] = (
                     "/v1/balance_transactions",
                     params=(("payout", "{id}"),),
                     parent_column="payout",
-                    only_if=(("automatic", True),),
+                    only_if=(("automatic", True),), only_for="automatic",
                 ),
             ),
         ),
@@ -512,10 +517,13 @@ CATALOG: tuple[StripeObject, ...] = (
             "rak_connected_account_read",
             connected_events=(("account.updated", "accounts"), ("account.external_account.", "external_accounts"),
                               ("person.", "persons")),
+            # Stripe shows both only to a platform that controls the account (one it created): an account
+            # connected through Connect OAuth keeps them to itself
             sub_lists=(
                 SubList("external_accounts", "external_accounts", "/v1/accounts/{id}/external_accounts",
-                        parent_column="account"),
-                SubList("", "persons", "/v1/accounts/{id}/persons", parent_column="account"),
+                        parent_column="account", only_if=CONTROLLED, only_for="platform-controlled"),
+                SubList("", "persons", "/v1/accounts/{id}/persons", parent_column="account", only_if=CONTROLLED,
+                        only_for="platform-controlled"),
             ),
             timestamps=("tos_acceptance__date",),
         ),

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import stripe
 
@@ -24,14 +23,14 @@ from .item_changes import sub_lists_to_read
 from .pages import PageJob, TableRows
 from .plan import ResourcePlan
 from .run import AccountScope
-from .shaping import tombstone_rows
+from .shaping import tombstone_rows, value_at
 
 
 @dataclass(frozen=True)
 class CaughtUp:
     """What the rest of the run needs from the catch-up."""
 
-    read: frozenset[str] = frozenset()  # ids read (or deleted) here: the list read after skips them
+    handled: frozenset[str] = frozenset()  # ids read (or deleted) here: the list read after skips them
     list_new: bool = True  # whether the list must still be read for the objects created since
 
 
@@ -69,7 +68,8 @@ class CatchUp:
         stale = self._embedding_changed(since, changes.updated) | (items.refetch & set(changes.updated))
         current, vanished = self._current(changes, stale)
         if plan.disposition == "merge":  # appending to tables without the account's rows: nothing to delete
-            yield from self._rows(tombstone_rows(entry, [*changes.deleted, *vanished], scope.account, self.tables))
+            gone = tombstone_rows(entry, [*changes.deleted, *vanished], scope.account, self.tables)
+            yield from scope.run.digester.made_rows(gone)
         for digest in scope.reader(self.job).complete(entry, current):
             yield from digest.tables.values()
         for digest in scope.reader(self.job).read_sub_lists(entry, items.reread):
@@ -102,9 +102,9 @@ class CatchUp:
                 found = self.scope.run.destination().ids(sub.table, self.scope.account, sub.parent_column,
                                                          where_in=(column, sorted(changed)))
                 parents |= found or set()
-                path = column.split("__")
+                path = column.replace("__", ".")  # the column's path in the object (`price__id`: price.id)
                 parents |= {object_id for object_id, snapshot in snapshots.items()
-                            if any(_at(item, path) in changed for item in _embedded(snapshot, sub.field))}
+                            if any(value_at(item, path) in changed for item in _embedded(snapshot, sub.field))}
         return parents
 
     def _current(self, changes: ObjectChanges, refetch: set[str]) -> tuple[list[dict], list[str]]:
@@ -128,22 +128,9 @@ class CatchUp:
                 vanished.append(object_id)
         return objects, vanished
 
-    def _rows(self, tables: dict[str, list[dict]]) -> Iterator[TableRows]:
-        for table, rows in tables.items():
-            if rows:
-                yield self.scope.run.digester.table_rows(table, rows)
-
 
 def _embedded(obj: dict, field: str) -> list[dict]:
     """The items of `obj`'s truncated sub-list `field` (none when absent)."""
     value = obj.get(field)
     return value.get("data") or [] if isinstance(value, dict) else []
 
-
-def _at(obj: Any, path: list[str]) -> Any:
-    """The value at a flattened column's path (`price__id` -> obj["price"]["id"]); None if absent."""
-    for key in path:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(key)
-    return obj

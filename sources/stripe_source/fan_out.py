@@ -87,4 +87,5 @@ class FanOut:
                 pool.submit(read_one, read)
             yield from handoff.items()
         finally:
+            handoff.close()  # also when the reads never started to be consumed
             pool.shutdown(wait=False, cancel_futures=True)

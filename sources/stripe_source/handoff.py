@@ -23,6 +23,8 @@ class _Failed:
 
 
 class Handoff:
+    """A bounded queue from `producers` threads to one consumer (`items`); `close` releases the producers."""
+
     def __init__(self, bound: int, producers: int = 1) -> None:
         self._queue: queue.Queue = queue.Queue(maxsize=bound)
         self._stop = threading.Event()
@@ -63,4 +65,8 @@ class Handoff:
                 else:
                     yield item
         finally:
-            self._stop.set()
+            self.close()
+
+    def close(self) -> None:
+        """The consumer has stopped: producers waiting to hand an item on give up."""
+        self._stop.set()

@@ -86,8 +86,7 @@ def permission(entry: StripeObject) -> str:
 
 def _noun(parent: StripeObject, sub: SubList | None = None) -> str:
     kind = parent.table.removesuffix("s").replace("_", " ")  # checkout_sessions: "checkout session"
-    only = " ".join(name for name, value in (sub.only_if if sub else ()) if value is True)
-    return f"{only} {kind}" if only else kind
+    return f"{sub.only_for} {kind}" if sub is not None and sub.only_for else kind
 
 
 def render_text() -> str:
