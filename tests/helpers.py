@@ -21,6 +21,8 @@ LOADED_BY_DEFAULT = [entry for entry in CATALOG if entry.default and not entry.s
 
 def expected_objects(emu, table: str, account: str | None = None) -> list[dict]:
     """What Stripe lists for one of our tables: the emulator's list, or what a fan-out reads per parent."""
+    if table in CONNECTED_ACCOUNT_LISTS:
+        return connected_objects(emu, table, account)
     store = emu.store(account)
     if table == "payout_balance_transactions":  # balance_transactions?payout= of each automatic payout
         automatic = {p["id"] for p in emu.objects("payouts", account) if p["automatic"]}
@@ -44,6 +46,26 @@ PARENTS_OF = {
     "product_features": ("products", "product_features", "product"),
     "quote_line_items": ("quotes", "quote_line_items", "quote"),
 }
+
+
+# the platform's Connect lists -> the emulator's relation of each connected account (None: the account itself)
+CONNECTED_ACCOUNT_LISTS = {"accounts": None, "persons": "account_persons",
+                           "external_accounts": "account_external_accounts"}
+
+
+def connected_objects(emu, table: str, account: str | None = None) -> list[dict]:
+    """What the platform reads of its connected accounts (another account reads none): the accounts it lists,
+    or their persons or external accounts, account by account."""
+    if (account or emu.account_id) != emu.account_id:
+        return []
+    listed = [emu.store(a) for a, _ in emu.listed_accounts()]
+    relation = CONNECTED_ACCOUNT_LISTS[table]
+    if relation is None:
+        return [emu.account_object(store) for store in listed]
+    # persons and external accounts only of the accounts the platform controls (not those it connected by OAuth)
+    found = [store.find(i) for store in listed if store.account_id not in emu.oauth_connected
+             for i in store.related(relation, store.account_id)]
+    return [obj for _, obj in (f for f in found if f is not None)]
 
 
 def run_pipeline(emu, monkeypatch: pytest.MonkeyPatch, db: Path, *args: str, key: str | None = None) -> int:

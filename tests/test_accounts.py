@@ -1,5 +1,5 @@
 """A platform's accounts, without the network: which accounts a run reads, how a failure is told, and
-what the run as a whole exits with (`stripe_source.accounts`)."""
+what the run as a whole exits with (`stripe_source.account_report`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from types import SimpleNamespace
 import pytest
 import stripe
 
-from stripe_source.accounts import ALL, AccountsReport, classify, parse_accounts
+from stripe_source.account_report import AccountsReport, classify
+from stripe_source.accounts import ALL, parse_accounts
 from stripe_source.errors import (
     EXIT_OK,
     EXIT_PERMISSION,

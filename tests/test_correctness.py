@@ -189,3 +189,23 @@ def test_a_price_change_reaches_the_subscription_items_that_embed_it(fresh_emula
     got = rows(db, f"SELECT DISTINCT price__nickname FROM stripe.subscription_items WHERE price__id = '{price}'")
     assert got == [("renamed",)]
     assert_equals_emulator(emu, db, only=embedding)
+
+
+def test_a_price_change_reaches_an_item_added_since_the_last_run(fresh_emulator, monkeypatch, tmp_path):
+    # The subscription's event (an item added, with a new price) comes before the price's change: the
+    # destination holds no row of the new item yet, so only the event's snapshot can show it embeds the
+    # changed price. Found by the property test (seed 8, scale 500, round 3).
+    emu = fresh_emulator
+    db = tmp_path / "embedded_new.duckdb"
+    assert run_pipeline(emu, monkeypatch, db, "--resources", "subscriptions,subscription_items") == 0
+    subscription = next(s for s in emu.objects("subscriptions") if s["status"] == "active"
+                        and len(s["items"]["data"]) < 5)
+    emu.advance(seconds=2)
+    emu.add_subscription_items(subscription["id"], 1)
+    added = emu.get("subscriptions", subscription["id"])["items"]["data"][-1]
+    emu.advance(seconds=2)
+    emu.update("prices", added["price"]["id"], nickname="renamed")
+    emu.advance(seconds=2)
+    assert run_pipeline(emu, monkeypatch, db, "--resources", "subscriptions,subscription_items") == 0
+    got = rows(db, f"SELECT price__nickname FROM stripe.subscription_items WHERE id = '{added['id']}'")
+    assert got == [("renamed",)]

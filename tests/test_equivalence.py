@@ -48,7 +48,7 @@ class Changes:
         ops: list[Callable[[], str | None]] = [
             self.create, self.create, self.update, self.update, self.delete, self.pay, self.grow_invoice,
             self.empty_invoice, self.grow_subscription, self.shrink_subscription, self.cancel, self.partial_event,
-            self.same_second, self.at_the_cursor, self.tick,
+            self.same_second, self.at_the_cursor, self.tick, self.catalog_change, self.catalog_change,
         ]
         op = self.rng.choice(ops)
         try:
@@ -141,6 +141,81 @@ class Changes:
         self.emu.cancel_subscription(subscription["id"])
         return f"cancel {subscription['id']}"
 
+    def catalog_change(self) -> str | None:
+        """A change to one of the objects beyond payments and invoices, as its own test makes it."""
+        emu, rng = self.emu, self.rng
+        kind = rng.choice(["fee_refund", "refund_update", "reversal", "setup_intent", "topup", "review", "tax_id",
+                           "quote", "schedule", "link", "fraud_warning", "grant", "no_event"])
+        if kind == "fee_refund" and (fee := self._pick_where("application_fees",
+                                                            lambda f: f["amount_refunded"] < f["amount"])):
+            emu.refund_application_fee(fee["id"], rng.choice([1, 11]))  # 11: beyond the ten a fee embeds
+            return f"refund fee {fee['id']}"
+        if kind == "refund_update" and (refund := self._pick("application_fee_refunds")):
+            emu.update("application_fee_refunds", refund["id"], metadata={"n": str(rng.randint(1, 99))})
+            return f"update fee refund {refund['id']}"
+        if kind == "reversal" and (transfer := self._pick_where("transfers",
+                                                               lambda t: t["amount_reversed"] < t["amount"])):
+            emu.add_transfer_reversals(transfer["id"], rng.choice([1, 11]))
+            return f"reverse transfer {transfer['id']}"
+        if kind == "setup_intent":
+            if intent := self._pick("setup_intents", status="requires_payment_method"):
+                emu.transition("setup_intents", intent["id"], "canceled", status="canceled",
+                               cancellation_reason="abandoned")
+                return f"cancel setup intent {intent['id']}"
+            return f"create setup intent {emu.create('setup_intents', status='requires_payment_method')['id']}"
+        if kind == "topup":
+            if topup := self._pick("topups", status="pending"):
+                emu.transition("topups", topup["id"], "canceled", status="canceled")
+                return f"cancel top-up {topup['id']}"
+            return f"create top-up {emu.create('topups', status='pending')['id']}"
+        if kind == "review" and (review := self._pick("reviews", open=True)):
+            emu.close_review(review["id"], "approved")
+            return f"close review {review['id']}"
+        if kind == "tax_id" and (customer := self._pick("customers")):
+            held = emu.store().related("customer_tax_ids", customer["id"])
+            if held and rng.random() < 0.5:
+                gone = held[0]
+                emu.delete_tax_id(gone)
+                return f"delete tax id {gone}"
+            made = emu.create("tax_ids", customer=customer["id"])
+            return f"create tax id {made['id']}"
+        if kind == "quote":
+            if draft := self._pick("quotes", status="draft"):
+                emu.finalize_quote(draft["id"])
+                return f"finalize quote {draft['id']}"
+            made = emu.create("quotes", status="draft", lines=rng.choice([2, 12]))
+            return f"create quote {made['id']}"
+        if kind == "schedule":
+            if schedule := self._pick("subscription_schedules", status="not_started"):
+                emu.transition("subscription_schedules", schedule["id"], "canceled", status="canceled",
+                               canceled_at=emu.now())
+                return f"cancel schedule {schedule['id']}"
+            return f"create schedule {emu.create('subscription_schedules', status='not_started')['id']}"
+        if kind == "link":
+            if link := self._pick("payment_links", active=True):
+                emu.update("payment_links", link["id"], active=False)
+                return f"deactivate link {link['id']}"
+            return f"create link {emu.create('payment_links', active=True, lines=rng.choice([2, 12]))['id']}"
+        if kind == "fraud_warning":
+            if warning := self._pick("early_fraud_warnings", actionable=True):
+                emu.update("early_fraud_warnings", warning["id"], actionable=False)
+                return f"settle fraud warning {warning['id']}"
+            return f"create fraud warning {emu.create('early_fraud_warnings')['id']}"
+        if kind == "grant":
+            if grant := self._pick("credit_grants", voided_at=None):
+                emu.update("credit_grants", grant["id"], voided_at=emu.now())
+                return f"void grant {grant['id']}"
+            return f"create grant {emu.create('credit_grants')['id']}"
+        if kind == "no_event":  # changes Stripe announces in no event: the list is read whole each run
+            if rate := self._pick("shipping_rates"):
+                emu.update("shipping_rates", rate["id"], active=not rate["active"])
+                return f"toggle shipping rate {rate['id']}"
+        return None
+
+    def _pick_where(self, resource: str, test: Callable[[dict], bool]) -> dict | None:
+        found = [o for o in self.emu.objects(resource) if test(o)]
+        return self.rng.choice(found) if found else None
+
     def partial_event(self) -> str | None:
         customer = self._pick("customers")
         if customer is None:
@@ -153,8 +228,9 @@ class Changes:
     def same_second(self) -> str:
         done = []
         for _ in range(self.rng.randint(2, 4)):
+            logged = len(self.log)
             self.one()
-            done.append(self.log.pop() if self.log else "")
+            done.append(self.log.pop() if len(self.log) > logged else "nothing")
         return "same second: " + "; ".join(done)
 
     def at_the_cursor(self) -> str:

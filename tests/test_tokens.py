@@ -224,6 +224,7 @@ def test_the_client_does_not_import_the_connection_step():
 
 
 def test_user_agent_suffix(monkeypatch, fresh_emulator, dlt_project, capsys):
+    from stripe_source.authorization import Authorization
     from stripe_source.client import USER_AGENT, StripeApi
 
     api = StripeApi(StripeCredentials(api_key=fresh_emulator.api_key), fresh_emulator.api_base,
@@ -239,12 +240,12 @@ def test_user_agent_suffix(monkeypatch, fresh_emulator, dlt_project, capsys):
     assert main([*args, "--user-agent-suffix", "bad\nline"]) == EXIT_BAD_INPUT
     assert "user_agent_suffix" in capsys.readouterr().err and fresh_emulator.stats()["requests_total"] == 0
     seen: list[str] = []
-    original = StripeApi._set_headers
+    original = Authorization.use
 
-    def spy(self: StripeApi) -> None:
-        original(self)
-        seen.append(self._headers["User-Agent"])
+    def spy(self: Authorization, *args, **kwargs) -> None:
+        original(self, *args, **kwargs)
+        seen.append(self.headers["User-Agent"])
 
-    monkeypatch.setattr(StripeApi, "_set_headers", spy)
+    monkeypatch.setattr(Authorization, "use", spy)
     assert main([*args, "--resources", "coupons", "--user-agent-suffix", "acme/3"]) == EXIT_OK
     assert seen and all(agent.endswith(" acme/3") for agent in seen)

@@ -26,10 +26,11 @@ from typing import Any
 
 from .accounts import account_object, balance_object
 from .apps import StripeApps
+from .ids import Ids
 from .objects import BY_NAME
 from .server import Api, EmulatorServer, FaultConfig, OAuth, RateLimits, Stats, _Bucket, jitter
-from .store import EVENT_RETENTION, Store
-from .world import API_VERSION, Ids, WorldBuilder
+from .store import API_VERSION, EVENT_RETENTION, Store
+from .world import WorldBuilder
 
 __all__ = ["Emulator", "RateLimits", "FaultConfig", "API_VERSION", "EVENT_RETENTION"]
 
@@ -73,6 +74,9 @@ class Emulator:
         scales = list(connected_scales) if connected_scales is not None else [max(60, scale // 10)] * connected_accounts
         self.connected_account_ids = ["acct_1" + ids.new("x")[5:21] for _ in scales]
         self.deauthorized: set[str] = set()  # connected accounts that disconnected from the platform
+        # every third connected account joined through Connect OAuth: a Standard account the platform does
+        # not control (the others it created, and controls)
+        self.oauth_connected = {account for n, account in enumerate(self.connected_account_ids) if n % 3 == 2}
         now = self.now()
         self._created = {self.account_id: now - 800 * 86400}
         self._build(self.account_id, seed, scale, span_days, now, counts, destinations=self.connected_account_ids)
@@ -92,6 +96,7 @@ class Emulator:
                destinations: list[str] | None = None, connected: bool = False) -> None:
         tag = account[6:8]
         store = Store(account, False, self.now, Ids(random.Random(seed * 101), tag), connected=connected)
+        store.set_extra(account, opened=self._created[account])  # what its account object says (`created`)
         collecting = gc.isenabled()
         gc.disable()  # millions of acyclic dicts: the cyclic collector would rescan them all, a third of the build
         try:
@@ -353,6 +358,13 @@ class Emulator:
             builder.refund_fee(store.get("application_fees", fee_id), n, at=builder.now)
         return self.get("application_fees", fee_id, account)
 
+    def update_account(self, account: str, **fields: Any) -> dict:
+        """Change a connected account's own fields (`business_profile`...): `account.updated` in its events."""
+        store = self.store(account)
+        builder = self._builder(store)
+        with store.lock:
+            return copy.deepcopy(builder.update_account(builder.now, **fields))
+
     def emit_event(self, type: str, obj: dict, previous_attributes: dict | None = None,
                    account: str | None = None) -> dict:
         """Record an event as given (tests of odd snapshots; Stripe's own events come from the methods above)."""
@@ -398,7 +410,8 @@ class Emulator:
         return headers.get("Stripe-Account") or info.get("account", "?")
 
     def account_object(self, store: Store) -> dict:
-        return account_object(store, self._created[store.account_id], store.account_id == self.account_id)
+        return account_object(store, self._created[store.account_id], store.account_id == self.account_id,
+                              store.account_id not in self.oauth_connected)
 
     def balance_object(self, store: Store) -> dict:
         return balance_object(store)

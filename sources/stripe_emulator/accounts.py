@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from .objects import EMBED_LIMIT
 from .store import Store
 
 
-def account_object(store: Store, created: int, platform: bool) -> dict:
-    """The account as Stripe returns it to its owner: a standard account, verified and enabled."""
+def account_object(store: Store, created: int, platform: bool, controlled: bool = True) -> dict:
+    """The account as Stripe returns it: a standard account, verified and enabled. A connected one was
+    created by its platform, which controls it (`controller.is_controller`): Stripe shows such a platform
+    the account's external accounts (the first 10 embedded) and its persons. One connected through
+    Connect OAuth (`controlled=False`) is its own: no external accounts in it, none for the platform."""
     name = "Emulated Inc." if platform else "Connected Shop"
-    banks = [store.collections["bank_accounts"].objects[i] for i in store.collections["bank_accounts"].objects]
+    external = external_accounts(store)
     no_requirements = {"alternatives": [], "current_deadline": None, "currently_due": [], "disabled_reason": None,
                        "errors": [], "eventually_due": [], "past_due": [], "pending_verification": []}
     return {
@@ -21,10 +25,14 @@ def account_object(store: Store, created: int, platform: bool) -> dict:
                              "support_address": None, "support_email": "support@example.com",
                              "support_phone": "+15555550100", "support_url": None, "url": "https://example.com"},
         "business_type": "company", "capabilities": {"card_payments": "active", "transfers": "active"},
-        "charges_enabled": True, "controller": {"type": "account"}, "country": "US", "created": created,
+        "charges_enabled": True,
+        "controller": {"type": "account"} if platform else PLATFORM_CONTROLLED if controlled else OWN_CONTROLLER,
+        "country": "US", "created": created,
         "default_currency": "usd", "details_submitted": True, "email": "owner@example.com",
-        "external_accounts": {"object": "list", "data": banks[:10], "has_more": len(banks) > 10,
-                              "url": f"/v1/accounts/{store.account_id}/external_accounts"},
+        **({"external_accounts": {"object": "list", "data": external[:EMBED_LIMIT],
+                                  "has_more": len(external) > EMBED_LIMIT,
+                                  "url": f"/v1/accounts/{store.account_id}/external_accounts"}}
+           if controlled or platform else {}),
         "future_requirements": no_requirements, "metadata": {}, "payouts_enabled": True,
         "requirements": no_requirements,
         "settings": {
@@ -44,7 +52,24 @@ def account_object(store: Store, created: int, platform: bool) -> dict:
             "sepa_debit_payments": {},
         },
         "tos_acceptance": {"date": created, "ip": "203.0.113.7", "user_agent": None}, "type": "standard",
+        **store.extra(store.account_id, "account_changes", {}),  # what `account.updated` events changed
     }
+
+
+# A Standard account its platform created (Stripe's `controller` for `type=standard` made through the API)
+PLATFORM_CONTROLLED = {"fees": {"payer": "account"}, "is_controller": True, "losses": {"payments": "stripe"},
+                       "requirement_collection": "stripe", "stripe_dashboard": {"type": "full"},
+                       "type": "application"}
+
+
+# A Standard account connected through Connect OAuth, as its platform sees it: the account controls itself
+OWN_CONTROLLER = {"is_controller": False, "type": "account"}
+
+
+def external_accounts(store: Store) -> list[dict]:
+    """The account's bank accounts and debit cards, in the order of its external accounts list."""
+    found = (store.find(i) for i in store.related("account_external_accounts", store.account_id))
+    return [obj for _, obj in (f for f in found if f is not None)]
 
 
 def balance_object(store: Store) -> dict:

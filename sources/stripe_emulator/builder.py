@@ -9,18 +9,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .objects import BY_NAME
-
-if TYPE_CHECKING:
-    from .store import Store
-
-API_VERSION = "2026-10-28.endive"
-_ALPHABET = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_TO_ALPHABET = bytes(_ALPHABET[i % 62] for i in range(256))  # random bytes -> id characters
-EVENT_WINDOW = 30 * 86400  # Stripe keeps events 30 days; older changes need no event
+from .ids import Ids
+from .objects import BY_NAME, OBJECTS
+from .store import EVENT_RETENTION, Store
 
 
 class Dice(random.Random):
@@ -33,35 +26,18 @@ class Dice(random.Random):
         return seq[int(self.random() * len(seq))]
 
 
-@dataclass
-class Ids:
-    rng: random.Random
-    tag: str
-    _pool: str = ""  # id characters drawn in bulk (one draw per 4096 ids)
-    _at: int = 0
-
-    def new(self, prefix: str) -> str:
-        if self._at >= len(self._pool):
-            self._pool, self._at = self.rng.randbytes(14 * 4096).translate(_TO_ALPHABET).decode(), 0
-        body = self._pool[self._at:self._at + 14]
-        self._at += 14
-        return f"{prefix}_1{self.tag}{body}"
-
-
 class Builder:
     """Ids, time and recording for the generators (`payments.Payments`, `catalog.Catalog`, `billing.Billing`)."""
 
     def __init__(self, store: Store, *, seed: int, scale: int, span_days: int, now: int, livemode: bool,
                  tag: str, counts: dict[str, int] | None = None, destinations: Sequence[str] = (),
                  account_name: str = "Emulated Inc.") -> None:
-        from .objects import OBJECTS
-
         self.store = store
         self.rng = Dice(seed)
         self.ids = store.ids if scale == 0 else Ids(random.Random(seed * 7919 + 1), tag)
         self.now = now
         self.start = now - span_days * 86400
-        self.horizon = now - EVENT_WINDOW
+        self.horizon = now - EVENT_RETENTION  # older changes need no event
         self.livemode = livemode
         self.destinations = list(destinations)  # connected accounts transfers go to
         self.account_name = account_name

@@ -104,6 +104,14 @@ def account_invalid(masked_key: str, account: str) -> ApiError:
                          "account does not exist). Application access may have been revoked.", code="account_invalid")
 
 
+def not_the_controller(account: str) -> ApiError:
+    # Stripe returns an account's external accounts only to a platform that controls it
+    # (`controller.is_controller`), and keeps persons from platforms of Standard accounts once onboarded.
+    # Stripe does not document the answer to asking anyway; a 403 like its other refusals is assumed.
+    return ApiError(403, f"The platform does not control account '{account}': its external accounts and persons "
+                         "are only available to the account itself.")
+
+
 def not_a_platform() -> ApiError:
     # What an account that is not a Connect platform gets when it asks for another account.
     return ApiError(403, "Only Stripe Connect platforms can work with other accounts. If you specified a client_id "

@@ -42,24 +42,10 @@ class Fees(Radar):
 
     def refund_fee(self, fee: dict, n: int, at: int | None = None) -> list[dict]:
         """`n` partial refunds; each sends `application_fee.refunded` with the fee's new totals."""
-        made = []
-        for _ in range(n):
-            fee = self.store.get("application_fees", fee["id"])
-            left = fee["amount"] - fee["amount_refunded"]
-            if left <= 0:
-                break
-            when = at or self.later(fee, within=20 * 86400)
-            before = self.snapshot_if_recent("application_fees", fee, when)
-            amount = max(1, min(left, fee["amount"] // 20 or 1))
+        def refund(fee: dict, amount: int, when: int) -> dict:
             refund_id = self.ids.new("fr")
             txn = self.balance_transaction(refund_id, -amount, "usd", when, "application_fee_refund")
-            refund = {"id": refund_id, "object": "fee_refund", "amount": amount, "balance_transaction": txn["id"],
-                      "created": when, "currency": fee["currency"], "fee": fee["id"], "metadata": {}}
-            self.add("application_fee_refunds", refund, parent=fee["id"])
-            made.append(refund)
-            refunded = fee["amount_refunded"] + amount
-            self.change("application_fees", fee, when, (), amount_refunded=refunded, refunded=refunded >= fee["amount"])
-            if before is not None:
-                self.store.changed("application_fees", self.store.snapshot("application_fees", fee["id"]), before,
-                                   "refunded", when=when)
-        return made
+            return {"id": refund_id, "object": "fee_refund", "amount": amount, "balance_transaction": txn["id"],
+                    "created": when, "currency": fee["currency"], "fee": fee["id"], "metadata": {}}
+        return self.return_in_parts("application_fees", fee, n, at, items="application_fee_refunds", verb="refunded",
+                                    part=20, within_days=20, make=refund)

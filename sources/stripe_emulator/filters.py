@@ -2,7 +2,8 @@
 
 A filter is data in the object table (`objects.py`): `Equals("customer")`, `Flag("active")`,
 `Range("arrival_date")`... Each one checks its value the way Stripe does (integers, booleans,
-hashes, arrays, enums) and answers Stripe's errors for a bad one.
+hashes, arrays, enums) and answers Stripe's errors for a bad one. Tests that need more than the
+object read the account's store through `StoreView` (the table sits below the store it describes).
 """
 
 from __future__ import annotations
@@ -10,14 +11,26 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .errors import ApiError, invalid_array, invalid_boolean, invalid_choice, invalid_hash, invalid_integer
 
-if TYPE_CHECKING:
-    from .store import Store
-
 RANGE_OPS = ("gt", "gte", "lt", "lte")
+
+
+class StoreView(Protocol):
+    """What the object table's callables (filters, list rules, includable values) read of an account's
+    objects; `store.Store` is the one implementation."""
+
+    collections: dict[str, Any]
+    settled: dict[str, list[str]]
+    settled_by: dict[str, str]
+    undelivered: set[str]
+
+    def related(self, relation: str, parent: str) -> list[str]: ...
+    def rendered(self, resource: str, object_id: str) -> dict: ...
+    def extra(self, object_id: str, name: str, default: Any = None) -> Any: ...
+    def children(self, resource: str, parent: str) -> list[dict]: ...
 
 
 def value_at(obj: dict, path: str) -> Any:
@@ -77,7 +90,7 @@ class Filter:
             raise ApiError(400, f"Invalid {param}: must be a string", param=param)
         return raw
 
-    def keeps(self, store: Store, obj: dict, value: Any) -> bool:
+    def keeps(self, store: StoreView, obj: dict, value: Any) -> bool:
         raise NotImplementedError
 
 
@@ -88,7 +101,7 @@ class Equals(Filter):
     field: str
     casefold: bool = False  # promotion codes: "case-insensitive code"
 
-    def keeps(self, store: Store, obj: dict, value: Any) -> bool:
+    def keeps(self, store: StoreView, obj: dict, value: Any) -> bool:
         found = value_at(obj, self.field)
         if self.casefold and isinstance(found, str):
             return found.casefold() == value.casefold()
@@ -108,7 +121,7 @@ class Choice(Filter):
             raise invalid_choice(value, param, self.choices)
         return value
 
-    def keeps(self, store: Store, obj: dict, value: Any) -> bool:
+    def keeps(self, store: StoreView, obj: dict, value: Any) -> bool:
         return value_at(obj, self.field) == value
 
 
@@ -121,7 +134,7 @@ class Flag(Filter):
     def parse(self, raw: Any, param: str) -> Any:
         return parse_bool(raw, param)
 
-    def keeps(self, store: Store, obj: dict, value: Any) -> bool:
+    def keeps(self, store: StoreView, obj: dict, value: Any) -> bool:
         return value_at(obj, self.field) is value
 
 
@@ -130,12 +143,12 @@ class Range(Filter):
     """A timestamp filter like `created`: an integer, or a hash of gt/gte/lt/lte."""
 
     field: str
-    of: Callable[[Store, dict], int | None] | None = None  # computes the timestamp when no field holds it
+    of: Callable[[StoreView, dict], int | None] | None = None  # computes the timestamp when no field holds it
 
     def parse(self, raw: Any, param: str) -> Any:
         return parse_range(raw, param)
 
-    def keeps(self, store: Store, obj: dict, value: Any) -> bool:
+    def keeps(self, store: StoreView, obj: dict, value: Any) -> bool:
         stamp = self.of(store, obj) if self.of else value_at(obj, self.field)
         gte, lt = value
         return stamp is not None and (gte is None or stamp >= gte) and (lt is None or stamp < lt)
@@ -155,7 +168,7 @@ class AnyOf(Filter):
             raise ApiError(400, f"You may pass at most {self.maximum} values for {param}.", param=param)
         return frozenset(raw)
 
-    def keeps(self, store: Store, obj: dict, value: Any) -> bool:
+    def keeps(self, store: StoreView, obj: dict, value: Any) -> bool:
         return value_at(obj, self.field) in value
 
 
@@ -163,11 +176,11 @@ class AnyOf(Filter):
 class Where(Filter):
     """A filter whose test needs more than one field (or the store): `test(store, obj, value)`."""
 
-    test: Callable[[Store, dict, Any], bool]
+    test: Callable[[StoreView, dict, Any], bool]
     kind: str = "string"  # how the value parses: string | boolean | hash:<key>,<key> | event_type(s)
     choices: tuple[str, ...] = ()
     # the ids that can pass, from an index the store keeps: a list filtered by it reads those only
-    index: Callable[[Store, Any], Iterable[str]] | None = None
+    index: Callable[[StoreView, Any], Iterable[str]] | None = None
 
     def parse(self, raw: Any, param: str) -> Any:
         if self.kind == "event_type":  # one name, or a group with `*` wildcards (`invoice.*`)
@@ -194,7 +207,7 @@ class Where(Filter):
             raise invalid_choice(value, param, self.choices)
         return value
 
-    def keeps(self, store: Store, obj: dict, value: Any) -> bool:
+    def keeps(self, store: StoreView, obj: dict, value: Any) -> bool:
         return self.test(store, obj, value)
 
 
@@ -209,5 +222,5 @@ class ListRules:
     required: tuple[str, ...] = ()  # parameters it refuses to list without (`subscription` for items)
     exclusive: tuple[tuple[str, ...], ...] = ()  # groups of parameters that may not come together
     # objects the list leaves out unless a parameter asks for them: (test on the object, params that lift it)
-    hidden: tuple[tuple[Callable[[Store, dict, dict], bool], tuple[str, ...]], ...] = ()
-    checks: tuple[Callable[[Store, dict], None], ...] = ()  # refusals that need the store (raise ApiError)
+    hidden: tuple[tuple[Callable[[StoreView, dict, dict], bool], tuple[str, ...]], ...] = ()
+    checks: tuple[Callable[[StoreView, dict], None], ...] = ()  # refusals that need the store (raise ApiError)

@@ -16,13 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .errors import ApiError
-from .filters import AnyOf, Choice, Equals, Filter, Flag, ListRules, Range, Where, value_at
-
-if TYPE_CHECKING:
-    from .store import Store
+from .filters import AnyOf, Choice, Equals, Filter, Flag, ListRules, Range, StoreView, Where, value_at
 
 EMBED_LIMIT = 10  # Stripe embeds the first 10 items of a sub-list and says `has_more`
 
@@ -37,9 +34,9 @@ class SubList:
     maximum: int | None = None  # Stripe's own cap on the number of items (20 subscription items)
 
 
-def _related(relation: str) -> Callable[[Store, dict], Any]:
+def _related(relation: str) -> Callable[[StoreView, dict], Any]:
     """An includable list computed from the store (a charge's refunds, a customer's subscriptions)."""
-    def produce(store: Store, obj: dict) -> dict:
+    def produce(store: StoreView, obj: dict) -> dict:
         resource, url = RELATIONS[relation]
         ids = store.related(relation, obj["id"])
         data = [store.rendered(resource, i) for i in ids[:EMBED_LIMIT]]
@@ -47,7 +44,7 @@ def _related(relation: str) -> Callable[[Store, dict], Any]:
     return produce
 
 
-def _extra(name: str, default: Any = None) -> Callable[[Store, dict], Any]:
+def _extra(name: str, default: Any = None) -> Callable[[StoreView, dict], Any]:
     """An includable value kept beside the object (a price's tiers, a customer's cash balance)."""
     return lambda store, obj: store.extra(obj["id"], name, default)
 
@@ -66,7 +63,11 @@ RELATIONS = {
     "file_links": ("file_links", "/v1/file_links?file={id}"),  # the list filtered: a file's links
     "checkout_session_line_items": ("items", "/v1/checkout/sessions/{id}/line_items"),
     "payment_link_line_items": ("items", "/v1/payment_links/{id}/line_items"),
+    # a connected account's, read by its platform: the parent is the account (another store; see connect.py)
+    "account_persons": ("persons", "/v1/accounts/{id}/persons"),
+    "account_external_accounts": ("bank_accounts", "/v1/accounts/{id}/external_accounts"),  # and debit cards
 }
+ACCOUNT_RELATIONS = frozenset(r for r, (_, url) in RELATIONS.items() if url.startswith("/v1/accounts/{id}/"))
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ class EmulatedObject:
     filters: Mapping[str, Filter] = field(default_factory=dict)  # documented filters beyond `created`
     rules: ListRules = ListRules()
     expandable: frozenset[str] = frozenset()  # dotted paths of ids `expand[]` turns into objects
-    includable: Mapping[str, Callable[[Store, dict], Any]] = field(default_factory=dict)
+    includable: Mapping[str, Callable[[StoreView, dict], Any]] = field(default_factory=dict)
     sub_lists: tuple[SubList, ...] = ()
     parent: str | None = None  # sub-list items: the parent's entry
     deletable: bool = False  # `<events>.deleted` exists and the object leaves its list
@@ -94,19 +95,19 @@ class EmulatedObject:
     livemode: bool = True  # carries `livemode` (refunds, balance transactions... do not)
 
 
-def _items(store: Store, subscription: dict) -> list[dict]:
+def _items(store: StoreView, subscription: dict) -> list[dict]:
     return store.children("subscription_items", subscription["id"])
 
 
-def _subscription_has(key: str) -> Callable[[Store, dict, Any], bool]:
+def _subscription_has(key: str) -> Callable[[StoreView, dict, Any], bool]:
     return lambda store, obj, value: any(value_at(item, key) == value for item in _items(store, obj))
 
 
-def _item_period(pick: Callable, key: str) -> Callable[[Store, dict], int | None]:
+def _item_period(pick: Callable, key: str) -> Callable[[StoreView, dict], int | None]:
     return lambda store, obj: pick((i[key] for i in _items(store, obj)), default=None)
 
 
-def _event_types(store: Store, event: dict, patterns: Any) -> bool:
+def _event_types(store: StoreView, event: dict, patterns: Any) -> bool:
     return any(p.match(event["type"]) for p in patterns)
 
 
@@ -114,7 +115,7 @@ SUBSCRIPTION_STATUSES = ("active", "all", "canceled", "ended", "incomplete", "in
                          "paused", "trialing", "unpaid")
 
 
-def _subscription_status(store: Store, obj: dict, status: str) -> bool:
+def _subscription_status(store: StoreView, obj: dict, status: str) -> bool:
     if status == "all":
         return True
     if status == "ended":
@@ -122,26 +123,34 @@ def _subscription_status(store: Store, obj: dict, status: str) -> bool:
     return obj["status"] == status
 
 
-def _hidden_test_clock(store: Store, obj: dict, params: dict) -> bool:
+def _hidden_test_clock(store: StoreView, obj: dict, params: dict) -> bool:
     return obj.get("test_clock") is not None
 
 
-def _hidden_canceled(store: Store, obj: dict, params: dict) -> bool:
+def _hidden_canceled(store: StoreView, obj: dict, params: dict) -> bool:
     return obj["status"] == "canceled"  # "all subscriptions that have not been canceled", says Stripe
 
 
-def _payout_settled(store: Store, txn: dict, payout: str) -> bool:
+def _payout_settled(store: StoreView, txn: dict, payout: str) -> bool:
     return store.settled_by.get(txn["id"]) == payout
 
 
-def _automatic_payout(store: Store, params: dict) -> None:
+def _automatic_payout(store: StoreView, params: dict) -> None:
     payout = store.collections["payouts"].objects.get(params.get("payout", ""))
     if payout is not None and not payout["automatic"]:
         raise ApiError(400, "Balance transaction history can only be filtered on automatic transfers, not manual.",
                        param="payout")
 
 
-def _recurring(store: Store, price: dict, wanted: dict) -> bool:
+PERSON_ROLES = ("authorizer", "director", "executive", "legal_guardian", "owner", "representative")
+
+
+def _relationship(store: StoreView, person: dict, wanted: dict) -> bool:
+    """`relationship[owner]=true`: the people who hold each role asked for (or, `false`, do not)."""
+    return all(bool(person["relationship"].get(role)) is (value == "true") for role, value in wanted.items())
+
+
+def _recurring(store: StoreView, price: dict, wanted: dict) -> bool:
     recurring = price.get("recurring")
     return recurring is not None and all(recurring.get(k) == v for k, v in wanted.items())
 
@@ -590,8 +599,22 @@ OBJECTS: tuple[EmulatedObject, ...] = (
                    expandable=frozenset({"checkout_session", "credit_note", "customer", "invoice"})),
     # the entitlement features a product grants, listed at /v1/products/{id}/features
     EmulatedObject("product_features", "product_feature", permission="rak_product_read"),
-    EmulatedObject("cards", "card", expandable=frozenset({"account", "customer"}), livemode=False),
-    EmulatedObject("bank_accounts", "bank_account", expandable=frozenset({"account", "customer"}), livemode=False),
+    # an account's external accounts, bank accounts and debit cards its payouts go to, listed by its platform at
+    # /v1/accounts/{id}/external_accounts (see connect.py); Stripe records their changes on the account
+    EmulatedObject("bank_accounts", "bank_account", permission="rak_connected_account_read",
+                   events="account.external_account", deletable=True,
+                   filters={"object": Choice("object", ("bank_account", "card"))},
+                   expandable=frozenset({"account", "customer"}), generator="external_account", livemode=False),
+    EmulatedObject("external_cards", "card", permission="rak_connected_account_read",
+                   events="account.external_account", deletable=True, expandable=frozenset({"account", "customer"}),
+                   generator="external_card", livemode=False),
+    EmulatedObject("cards", "card", expandable=frozenset({"account", "customer"}), livemode=False),  # customers'
+    # the people of a connected account's business, listed by its platform at /v1/accounts/{id}/persons
+    EmulatedObject("persons", "person", permission="rak_connected_account_read", events="person", deletable=True,
+                   filters={"relationship": Where(_relationship, kind="hash:" + ",".join(PERSON_ROLES))},
+                   expandable=frozenset({f"verification.{document}.{side}" for side in ("back", "front")
+                                         for document in ("document", "additional_document")}),
+                   generator="person", livemode=False),
     EmulatedObject("tax_codes", "tax_code", retrieve="/v1/tax_codes/{id}", livemode=False),
 )
 

@@ -8,6 +8,7 @@ automatic payout pays out exactly the balance transactions it settles.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .builder import Builder, address, list_object
@@ -378,33 +379,44 @@ class Payments(Builder):
 
     def reverse_transfer(self, transfer: dict, n: int, at: int | None = None) -> list[dict]:
         """`n` partial reversals; each: `transfer.reversed` carrying the transfer with its new totals."""
-        made = []
-        for _ in range(n):
-            transfer = self.store.get("transfers", transfer["id"])
-            left = transfer["amount"] - transfer["amount_reversed"]
-            if left <= 0:
-                break
-            when = at or self.later(transfer)
-            before = self.snapshot_if_recent("transfers", transfer, when)
-            amount = max(1, min(left, transfer["amount"] // 40 or 1))
+        def reversal(transfer: dict, amount: int, when: int) -> dict:
             reversal_id = self.ids.new("trr")
             txn = self.balance_transaction(reversal_id, amount, ACCOUNT_CURRENCY, when, "transfer_refund",
                                            "transfer_reversal")
-            reversal = {"id": reversal_id, "object": "transfer_reversal", "amount": amount,
-                        "balance_transaction": txn["id"], "created": when, "currency": transfer["currency"],
-                        "destination_payment_refund": None, "metadata": {}, "source_refund": None,
-                        "transfer": transfer["id"]}
-            self.add("transfer_reversals", reversal, parent=transfer["id"])
-            made.append(reversal)
-            reversed_total = transfer["amount_reversed"] + amount
-            self.change("transfers", transfer, when, (), amount_reversed=reversed_total,
-                        reversed=reversed_total >= transfer["amount"])
+            return {"id": reversal_id, "object": "transfer_reversal", "amount": amount,
+                    "balance_transaction": txn["id"], "created": when, "currency": transfer["currency"],
+                    "destination_payment_refund": None, "metadata": {}, "source_refund": None,
+                    "transfer": transfer["id"]}
+        return self.return_in_parts("transfers", transfer, n, at, items="transfer_reversals", verb="reversed",
+                                    part=40, within_days=7, make=reversal)
+
+    def return_in_parts(self, resource: str, parent: dict, n: int, at: int | None, *, items: str, verb: str,
+                        part: int, within_days: int, make: Callable[[dict, int, int], dict]) -> list[dict]:
+        """Give back a parent's amount in `n` parts of 1/`part` of it (a transfer's reversals, a fee's refunds).
+
+        Each part is an item of the parent's sub-list `items`, made by `make(parent, amount, when)` with
+        its balance transaction; it adds to the parent's `amount_<verb>` (and sets `<verb>` once all is
+        back) and sends `<event prefix>.<verb>` carrying the parent with its new totals.
+        """
+        made = []
+        for _ in range(n):
+            parent = self.store.get(resource, parent["id"])
+            returned = parent[f"amount_{verb}"]
+            left = parent["amount"] - returned
+            if left <= 0:
+                break
+            when = at or self.later(parent, within=within_days * 86400)
+            before = self.snapshot_if_recent(resource, parent, when)
+            amount = max(1, min(left, parent["amount"] // part or 1))
+            made.append(self.add(items, make(parent, amount, when), parent=parent["id"]))
+            returned += amount
+            self.change(resource, parent, when, (), **{f"amount_{verb}": returned, verb: returned >= parent["amount"]})
             if before is not None:
-                self.store.changed("transfers", self.store.snapshot("transfers", transfer["id"]), before,
-                                   "reversed", when=when)
+                self.store.changed(resource, self.store.snapshot(resource, parent["id"]), before, verb, when=when)
         return made
 
-    def bank_account(self, currency: str = ACCOUNT_CURRENCY) -> dict:
+    def bank_account(self, currency: str = ACCOUNT_CURRENCY, **fields: Any) -> dict:
+        """One of the account's external accounts (its payouts go there): the first of a currency is its default."""
         r = self.rng
         kind = f"bank_accounts_{currency}"
         bank = {"id": self.ids.new("ba"), "object": "bank_account", "account": self.store.account_id,
@@ -416,7 +428,8 @@ class Payments(Builder):
                 "fingerprint": self.ids.new("fp")[5:21], "future_requirements": None,
                 "last4": f"{r.randint(0, 9999):04d}", "metadata": {}, "requirements": None,
                 "routing_number": "110000000" if currency == "usd" else None, "status": "verified"}
-        self.add("bank_accounts", bank)
+        self.add("bank_accounts", bank, fields)
+        self.store.relate("account_external_accounts", self.store.account_id, bank["id"])
         return self.remember(kind, bank)
 
     def payout(self, amount: int | None = None, created: int | None = None, automatic: bool | None = None,

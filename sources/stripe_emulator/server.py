@@ -31,6 +31,7 @@ from .errors import (
     lock_timeout,
     missing_parameter,
     not_a_platform,
+    not_the_controller,
     rate_limited,
     resource_missing,
     server_error,
@@ -39,7 +40,7 @@ from .errors import (
 )
 from .expand import check_paths, expand
 from .filters import parse_int, parse_range
-from .objects import BY_NAME, OBJECTS, RELATIONS, SINGLETONS, SUB_LIST_OF, EmulatedObject
+from .objects import ACCOUNT_RELATIONS, BY_NAME, OBJECTS, RELATIONS, SINGLETONS, SUB_LIST_OF, EmulatedObject
 from .store import EVENT_RETENTION, Store
 from .versions import API_VERSION, SUPPORTED, render
 
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from . import Emulator
 
 COMMON_PARAMS = {"limit", "starting_after", "ending_before", "expand"}
+CONNECTED_ACCOUNTS = "rak_connected_account_read"  # `/v1/accounts` and each account's objects there
 _BRACKET = re.compile(r"^([a-z_]+)\[([a-z_]*|\d+)\]$")
 _VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$")
 
@@ -275,17 +277,13 @@ class Api:
             self.require(key_info, store, SINGLETONS["balance"])
             return self.single(request, self.emu.balance_object(store), params)
         if kind == "connected_accounts":
+            self.require(key_info, store, CONNECTED_ACCOUNTS)
             return self.connected_accounts(request, params)
         if kind == "connected_account":
-            target = args[0]
-            if target != store.account_id:
-                if store.account_id != self.emu.account_id:
-                    raise not_a_platform()
-                if target in self.emu.deauthorized:
-                    raise account_invalid(mask(key_info["key"]), target)
-                if target not in self.emu.stores:
-                    raise resource_missing("account", target)
-            return self.single(request, self.emu.account_object(self.emu.stores[target]), params)
+            self.require(key_info, store, CONNECTED_ACCOUNTS)
+            return self.single(request, self.emu.account_object(self.account_store(request, args[0])), params)
+        if kind == "relation" and name in ACCOUNT_RELATIONS:
+            return self.account_relation(request, name, params)
         if kind == "relation":
             return self.relation(request, name, params)
         entry = BY_NAME[name]
@@ -297,6 +295,20 @@ class Api:
         if kind == "sub_list":
             return self.sub_list(request, entry, params)
         return self.retrieve(request, entry, params)
+
+    def account_store(self, request: Request, target: str) -> Store:
+        """The store of an account named in the path (`/v1/accounts/{id}...`): the key's own, or one
+        connected to the platform the key belongs to."""
+        store = request.store
+        if target == store.account_id:
+            return store
+        if store.account_id != self.emu.account_id:
+            raise not_a_platform()
+        if target in self.emu.deauthorized:
+            raise account_invalid(mask(request.key["key"]), target)
+        if target not in self.emu.stores:
+            raise resource_missing("account", target)
+        return self.emu.stores[target]
 
     # --- single objects
     def single(self, request: Request, obj: dict, params: dict) -> bytes:
@@ -515,6 +527,34 @@ class Api:
             page, has_more = self.page_ids(ids, params, limit, BY_NAME[resource].object)
             body = self.page(request, resource, page, expand_paths)
         return _list_bytes(body, has_more, url.format(id=parent))
+
+    def account_relation(self, request: Request, relation: str, params: dict) -> bytes:
+        """A connected account's persons or external accounts, as its platform reads them
+        (`/v1/accounts/{id}/persons`, `/v1/accounts/{id}/external_accounts`): its own objects, in their order."""
+        resource, url = RELATIONS[relation]
+        entry = BY_NAME[resource]
+        self.require(request.key, request.store, entry.permission)
+        self.check_params(params, COMMON_PARAMS | set(entry.filters))
+        limit = self.page_bounds(params)
+        expand_paths = self.list_expand(params)
+        wanted = {name: entry.filters[name].parse(params[name], name) for name in entry.filters if name in params}
+        target = request.args[0]
+        store = self.account_store(request, target)
+        if target in self.emu.oauth_connected and store is not request.store:
+            raise not_the_controller(target)
+        with store.lock:
+            found = [store.find(i) for i in store.related(relation, target)]
+            current = [obj for _, obj in (f for f in found if f is not None)
+                       if all(entry.filters[name].keeps(store, obj, value) for name, value in wanted.items())]
+            if entry.created_field in (current[0] if current else {}):  # persons: newest first, as Stripe lists them
+                current.sort(key=lambda obj: -obj[entry.created_field])
+            ids = [obj["id"] for obj in current]
+            page, has_more = self.page_ids(ids, params, limit, entry.object)
+            objects = [render(store, store.rendered(store.where[i], i), request.version) for i in page]
+        if expand_paths:
+            resolve = self.resolver(Request(store, request.key, request.version, request.args))
+            objects = [expand(store, obj, expand_paths, resolve, request.version) for obj in objects]
+        return _list_bytes([orjson.dumps(obj) for obj in objects], has_more, url.format(id=target))
 
     @staticmethod
     def page_ids(ids: list[str], params: dict, limit: int, object_name: str) -> tuple[list[str], bool]:

@@ -9,10 +9,11 @@ from typing import Any
 
 import orjson
 
-from .builder import API_VERSION, Ids
-from .objects import BY_NAME, EMBED_LIMIT, OBJECTS, SUB_LIST_OF
+from .ids import Ids
+from .objects import BY_NAME, EMBED_LIMIT, OBJECTS, RELATIONS, SUB_LIST_OF
 
-EVENT_RETENTION = 30 * 86400
+API_VERSION = "2026-10-28.endive"  # objects are kept, and events recorded, as this version shapes them
+EVENT_RETENTION = 30 * 86400  # Stripe keeps events 30 days
 
 
 def dumps(obj: Any) -> bytes:
@@ -169,8 +170,6 @@ class Store:
         return self.relations.get(relation, {}).get(parent, [])
 
     def related_objects(self, relation: str, parent: str) -> list[dict]:
-        from .objects import RELATIONS
-
         objects = self.collections[RELATIONS[relation][0]].objects
         return [objects[i] for i in self.related(relation, parent)]
 

@@ -13,12 +13,9 @@ Any other version is refused the way Stripe refuses one it does not know.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .builder import API_VERSION
-
-if TYPE_CHECKING:
-    from .store import Store
+from .store import API_VERSION, Store
 
 V2022 = "2022-11-15"
 SUPPORTED = (API_VERSION, V2022)

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .builder import API_VERSION, EVENT_WINDOW, Ids
-from .issuing import Issuing
+from .connect import Connect
 from .objects import BY_NAME, LISTED
+from .store import EVENT_RETENTION
 
-__all__ = ["API_VERSION", "Ids", "WorldBuilder"]
 
-
-class WorldBuilder(Issuing):
+class WorldBuilder(Connect):
     def build(self) -> None:
         for entry in LISTED:
             if not entry.generator:
@@ -33,6 +31,10 @@ class WorldBuilder(Issuing):
                     make()
         if not self.exact:
             self.history()
+        if self.store.connected:
+            self.connect_profile()
+            if not self.exact:
+                self.connect_history()
 
     def existing(self, kind: str) -> list[dict]:
         if kind.startswith("recurring_"):
@@ -188,7 +190,7 @@ class WorldBuilder(Issuing):
 
     def _during(self, obj: dict, lo: int) -> int:
         """A moment of the last 30 days after the object's latest change."""
-        return self.later(obj, lo, within=EVENT_WINDOW)
+        return self.later(obj, lo, within=EVENT_RETENTION)
 
     def _live(self, kind: str, test: Any = None) -> dict | None:
         """A random object of a kind still in its list (passing `test`)."""

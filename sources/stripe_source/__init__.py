@@ -19,15 +19,8 @@ from typing import Any
 import dlt
 from dlt.extract.resource import DltResource
 
-from .accounts import (
-    ACCOUNTS_IN_FLIGHT,
-    AccountsReport,
-    FanOut,
-    check_pace,
-    check_platform_credentials,
-    parse_accounts,
-    platform_scopes,
-)
+from .account_report import AccountsReport
+from .accounts import check_pace, check_platform_credentials, parse_accounts, platform_scopes
 from .catalog import BY_TABLE, CATALOG, StripeObject
 from .client import (
     API_BASE_ENV,
@@ -40,6 +33,7 @@ from .client import (
 )
 from .connection import check_connection
 from .credentials import StripeCredentials, resolve_credentials
+from .fan_out import ACCOUNTS_IN_FLIGHT, FanOut
 from .listing import why_off
 from .options import DateLike, check_start_is_past, check_tuning, check_window, parse_date, select_tables
 from .plan import RunBounds

@@ -36,7 +36,10 @@ class SubList:
     parent_column: str = ""  # column naming the parent on each item (added when Stripe omits it)
     # Stripe embeds it only when the parent's list asks (`expand[]=data.<field>`): asked when wanted.
     expand: bool = False
-    only_if: tuple[tuple[str, Any], ...] = ()  # parent fields that must hold these values (automatic payouts)
+    # parent fields (a dotted path into nested ones) that must hold these values: Stripe keeps the
+    # sub-list only for those parents; `only_for` says which in words (automatic payouts)
+    only_if: tuple[tuple[str, Any], ...] = ()
+    only_for: str = ""
     # Changes no event announces (a feature attached to a product): every run reads it again for every parent.
     every_run: bool = False
     # Objects of other tables each item carries whole, as (column holding their id, their table).
@@ -95,6 +98,11 @@ class StripeObject:
     # Fields kept as one JSON column instead of dlt's flattened columns and nested tables: objects of
     # other tables embedded whole (an authorization's card), deep structures read as a whole (phases).
     json: tuple[str, ...] = ()
+    # The platform's list of its connected accounts (`/v1/accounts`): read by the platform's own key, once
+    # a run, never as a connected account (see connect.py). Stripe records the changes of those accounts,
+    # of their persons and of their external accounts in each connected account's own events, not the
+    # platform's: (event type prefix, table it changes).
+    connected_events: tuple[tuple[str, str], ...] = ()
 
     @property
     def follows_events(self) -> bool:
@@ -117,6 +125,8 @@ def _entry(table: str, object: str, path: str | None, permission: str, **kw) -> 
 def _group(group: str, *entries: StripeObject) -> tuple[StripeObject, ...]:
     return tuple(replace(entry, group=group) for entry in entries)
 
+
+CONTROLLED = (("controller.is_controller", True),)  # a connected account its platform controls
 
 CATALOG: tuple[StripeObject, ...] = (
     *_group(
@@ -169,7 +179,7 @@ CATALOG: tuple[StripeObject, ...] = (
                     "/v1/balance_transactions",
                     params=(("payout", "{id}"),),
                     parent_column="payout",
-                    only_if=(("automatic", True),),
+                    only_if=(("automatic", True),), only_for="automatic",
                 ),
             ),
         ),
@@ -494,6 +504,34 @@ CATALOG: tuple[StripeObject, ...] = (
         ),
         _entry("application_fee_refunds", "fee_refund", None, "rak_application_fee_read", parent="application_fees",
                events=("application_fee.refund.",)),  # a refund changed alone: its fee's refunds read again
+        # The platform's connected accounts, read with its key (empty for an account that is not a platform).
+        # Their changes are events of each connected account, which the platform reads one account at a
+        # time: the list, 100 a page, is read whole each run instead (a run of all accounts reuses the list
+        # it reads to find them); persons and external accounts past the 10 embedded are read again for
+        # the accounts whose own events announce a change (read in a run of the connected accounts, for
+        # their tables), or, in a run of the platform alone, which cannot see those events, every run.
+        _entry(
+            "accounts",
+            "account",
+            "/v1/accounts",
+            "rak_connected_account_read",
+            connected_events=(("account.updated", "accounts"), ("account.external_account.", "external_accounts"),
+                              ("person.", "persons")),
+            # Stripe shows both only to a platform that controls the account (one it created): an account
+            # connected through Connect OAuth keeps them to itself
+            sub_lists=(
+                SubList("external_accounts", "external_accounts", "/v1/accounts/{id}/external_accounts",
+                        parent_column="account", only_if=CONTROLLED, only_for="platform-controlled"),
+                SubList("", "persons", "/v1/accounts/{id}/persons", parent_column="account", only_if=CONTROLLED,
+                        only_for="platform-controlled"),
+            ),
+            timestamps=("tos_acceptance__date",),
+        ),
+        # bank accounts and debit cards (`object` says which) the account's payouts go to; no `created`
+        StripeObject("external_accounts", "bank_account", None, "rak_connected_account_read", parent="accounts",
+                     timestamps=()),
+        # the people of the account's business (owners, directors, its representative)
+        _entry("persons", "person", None, "rak_connected_account_read", parent="accounts", default=False),
     ),
     *_group(
         "issuing",

@@ -17,22 +17,29 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlencode
 
 import certifi
-import orjson
 import stripe
 import urllib3
 from requests.adapters import HTTPAdapter
 from requests.utils import get_environ_proxies, prepend_scheme_if_needed, select_proxy
 
-from .answers import auth_failure_reason, looks_like_a_stripe_object, stripe_error_body, what_came, what_failed
+from .answers import (
+    kept_failing,
+    looks_like_a_stripe_object,
+    parse_object,
+    raise_refusal,
+    server_time,
+    stripe_error_body,
+    unavailable,
+    what_came,
+    what_failed,
+)
 from .api_settings import (
     API_BASE_ENV,
     API_VERSION,
@@ -47,8 +54,9 @@ from .api_settings import (
     configured_request_timeout,
     user_agent,
 )
+from .authorization import Authorization, Refresh
 from .credentials import StripeCredentials
-from .errors import NotStripe, ReauthenticationRequired, StripeUnavailable
+from .errors import NotStripe
 from .pacing import Pacer, RateLimits, interruptible_sleep
 from .retries import RETRY_STATUSES, RETRY_TIME_FACTOR, GiveUp, RetryPolicy
 
@@ -113,7 +121,6 @@ class StripeApi:
         `ReauthenticationRequired`. The connection step provides it (`connection.tokens`); the
         client only knows when to call it. `on_token_refresh` is told of every new token.
         """
-        self.credentials = credentials
         self.api_base = check_base_url(api_base, "api_base")
         self.connect_base = check_base_url(connect_base, "connect_base")
         self.sdk = stripe.StripeClient(
@@ -130,38 +137,37 @@ class StripeApi:
         self._answered = False  # any HTTP answer from api_base yet (else errors mean a wrong URL or no network)
         self.stats = RequestStats()
         self.server_time: int | None = None  # Stripe's clock, from the Date header
-        self.refresh = refresh
-        self.on_token_refresh = on_token_refresh
-        self._refresh_lock = threading.Lock()
-        self._user_agent = user_agent(user_agent_suffix)
+        self.auth = Authorization(credentials, user_agent(user_agent_suffix), refresh, on_token_refresh)
         self._http = _connection_pool(self.api_base, pool_size)
-        self._set_headers()
 
-    def _set_headers(self) -> None:
-        headers = {
-            "Authorization": f"Bearer {self.credentials.api_key}",
-            "Stripe-Version": API_VERSION,
-            "User-Agent": self._user_agent,
-            "Accept-Encoding": "gzip",
-        }
-        if self.credentials.stripe_account:
-            headers["Stripe-Account"] = self.credentials.stripe_account
-        self._headers = headers
+    @property
+    def credentials(self) -> StripeCredentials:
+        return self.auth.credentials
+
+    @property
+    def refresh(self) -> Refresh | None:
+        return self.auth.refresh
+
+    @refresh.setter
+    def refresh(self, refresh: Refresh | None) -> None:
+        self.auth.refresh = refresh
+
+    @property
+    def _headers(self) -> dict[str, str]:
+        return self.auth.headers
+
+    def use_credentials(self, credentials: StripeCredentials) -> None:
+        self.auth.use(credentials)
+
+    def renew_token(self) -> None:
+        self.auth.renew()
 
     # --- one request
     def get(
         self, path: str, params: Mapping[str, Any] | None = None, *, endpoint: str | None = None, priority: int = 0
     ) -> dict:
         """GET `path`, paced and retried; returns the parsed JSON or raises the SDK's typed error."""
-        body = self.get_raw(path, params, endpoint=endpoint, priority=priority)
-        try:
-            parsed = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            parsed = None
-        if not isinstance(parsed, dict):
-            text = " ".join(body[:60].decode("utf-8", "replace").split())
-            raise NotStripe(self.api_base + path, 200, f"malformed JSON {text!r}")
-        return parsed
+        return parse_object(self.get_raw(path, params, endpoint=endpoint, priority=priority), self.api_base + path)
 
     def get_raw(
         self, path: str, params: Mapping[str, Any] | None = None, *, endpoint: str | None = None, priority: int = 0
@@ -186,23 +192,15 @@ class StripeApi:
             except urllib3.exceptions.HTTPError as exc:  # refused, reset, timed out, broken TLS
                 reason = what_failed(exc, self._timeouts)
                 wait = self.retries.after_failure(attempt, time.monotonic() - started, self._answered)
-                if wait is GiveUp.UNREACHABLE:
-                    raise StripeUnavailable(
-                        f"Cannot reach {self.api_base} ({reason}): check --api-base (or STRIPE_API_BASE, "
-                        "[sources.stripe] api_base), the network and any proxy, then run again"
-                    ) from None
                 if isinstance(wait, GiveUp):
-                    raise StripeUnavailable(
-                        f"Stripe did not answer GET {self.api_base}{path} after {attempt} attempts ({reason}): "
-                        "check the network or Stripe's status page and run again"
-                    ) from None
+                    raise unavailable(wait, self.api_base, path, attempt, reason) from None
                 self._backoff(wait, attempt, endpoint, reason=reason)
                 continue
             self._answered = True
             status = response.status
             if status == 200:
                 self.pacer.recover()
-                self._note_server_time(response)
+                self.server_time = server_time(response) or self.server_time
                 if not looks_like_a_stripe_object(response.data):
                     raise NotStripe(self.api_base + path, status, what_came(response))
                 return response.data
@@ -214,76 +212,24 @@ class StripeApi:
                 self._backoff(wait, attempt, endpoint, reason=str(status))
                 continue
             if status in RETRY_STATUSES and (status >= 500 or status == 429 or stripe_error_body(response) is None):
-                raise StripeUnavailable(
-                    f"Stripe answered GET {self.api_base}{path} with HTTP {status} {attempt} times "
-                    f"({what_came(response)}): check Stripe's status page and run again"
-                )
-            if status == 401 and not refreshed and self._renew_token(headers):
+                raise kept_failing(self.api_base + path, response, attempt)
+            if status == 401 and not refreshed and self.auth.renew_after_refusal(headers):
                 refreshed = True  # once: a new token that is refused too means re-authenticate
                 continue  # the same request again: no page is lost or read twice
-            self._raise_sdk_error(response, self.api_base + path)
+            raise_refusal(self.sdk, response, self.api_base + path, self.credentials.stripe_account)
 
     def _backoff(self, delay: float, attempt: int, endpoint: str, reason: str) -> None:
         self.stats.retries += 1
         logger.info("Retrying GET %s in %.1fs (attempt %d, %s)", endpoint, delay, attempt, reason)
         interruptible_sleep(delay)
 
-    def _note_server_time(self, response: urllib3.BaseHTTPResponse) -> None:
-        date = response.headers.get("Date")
-        if date:
-            try:
-                self.server_time = int(parsedate_to_datetime(date).timestamp())
-            except (TypeError, ValueError):
-                pass
-
-    def _raise_sdk_error(self, response: urllib3.BaseHTTPResponse, url: str) -> None:
-        """Raise what the SDK would raise for this response; 401 becomes our re-auth error.
-
-        An answer without Stripe's error object (a proxy's or a web server's page) is not Stripe's:
-        the SDK would fail on it with a traceback, so it is named as such instead.
-        """
-        if stripe_error_body(response) is None:
-            raise NotStripe(url, response.status, what_came(response))
-        try:
-            self.sdk._requestor._interpret_response(response.data, response.status, response.headers, "V1")
-        except stripe.AuthenticationError as exc:
-            raise ReauthenticationRequired(auth_failure_reason(exc), self.credentials.stripe_account) from None
-        raise stripe.APIError(f"Unexpected HTTP {response.status} from Stripe")  # not reached
-
-    def _renew_token(self, refused: Mapping[str, str]) -> bool:
-        """After a 401: whether a new access token is in place (renewed now, or by another thread
-        since this request went out); False when there is nothing to renew with."""
-        if self.refresh is None or not self.credentials.refresh_token:
-            return False
-        with self._refresh_lock:
-            if self._headers is not refused:
-                return True  # requests in flight all got the 401; the first one renewed it for them
-            self.use_credentials(self.refresh(self.credentials))
-            return True
-
-    def renew_token(self) -> None:
-        """Renew the OAuth access token now (it is about to expire); raises `ReauthenticationRequired`."""
-        if self.refresh is None:
-            raise ReauthenticationRequired("no refresh token is stored", self.credentials.stripe_account)
-        with self._refresh_lock:
-            self.use_credentials(self.refresh(self.credentials))
-
-    def use_credentials(self, credentials: StripeCredentials) -> None:
-        """Send these credentials from now on (a renewed or adopted token)."""
-        self.credentials = credentials
-        self._set_headers()
-        if self.on_token_refresh:
-            self.on_token_refresh(credentials)
-
     def for_account(self, account: str | None, pacer: Pacer | None = None) -> StripeApi:
         """This client reading `account` (a connected account, through `Stripe-Account`; None: the
         key's own): the same connections, retries and pacer (or `pacer`), its own request counts."""
         view = copy.copy(self)
-        view.credentials = copy.copy(self.credentials)
-        view.credentials.stripe_account = account
+        view.auth = self.auth.for_account(account)
         view.pacer = pacer or self.pacer
         view.stats = RequestStats()
-        view._set_headers()
         return view
 
     def close(self) -> None:

@@ -10,7 +10,6 @@ the pacer.
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ import stripe
 
 from .catalog import FAN_OUT_PATHS, StripeObject, SubList, list_params
 from .client import PAGE_SIZE, StripeApi
+from .handoff import Handoff
 from .pages import Digest, Digester, PageJob
 from .plan import Window
 from .shaping import PageEdges
@@ -31,7 +31,6 @@ HANDOFF_PAGES = 4  # digests fetched ahead of the consumer, per read
 # is partly empty, so small windows spend requests of the rate limit on little.
 MIN_PAGES_PER_WINDOW = 6
 OLDEST = 1293840000  # 2011: nothing at Stripe is older
-_DONE = object()
 
 
 @dataclass
@@ -47,11 +46,6 @@ class _SubListTask:
     sub: SubList
     parent_id: str
     starting_after: str | None
-
-
-@dataclass
-class _Failed:
-    error: BaseException
 
 
 @dataclass
@@ -101,46 +95,27 @@ class Reader:
 
     # --- scheduling
     def _run(self, tasks: list[Any], entry: StripeObject) -> Iterator[Digest]:
-        """Fetch on a driver thread, hand digests over through a bounded queue.
-
-        The generator is suspended whenever dlt is busy with what it yielded; scheduling from it
-        directly would leave the request slots idle all that time. The queue's bound keeps memory
-        flat: a slow consumer makes the driver wait, not pile up pages.
-        """
+        """Fetch on a driver thread, hand digests over (`handoff.py`): the generator is suspended
+        whenever dlt is busy with what it yielded, and the requests must not wait for it."""
         if not tasks:
             return
         if self.inline:
             yield from self._schedule(tasks, entry)
             return
-        handoff: queue.Queue = queue.Queue(maxsize=HANDOFF_PAGES)
-        stop = threading.Event()
+        handoff = Handoff(HANDOFF_PAGES)
 
         def drive() -> None:
             try:
                 for digest in self._schedule(tasks, entry):
-                    while not stop.is_set():
-                        try:
-                            handoff.put(digest, timeout=0.2)
-                            break
-                        except queue.Full:
-                            continue
-                    if stop.is_set():
+                    if not handoff.put(digest):
                         return
-                handoff.put(_DONE)
             except BaseException as exc:  # re-raised in the consumer, where dlt sees it
-                handoff.put(_Failed(exc))
+                handoff.fail(exc)
+            finally:
+                handoff.done()
 
         threading.Thread(target=drive, name=f"stripe-{entry.table}", daemon=True).start()
-        try:
-            while True:
-                item = handoff.get()
-                if item is _DONE:
-                    return
-                if isinstance(item, _Failed):
-                    raise item.error
-                yield item
-        finally:
-            stop.set()
+        yield from handoff.items()
 
     def _schedule(self, tasks: list[Any], entry: StripeObject) -> Iterator[Digest]:
         sub_tasks: deque[_SubListTask] = deque(t for t in tasks if isinstance(t, _SubListTask))

@@ -14,6 +14,7 @@ read again for every parent, every run.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .catalog import BY_TABLE, StripeObject, SubList, object_for_event
@@ -22,32 +23,44 @@ if TYPE_CHECKING:
     from .run import AccountScope
 
 
+@dataclass
+class ItemChanges:
+    """What items' own events ask of an incremental run."""
+
+    reread: list[tuple[SubList, str]] = field(default_factory=list)  # (sub-list, parent id): read whole again
+    # parents that changed themselves too: their event snapshot may predate their items' own events,
+    # so the parent is fetched again (one request) rather than trusted
+    refetch: set[str] = field(default_factory=set)
+    orphans: dict[SubList, list[str]] = field(default_factory=dict)  # items that left, naming no parent
+
+
 def sub_lists_to_read(scope: AccountScope, entry: StripeObject, wanted: frozenset[str], since: int,
-                      handled: frozenset[str]) -> list[tuple[SubList, str]]:
-    """(sub-list, parent id) to read again whole on an incremental run, beyond the parents that
-    changed themselves (`handled`): those whose items' own events the feed holds since `since`
-    (an item that left its list: the parent the destination has it under), and the sub-lists no
-    event announces, for every parent."""
+                      handled: frozenset[str]) -> ItemChanges:
+    """The sub-lists to read again whole on an incremental run, beyond the parents that changed
+    themselves (`handled`): those whose items' own events the feed holds since `since` (an item that
+    left its list: the parent the destination has it under), and the sub-lists no event announces,
+    for every parent; and the handled parents to fetch again."""
     feed, destination, account = scope.feed(since), scope.run.destination(), scope.account
-    parents, orphans = item_changes(lambda: feed.events(since), entry, wanted, handled)
-    for sub, item_ids in orphans.items():
-        had = destination.column_of(sub.table, account, item_ids, sub.parent_column)
-        parents += [(sub, parent) for parent in sorted(set(had.values()) - handled) if (sub, parent) not in parents]
-    return parents + every_run(entry, wanted, lambda table, column: destination.ids(table, account, column),
-                               handled)
+    found = item_changes(lambda: feed.events(since), entry, wanted, handled)
+    for sub, item_ids in found.orphans.items():
+        had = set(destination.column_of(sub.table, account, item_ids, sub.parent_column).values())
+        found.refetch |= had & handled
+        found.reread += [(sub, parent) for parent in sorted(had - handled) if (sub, parent) not in found.reread]
+    found.reread += every_run(entry, wanted, lambda table, column: destination.ids(table, account, column), handled)
+    return found
 
 
 def item_changes(events: Callable[[], Iterable[dict]], entry: StripeObject, wanted: frozenset[str],
-                 handled: frozenset[str]) -> tuple[list[tuple[SubList, str]], dict[SubList, list[str]]]:
+                 handled: frozenset[str]) -> ItemChanges:
     """For `entry`'s wanted sub-lists whose items have events: (sub-list, parent id) to read again,
-    and per sub-list the ids of items that left their list naming no parent (look it up where they
-    were loaded). `events()` gives them oldest first (asked only when some sub-list follows its
-    items' events); parents in `handled` (changed or deleted themselves) are read, or removed, with
-    their own change."""
+    the parents in `handled` (changed or deleted themselves: read, or removed, with their own change)
+    to fetch again rather than trust their snapshot, and per sub-list the ids of items that left their
+    list naming no parent (look it up where they were loaded). `events()` gives them oldest first
+    (asked only when some sub-list follows its items' events)."""
     followed = {BY_TABLE[sub.table].object: sub for sub in entry.sub_lists
                 if sub.table in wanted and BY_TABLE[sub.table].events}
     if not followed:
-        return [], {}
+        return ItemChanges()
     last: dict[str, tuple[SubList, dict]] = {}
     for event in events():
         item = object_for_event(event)
@@ -55,16 +68,19 @@ def item_changes(events: Callable[[], Iterable[dict]], entry: StripeObject, want
         if sub is not None:
             last[event["data"]["object"]["id"]] = (sub, event)
     reread: dict[tuple[SubList, str], None] = {}
-    orphans: dict[SubList, list[str]] = {}
+    found = ItemChanges()
     for item_id, (sub, event) in last.items():
         snapshot = event["data"]["object"]
         previous = event["data"].get("previous_attributes") or {}
         parent = snapshot.get(sub.parent_column) or previous.get(sub.parent_column)
         if not isinstance(parent, str):
-            orphans.setdefault(sub, []).append(item_id)
-        elif parent not in handled:
+            found.orphans.setdefault(sub, []).append(item_id)
+        elif parent in handled:
+            found.refetch.add(parent)
+        else:
             reread[(sub, parent)] = None
-    return list(reread), orphans
+    found.reread = list(reread)
+    return found
 
 
 def every_run(entry: StripeObject, wanted: frozenset[str], held: Callable[[str, str], set[str] | None],

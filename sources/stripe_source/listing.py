@@ -49,11 +49,15 @@ def sync_mode(entry: StripeObject) -> str:
         return "snapshot, appended each run"
     if entry.singleton:
         return "one row, replaced each run"
+    if entry.connected_events:  # the platform's connected accounts: their events are theirs, not the platform's
+        return "whole list each run (`--all-accounts` reuses its own)"
     if entry.parent is not None:
         parent = BY_TABLE[entry.parent]
         sub = sub_list_of(entry)
         how = f"fan-out per {_noun(parent, sub)}" if sub.fan_out else "with its parent"
         how += ", every run" if sub.every_run else ""
+        if parent.connected_events:
+            return how + " + the account's events"  # read in a run of all accounts; without them, every run
         return how + (" + its own events" if entry.events else "")
     if not entry.created_filter:  # its list takes no `created`
         return "whole list, then events" if entry.follows_events else "whole list each run"
@@ -82,8 +86,7 @@ def permission(entry: StripeObject) -> str:
 
 def _noun(parent: StripeObject, sub: SubList | None = None) -> str:
     kind = parent.table.removesuffix("s").replace("_", " ")  # checkout_sessions: "checkout session"
-    only = " ".join(name for name, value in (sub.only_if if sub else ()) if value is True)
-    return f"{only} {kind}" if only else kind
+    return f"{sub.only_for} {kind}" if sub is not None and sub.only_for else kind
 
 
 def render_text() -> str:

@@ -11,7 +11,7 @@ normalizer as they are.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
@@ -132,6 +132,12 @@ class Digester:
     def table_rows(self, table: str, rows: list[dict]) -> TableRows:
         """Rows made here (tombstones, the account): flattened like a page's."""
         return _table_rows(table, rows, self.plans.get(table), keep=True)
+
+    def made_rows(self, tables: Mapping[str, list[dict]]) -> Iterator[TableRows]:
+        """`table_rows` of each table that has some (tombstones of several tables)."""
+        for table, rows in tables.items():
+            if rows:
+                yield self.table_rows(table, rows)
 
 
 def _tables_of(job: PageJob) -> tuple[str, ...]:

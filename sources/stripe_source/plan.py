@@ -89,6 +89,14 @@ def is_gap(events_cursor: int, bounds: RunBounds) -> bool:
     return events_cursor - bounds.lookback < bounds.events_horizon
 
 
+def changes_since(cursors: Cursors, bounds: RunBounds) -> int | None:
+    """Since when a table read before catches up from events; None when it is read whole (a first load,
+    `full_refresh`, a backfill window, a cursor older than the events Stripe keeps)."""
+    if bounds.full_refresh or not bounds.stateful or cursors.created is None or cursors.events is None:
+        return None
+    return None if is_gap(cursors.events, bounds) else cursors.events - bounds.lookback
+
+
 def plan_resource(entry: StripeObject, cursors: Cursors, bounds: RunBounds, holds_rows: bool) -> ResourcePlan:
     """The plan for `entry`'s list this run. `holds_rows`: the destination holds rows of this
     account in the resource's tables (so they merge, and a whole read sweeps)."""

@@ -3,29 +3,20 @@ out, the rows of all of them batched for dlt under one set of hints."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import dlt
-import stripe
 
+from .account_read import AccountRead
 from .catalog import BY_TABLE, StripeObject, sub_list_of
-from .changes import ObjectChanges, is_complete
-from .client import API_VERSION
-from .cursors import cursors_of, save_cursors
-from .item_changes import sub_lists_to_read
+from .connect import ConnectedAccountsRead
 from .items import TableBatches, plan_for, realign_tables
-from .pages import PageJob, TableRows
-from .plan import ResourcePlan, plan_resource
+from .pages import TableRows
 from .run import AccountScope, Extraction
-from .shaping import tombstone_rows
 
 if TYPE_CHECKING:
-    from .accounts import FanOut
-
-logger = logging.getLogger(__name__)
+    from .fan_out import FanOut
 
 
 def table_hints(entry: StripeObject, disposition: str) -> Any:
@@ -50,181 +41,6 @@ def table_hints(entry: StripeObject, disposition: str) -> Any:
                                columns=columns)
 
 
-class AccountRead:
-    """What one resource reads of one account this run: planned from the account's cursors, read,
-    and the cursors moved once the read is complete. Yields rows per table; `ResourceRun` turns
-    them into dlt items."""
-
-    def __init__(self, scope: AccountScope, entry: StripeObject, tables: frozenset[str], state: dict) -> None:
-        self.scope = scope
-        self.run = scope.run
-        self.entry = entry
-        self.tables = tables
-        self.state = state  # the resource's dlt state, shared by every account's read
-        self.seen: set[str] = set()  # ids of the listed objects (for a sweep)
-
-    @property
-    def account(self) -> str:
-        return self.scope.account
-
-    def rows(self) -> Iterator[TableRows]:
-        scope, run, entry = self.scope, self.run, self.entry
-        account = scope.account
-        legacy = scope.legacy_account()
-        if entry.singleton:
-            given = scope.account_object if entry.path == "/v1/account" else None  # the balance is read
-            obj = dict(given or scope.api.get(entry.path or ""), stripe_account_id=account)
-            if entry.history:  # one row per run: when it was read makes its id
-                obj.update(id=f"{account}:{run.bounds.now}", read_at=run.bounds.now)
-            yield from self._rows({entry.table: [obj]})
-            return
-        with run.state_lock:
-            cursors = cursors_of(self.state, account, self.tables, legacy)
-            known = set(self.state.get("known_fields", ()))
-        plan = plan_resource(entry, cursors, run.bounds, run.destination().holds_rows(self.tables, account))
-        if plan.gap:
-            logger.warning("%s%s: the last sync is older than the 30 days Stripe keeps events; reading all %s "
-                           "again so no update or delete is missed", self._of_account(), entry.table, entry.table)
-        job = PageJob(entry.table, account, wanted=self.tables, created_field=entry.created_field,
-                      merging=plan.disposition == "merge")
-        skip: frozenset[str] = frozenset()
-        list_new = plan.events_since is None
-        if plan.changes_since is not None:
-            rechecked: set[str] = set()
-            for digest in scope.reader(job).read_selections(entry, self._rechecks(plan.changes_since)):
-                if (rows := digest.tables.get(entry.table)) is not None:
-                    rechecked.update(rows.ids())
-                yield from digest.tables.values()
-            changes = scope.feed(plan.changes_since).changes_for(entry.table, plan.changes_since)
-            if plan.creations_from_events:
-                # New objects are among the changes. When their snapshots cannot be trusted (updates
-                # Stripe does not announce), the list reads those the rechecks did not just read.
-                list_new = not entry.updates_announced and not set(changes.updated) <= rechecked
-            if not entry.updates_announced:  # a snapshot may predate unannounced updates
-                changes.updated.clear()
-            for object_id in rechecked:  # read just now: newer than any event
-                changes.updated.pop(object_id, None)
-            stale = self._embedding_changed(plan.changes_since)
-            skip = changes.ids | rechecked | stale
-            current, vanished = self._current(changes, known, stale)
-            if plan.disposition == "merge":  # appending to tables without the account's rows: nothing to delete
-                yield from self._rows(tombstone_rows(entry, [*changes.deleted, *vanished], account, self.tables))
-            for digest in scope.reader(job).complete(entry, current):
-                yield from digest.tables.values()
-            parents = sub_lists_to_read(scope, entry, self.tables, plan.changes_since, changes.ids)
-            for digest in scope.reader(job).read_sub_lists(entry, parents):
-                yield from digest.tables.values()
-            if not entry.created_filter:
-                list_new = False  # a list without `created` (payment links, quotes): events say what is new
-        if plan.events_since is not None:
-            events = scope.feed(plan.events_since).events(plan.events_since)
-            if events:
-                yield from run.digester.digest_objects(events, job).tables.values()
-        elif list_new:
-            for digest in scope.reader(replace(job, skip_ids=skip)).read(entry, plan.window):
-                rows = digest.tables.get(entry.table)
-                if rows is not None:
-                    known.update(rows.first_keys)
-                    if plan.sweep:
-                        self.seen.update(rows.ids())
-                yield from digest.tables.values()
-        if plan.sweep:
-            yield from self._sweep(plan)
-        if run.bounds.stateful:
-            events_cursor = run.bounds.now if entry.follows_events else None
-            with run.state_lock:
-                save_cursors(self.state, account, self.tables, run.bounds.list_end, events_cursor, entry.tables,
-                             legacy)
-                self.state["known_fields"] = sorted((known | set(self.state.get("known_fields", ())))
-                                                    - {"stripe_account_id"})
-
-    def _of_account(self) -> str:
-        """A log line's prefix naming the account, when the run reads others than the key's own."""
-        return f"{self.account}: " if self.account != self.run.owner else ""
-
-    def _rechecks(self, since: int) -> list[dict[str, str]]:
-        """The list params of this run's `rechecks` (see `catalog.Recheck`)."""
-        selections = []
-        for recheck in self.entry.rechecks:
-            if recheck.per is None:
-                selections.append(dict(recheck.params))
-                continue
-            for parent_id in self.scope.feed(since).seen_in_states(recheck.per, since, recheck.states):
-                selections.append({name: value.format(id=parent_id) for name, value in recheck.params})
-        return selections
-
-    def _embedding_changed(self, since: int) -> set[str]:
-        """Objects whose sub-list items embed an object this run's events changed (`SubList.embeds`)."""
-        parents: set[str] = set()
-        for sub in self.entry.sub_lists:
-            for column, table in sub.embeds:
-                changed = self.scope.feed(since).changes_for(table, since).updated
-                if changed:
-                    found = self.run.destination().ids(sub.table, self.account, sub.parent_column,
-                                                       where_in=(column, sorted(changed)))
-                    parents |= found or set()
-        return parents
-
-    def _current(self, changes: ObjectChanges, known: set[str],
-                 refetch: set[str]) -> tuple[list[dict], list[str]]:
-        """The newest state of changed objects: the event snapshot, or a re-fetch if it is partial or
-        the object is in `refetch`; and the ids of objects a re-fetch found gone (deleted after the
-        events were read)."""
-        entry, objects, vanished = self.entry, [], []
-        snapshots: dict[str, dict | None] = {**dict.fromkeys(refetch), **changes.updated}
-        for object_id, snapshot in snapshots.items():
-            if object_id not in refetch and snapshot is not None and is_complete(
-                    snapshot, known, changes.api_versions.get(object_id), entry, API_VERSION):
-                objects.append(snapshot)
-                continue
-            try:
-                expand = {"expand[]": list(entry.expand)} if entry.expand else None
-                objects.append(self.scope.api.get(f"{entry.path}/{object_id}", expand,
-                                                  endpoint=f"{entry.path}/{{id}}"))
-            except stripe.InvalidRequestError as exc:
-                if exc.http_status != 404:
-                    raise
-                vanished.append(object_id)
-        return objects, vanished
-
-    def _sweep(self, plan: ResourcePlan) -> Iterator[TableRows]:
-        """Tombstones for the account's rows in the window that the read no longer found; after a whole
-        read, also for sub-list rows whose parent it no longer found (a parent swept by an earlier run that
-        read it without its sub-list keeps them otherwise)."""
-        entry, window, destination = self.entry, plan.window, self.run.destination()
-        whole = window.start is None and self.run.bounds.stateful
-        swept: set[str] = set()
-        if entry.table in self.tables:
-            found = destination.ids(entry.table, self.account, "id",
-                                    entry.created_field if entry.created_filter else None, window.start,
-                                    None if whole else window.end)
-            if found is None:
-                self._cannot_sweep()
-                return
-            swept = found - self.seen
-            yield from self._rows(tombstone_rows(entry, sorted(swept), self.account, self.tables))
-        if not whole:
-            return
-        for sub in entry.sub_lists:
-            if sub.table not in self.tables:
-                continue
-            parents = destination.ids(sub.table, self.account, sub.parent_column)
-            if parents is None:
-                self._cannot_sweep()
-                return
-            orphaned = sorted(parents - self.seen - swept)
-            yield from self._rows(tombstone_rows(entry, orphaned, self.account, frozenset({sub.table})))
-
-    def _cannot_sweep(self) -> None:
-        logger.warning("%s%s: the destination cannot be asked which rows it holds: rows of objects deleted at "
-                       "Stripe since the last run may remain", self._of_account(), self.entry.table)
-
-    def _rows(self, tables: dict[str, list[dict]]) -> Iterator[TableRows]:
-        for table, rows in tables.items():
-            if rows:
-                yield self.run.digester.table_rows(table, rows)
-
-
 class ResourceRun:
     """One resource's run: its tables' hints and batches, fed by the reads of its accounts (one, or
     each account of a platform)."""
@@ -246,13 +62,15 @@ class ResourceRun:
         holds_rows = any(destination.holds_rows(self.tables, scope.account) for scope in scopes)
         self._set_hints("merge" if holds_rows else "append", dlt.current.resource())
         state = dlt.current.resource_state(entry.table)
-        reads = [AccountRead(scope, entry, self.tables, state) for scope in scopes]
-        if fan_out is None:
-            rows_of_reads: Iterator[TableRows] = (rows for read in reads for rows in read.rows())
-        else:
-            rows_of_reads = fan_out.rows(entry.table, reads)
-        for rows in rows_of_reads:
-            yield from self.batches.add(rows, self.hints[rows.table])
+        kind = ConnectedAccountsRead if entry.connected_events else AccountRead
+        reads = [kind(scope, entry, self.tables, state) for scope in scopes]
+        for batch in _in_turns(entry, reads, run.owner):
+            if fan_out is None:
+                rows_of_reads: Iterator[TableRows] = (rows for read in batch for rows in read.rows())
+            else:
+                rows_of_reads = fan_out.rows(entry.table, batch)
+            for rows in rows_of_reads:
+                yield from self.batches.add(rows, self.hints[rows.table])
         yield from self.batches.flush()
         if run.arrow:
             yield from realign_tables(run.tables, [t for t in entry.tables if t in self.batches.filled], self.hints,
@@ -266,6 +84,14 @@ class ResourceRun:
             self.hints[table] = table_hints(BY_TABLE[table], disposition)
             if self.run.arrow:
                 self.run.plans[table] = plan_for(table, self.hints[table])
+
+
+def _in_turns(entry: StripeObject, reads: list[AccountRead], owner: str) -> list[list[AccountRead]]:
+    """The reads in one turn; the platform's list of its connected accounts after theirs (which note
+    what their events announce for it)."""
+    if not entry.connected_events:
+        return [reads]
+    return [[r for r in reads if r.account != owner], [r for r in reads if r.account == owner]]
 
 
 def read(run: Extraction, entry: StripeObject, tables: frozenset[str], scopes: Sequence[AccountScope],

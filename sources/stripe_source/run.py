@@ -92,6 +92,12 @@ class Extraction:
         self._noted: set[str] = set()
         self._destination: DestinationView | None = None
         self._many_accounts = False
+        # A platform's run of its connected accounts: the list it made to find them (the `accounts` table
+        # reuses it), the connected accounts it reads along with the platform, and per account the tables
+        # its own events announce changes of (see connect.py).
+        self.listed_accounts: list[dict] | None = None
+        self.connected: frozenset[str] = frozenset()
+        self._announced: dict[str, frozenset[str]] = {}
 
     def reader(self, api: StripeApi, job: PageJob, oldest_created: int, *, inline: bool = False) -> Reader:
         return Reader(api, self.executor, self.digester, job, oldest_created=oldest_created,
@@ -109,6 +115,16 @@ class Extraction:
     def expect_many_accounts(self) -> None:
         """The destination is asked about every account at once (one question per table, not per account)."""
         self._many_accounts = True
+
+    def announce(self, account: str, tables: frozenset[str]) -> None:
+        """The tables of the platform's Connect lists whose changes `account`'s events announce this run."""
+        with self._lock:
+            self._announced[account] = tables
+
+    def announced(self, account: str) -> frozenset[str] | None:
+        """What `announce` recorded for `account`; None when this run did not read its events."""
+        with self._lock:
+            return self._announced.get(account)
 
     def destination(self) -> DestinationView:
         """What the destination holds; the first call also repairs rows a resumed load wrote twice."""
@@ -167,7 +183,10 @@ class AccountScope:
             resources = dlt.current.source_state().get("resources", {})
             found = []
             for root, tables in self.run.selection.items():
-                cursors = cursors_of(resources.get(root, {}), self.account, tables, self.legacy_account())
+                # the platform's Connect lists follow the connected accounts' events from the platform's cursor
+                whose = self.run.owner if BY_TABLE[root].connected_events and self.account in self.run.connected \
+                    else self.account
+                cursors = cursors_of(resources.get(root, {}), whose, tables, self.legacy_account())
                 if root == "events" and cursors.created is not None:
                     found.append(max(cursors.created - bounds.lookback, bounds.events_horizon))
                 elif root != "events" and cursors.events is not None and not is_gap(cursors.events, bounds):

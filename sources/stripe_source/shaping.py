@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from .catalog import StripeObject, SubList
 
@@ -65,7 +66,16 @@ def shape_objects(
 def has_sub_list(sub: SubList, parent: dict) -> bool:
     """Whether Stripe keeps this sub-list for the parent (`balance_transactions?payout=` only for
     automatic payouts)."""
-    return all(parent.get(name) == value for name, value in sub.only_if)
+    return all(value_at(parent, name) == value for name, value in sub.only_if)
+
+
+def value_at(obj: Any, path: str) -> Any:
+    """The value at a dotted path into nested objects (`controller.is_controller`); None if absent."""
+    for key in path.split("."):
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
 
 
 def child_rows(sub: SubList, parent_id: str, items: list[dict], account_id: str) -> list[dict]:

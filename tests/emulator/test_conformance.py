@@ -138,6 +138,10 @@ def served(world: Emulator) -> dict[str, list[dict]]:
             store = world.store(account)
             for parent_id in [p for p in store.relations.get(relation, {}) if store.find(p)][:4]:
                 found[BY_NAME[resource].object] += list(pages(get, url.format(id=parent_id)))
+        for connected in world.connected_account_ids if account is None else ():  # the platform's reads of them
+            for listed in ("persons", "external_accounts"):
+                for obj in pages(get, f"/v1/accounts/{connected}/{listed}"):
+                    found[obj["object"]].append(obj)
         found["account"].append(get("/v1/account"))
         found["balance"].append(get("/v1/balance"))
         # includable fields, and objects only reached through `expand`

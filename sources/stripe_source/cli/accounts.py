@@ -14,7 +14,8 @@ from typing import Any
 
 import orjson
 
-from stripe_source.accounts import ALL, LOADED, AccountOutcome, AccountsReport
+from stripe_source.account_report import LOADED, AccountOutcome, AccountsReport
+from stripe_source.accounts import ALL
 from stripe_source.errors import InvalidInput
 
 
