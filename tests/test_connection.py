@@ -407,9 +407,11 @@ def test_callback_server_ignores_stray_requests_and_forged_states():
         answers: list[requests.Response] = []
 
         def browser() -> None:
-            answers.append(requests.get(base + "/favicon.ico", timeout=20))
-            answers.append(requests.get(server.redirect_uri + "?code=ac_1&state=f\u00f6rged", timeout=20))
-            answers.append(requests.get(server.redirect_uri + "?code=ac_2&state=expected", timeout=20))
+            # answered while the preconnect is still open (a server taking one connection at a time
+            # would hold them until the preconnect times out, 10 s)
+            answers.append(requests.get(base + "/favicon.ico", timeout=5))
+            answers.append(requests.get(server.redirect_uri + "?code=ac_1&state=f\u00f6rged", timeout=5))
+            answers.append(requests.get(server.redirect_uri + "?code=ac_2&state=expected", timeout=5))
 
         clicks = threading.Thread(target=browser, daemon=True)
         clicks.start()

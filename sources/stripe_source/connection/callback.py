@@ -8,8 +8,8 @@ port: `http://127.0.0.1:<port>/stripe/callback`.
 from __future__ import annotations
 
 import secrets
-import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -37,6 +37,7 @@ class CallbackServer:
                  retry: str = f"{CONNECT_COMMAND} --oauth --client-id ca_...") -> None:
         """`retry`: the command that starts the flow again, for the messages."""
         self._params: dict[str, str] | None = None
+        self._answered = threading.Event()  # the redirect with the expected state came
         self._retry = retry
         self._state: str | None = None
         self.ignored = 0  # redirects with a wrong or missing state
@@ -60,6 +61,7 @@ class CallbackServer:
                                       "missing state). Return to the terminal and use the link it shows.")
                     return
                 outer._params = params
+                outer._answered.set()
                 if params.get("code"):
                     self._answer(200, "Stripe connected. You can close this tab and return to the terminal.")
                 else:
@@ -78,7 +80,9 @@ class CallbackServer:
                 pass  # the request line carries the authorization code
 
         try:
-            self._server = HTTPServer((host, port), Handler)
+            # a thread per connection: a browser's preconnect that sends nothing must not hold up the redirect
+            self._server = ThreadingHTTPServer((host, port), Handler)
+            self._server.daemon_threads = True
         except OSError as exc:
             raise OAuthFailed(
                 f"Cannot listen for Stripe's redirect on {host}:{port} ({exc.strerror}): free the port or "
@@ -92,12 +96,14 @@ class CallbackServer:
 
     def wait(self, state: str, timeout: float = OAUTH_TIMEOUT) -> str:
         self._state = state
-        deadline = time.monotonic() + timeout
+        serving = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+                                   name="stripe-oauth-callback", daemon=True)
+        serving.start()
         try:
-            while self._params is None and (left := deadline - time.monotonic()) > 0:
-                self._server.timeout = left
-                self._server.handle_request()
+            self._answered.wait(timeout)
         finally:
+            self._server.shutdown()
+            serving.join()
             self.close()
         params = self._params
         if params is None:
