@@ -77,7 +77,7 @@ def load_account(account: str, platform: str, destination: Any = "postgres", dat
                  pipelines_dir: str | None = None, **options: Any) -> dict[str, int]:
     """Load one account as `stripe-pipeline run` does (a package a killed run left is loaded
     first); returns the rows loaded per table. Raises the source's errors (`errors.py`)."""
-    from .cli.commands import load
+    from .cli.pipeline import load
 
     pipeline = account_pipeline(account, destination, dataset, pipelines_dir)
     return load(pipeline, account_source(account, platform, **options))

@@ -16,8 +16,6 @@ import argparse
 import contextlib
 import logging
 import os
-import re
-import signal
 import sys
 import time
 import traceback
@@ -26,22 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import dlt
-import stripe
-from dlt.common.configuration.exceptions import ConfigFieldMissingException, ConfigurationException
-from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from stripe_source import API_VERSION, AccountsReport, __version__, stripe_source
 from stripe_source.client import check_request_timeout, check_user_agent_suffix
 from stripe_source.errors import (
-    EXIT_BAD_INPUT,
-    EXIT_INTERRUPTED,
-    EXIT_LOAD_FAILED,
     EXIT_OK,
-    EXIT_PERMISSION,
-    EXIT_STRIPE_UNAVAILABLE,
     InvalidInput,
     ReauthenticationRequired,
-    StripeSourceError,
 )
 
 from .accounts import (
@@ -53,185 +42,25 @@ from .accounts import (
     print_accounts_summary,
     write_summary,
 )
+from .failures import SIGNAL_CODES, interrupted, signals_interrupt, user_error
+from .pipeline import (
+    DEFAULT_DATASET,
+    DEFAULT_DUCKDB_MEMORY_LIMIT,
+    DEFAULT_DUCKDB_PATH,
+    MAX_WAIT_SECONDS,
+    PIPELINE_NAME,
+    build_pipeline,
+    check_destination_merges,
+    check_duckdb_path,
+    check_pipeline_name,
+    forget_state_of_a_lost_destination,
+    is_duckdb,
+    last_account,
+    load,
+    table_totals,
+)
 from .redaction import redact, redact_record
-from .run_lock import RunInProgress, run_lock
-
-PIPELINE_NAME = "stripe"
-DEFAULT_DATASET = "stripe"
-DEFAULT_DUCKDB_PATH = "stripe_data.duckdb"
-# DuckDB's own default is 80% of the machine's RAM, and a load holds what it inserts in memory up
-# to that: a 1M-object load peaked at 1.2 GB. With 256 MB it spills to disk instead (1M objects:
-# 584 MB peak for the load step alone, in about the same time).
-DEFAULT_DUCKDB_MEMORY_LIMIT = "256MB"
-_MEMORY_SIZE = re.compile(r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
-# It names a directory (dlt's working dir) and a lock file: nothing that could leave the pipelines dir.
-_PIPELINE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")
-MAX_WAIT_SECONDS = 24 * 3600
-
-
-def check_pipeline_name(name: str) -> None:
-    if not _PIPELINE_NAME.fullmatch(name):
-        raise InvalidInput(
-            f"--pipeline-name {name!r} is not a pipeline name: use 1 to 64 letters, digits, _ or - "
-            "(it names the pipeline's working directory)"
-        )
-
-
-def check_duckdb_path(path: Path) -> None:
-    """Fail before any request when the DuckDB file cannot be written, without creating it."""
-    import duckdb
-
-    if path.is_dir():
-        raise InvalidInput(f"--duckdb-path {path} is a directory: give a file name, e.g. {path / 'stripe.duckdb'}")
-    if not path.exists():
-        if not path.parent.is_dir():
-            raise InvalidInput(f"--duckdb-path {path}: the directory {path.parent} does not exist: create it first")
-        if not os.access(path.parent, os.W_OK | os.X_OK):
-            raise InvalidInput(f"--duckdb-path {path}: the directory {path.parent} is not writable: give another path")
-        return
-    try:
-        duckdb.connect(str(path)).close()
-    except duckdb.Error as exc:
-        reason = _first_line(exc)
-        holder = re.search(r"\(PID (\d+)\)", reason)
-        if "lock" in reason.lower():
-            raise RunInProgress(
-                f"--duckdb-path {path} is in use by another process{f' (PID {holder.group(1)})' if holder else ''}: "
-                "let it finish, or load into another file"
-            ) from None
-        raise InvalidInput(f"--duckdb-path {path} cannot be opened as a DuckDB database ({reason}): "
-                           "give another path, or move the file away") from None
-
-
-def check_destination_merges(pipeline: dlt.Pipeline) -> None:
-    """Every run after the first merges updates and deletes (and `events` always does): a
-    destination that would append instead silently duplicates updated rows and keeps deleted ones."""
-    caps = pipeline.destination.capabilities()
-    strategies = list(caps.supported_merge_strategies or [])
-    if caps.merge_strategies_selector is not None:
-        strategies = list(caps.merge_strategies_selector(strategies, table_schema={"name": "customers"}))
-    if "delete-insert" not in strategies:
-        name = pipeline.destination.destination_name
-        plain = " writes plain files, which" if name == "filesystem" else ""
-        raise InvalidInput(
-            f"the {name} destination{plain} cannot merge updates and deletes (rows would be duplicated and "
-            "deleted objects kept): load into duckdb (the default) or a warehouse such as postgres, bigquery "
-            "or snowflake"
-        )
-
-
-def check_memory_limit(value: str) -> None:
-    if not _MEMORY_SIZE.match(value.strip()):
-        raise InvalidInput(f"--duckdb-memory-limit {value!r} is not a size: give it like 256MB or 2GB")
-
-
-def postgres_destination(pipeline_name: str) -> Any:
-    try:
-        from stripe_source.postgres import postgres_destination
-    except ImportError:
-        raise InvalidInput("--destination postgres needs psycopg2: pip install 'dlt-source-stripe[postgres]'") from None
-    return postgres_destination(pipeline_name)
-
-
-def build_pipeline(
-    destination: str = "duckdb",
-    dataset: str = DEFAULT_DATASET,
-    duckdb_path: str | None = None,
-    pipeline_name: str = PIPELINE_NAME,
-    pipelines_dir: str | None = None,
-    duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT,
-) -> dlt.Pipeline:
-    """A pipeline writing parquet load files when the destination takes them (DuckDB loads them far faster)."""
-    if destination == "duckdb":
-        check_memory_limit(duckdb_memory_limit)
-        if Path(duckdb_path or DEFAULT_DUCKDB_PATH).stem == dataset:
-            # DuckDB names the catalog after the file; a dataset of the same name makes queries ambiguous
-            raise InvalidInput(
-                f"The DuckDB file name and the dataset are both '{dataset}': pick another --dataset or --duckdb-path"
-            )
-        # Absolute: dlt would otherwise resolve a relative file against its own dirs, and a pipeline
-        # that ran before from another directory kept loading into that directory's file.
-        path = str(Path(duckdb_path or DEFAULT_DUCKDB_PATH).resolve())
-        credentials = DuckDbCredentials(path, global_config={"memory_limit": duckdb_memory_limit.strip()})
-        target: Any = dlt.destinations.duckdb(credentials, preferred_loader_file_format="parquet")
-    elif destination == "postgres":
-        # runs of several accounts may write one dataset at once (stripe_source/postgres.py)
-        target = postgres_destination(pipeline_name)
-    else:
-        target = destination
-    return dlt.pipeline(
-        pipeline_name=pipeline_name,
-        destination=target,
-        dataset_name=dataset,
-        pipelines_dir=pipelines_dir,
-        progress="log",
-    )
-
-
-def forget_state_of_a_lost_destination(pipeline: dlt.Pipeline) -> dlt.Pipeline:
-    """Start from scratch when the destination no longer holds our dataset.
-
-    Cursors live in the local working dir as well as in the destination. If the DuckDB file was
-    deleted (or --duckdb-path points somewhere new), trusting the local cursors would load only
-    recent changes into an empty warehouse; a full load is what anyone would expect.
-    """
-    if pipeline.first_run:
-        return pipeline
-    with pipeline.sql_client() as client:
-        if client.has_dataset():
-            return pipeline
-    return pipeline.drop()
-
-
-def last_account(pipeline_name: str) -> str | None:
-    """The Stripe account the last successful run of this pipeline loaded, from its state."""
-    try:
-        return dlt.attach(pipeline_name).state["sources"]["stripe"].get("account_id")
-    except Exception:  # no working dir yet, or a state without it
-        return None
-
-
-# DuckDB runs each COPY on every core already: dlt's default of 20 parallel load jobs only adds
-# memory (a 300k-object load peaked at 593 MB with 20, 376 MB with 2, 317 MB with 1, in about the
-# same time with 2 as with 20). Remote warehouses keep dlt's default.
-DUCKDB_LOAD_WORKERS = 2
-
-
-def _is_duckdb(pipeline: dlt.Pipeline) -> bool:
-    return pipeline.destination is not None and pipeline.destination.destination_type.endswith(".duckdb")
-
-
-def load(pipeline: dlt.Pipeline, source: Any, workers: int | None = None) -> dict[str, int]:
-    """Extract, normalize and load; returns the rows loaded per table. Raises if any job failed."""
-    load_workers = {"workers": DUCKDB_LOAD_WORKERS} if _is_duckdb(pipeline) else {}
-    if pipeline.has_pending_data:
-        # A run that was killed or failed left packages: load them first, as `pipeline.run` does, so
-        # this run plans from what the destination holds (and checks it for rows loaded twice).
-        pipeline.normalize()
-        pipeline.load(**load_workers).raise_on_failed_jobs()
-    # One extract thread per resource: each waits on its own pages while the others fetch.
-    extract_workers = workers or max(5, len(source.selected_resources) + 1)
-    pipeline.extract(source, workers=extract_workers)
-    normalize_info = pipeline.normalize()
-    load_info = pipeline.load(**load_workers)
-    load_info.raise_on_failed_jobs()
-    counts = normalize_info.row_counts if normalize_info else {}
-    return {table: n for table, n in counts.items() if not table.startswith("_dlt")}
-
-
-def table_totals(pipeline: dlt.Pipeline) -> dict[str, int]:
-    """Rows per data table now in the destination."""
-    schema = pipeline.default_schema
-    tables = [t for t in schema.data_table_names() if not t.startswith("_dlt")]
-    totals: dict[str, int] = {}
-    with pipeline.sql_client() as client:
-        for table in sorted(tables):
-            try:
-                rows = client.execute_sql(f"SELECT count(*) FROM {client.make_qualified_table_name(table)}")
-            except Exception:  # a table declared in the schema but not created (no rows yet)
-                continue
-            totals[table] = rows[0][0]
-    return totals
+from .run_lock import run_lock
 
 
 def print_summary(loaded: dict[str, int], totals: dict[str, int], seconds: float) -> None:
@@ -268,7 +97,7 @@ def _run(args: argparse.Namespace) -> int:
     # The destination first: a wrong name or missing credentials fail before any request to Stripe.
     pipeline = build_pipeline(args.destination, args.dataset, args.duckdb_path, args.pipeline_name,
                               duckdb_memory_limit=args.duckdb_memory_limit)
-    if _is_duckdb(pipeline):
+    if is_duckdb(pipeline):
         check_duckdb_path(Path(args.duckdb_path).resolve())
     else:
         pipeline.destination_client()  # resolves its configuration (credentials) without connecting
@@ -469,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for handler in logging.getLogger().handlers:
         if redact_record not in handler.filters:
             handler.addFilter(redact_record)
-    with _signals_interrupt() as received:
+    with signals_interrupt() as received:
         try:
             code = args.handler(args)
         except BaseException as exc:  # one line for the user, the traceback only with DEBUG
@@ -477,144 +306,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise
             message, code = user_error(exc)
             if received:  # whatever the interrupted step made of it
-                message, code = _interrupted(received[0])
+                message, code = interrupted(received[0])
             if os.environ.get("STRIPE_PIPELINE_DEBUG"):
                 # the same exit code with or without it: orchestrators read it
                 print(redact("".join(traceback.format_exception(exc))), file=sys.stderr)
-            print(f"Error: {redact(message)}" if code not in _SIGNAL_CODES else redact(message), file=sys.stderr)
+            print(f"Error: {redact(message)}" if code not in SIGNAL_CODES else redact(message), file=sys.stderr)
             return code
         if received:  # a signal some library swallowed: never report an interrupted run as loaded
-            message, code = _interrupted(received[0])
+            message, code = interrupted(received[0])
             print(message, file=sys.stderr)
         return code
-
-
-_SIGNAL_CODES = {EXIT_INTERRUPTED, 128 + signal.SIGTERM}
-
-
-def _interrupted(signum: int) -> tuple[str, int]:
-    what = "Interrupted" if signum == signal.SIGINT else f"Terminated ({signal.Signals(signum).name})"
-    return (f"{what}: the run stopped before it finished; run `stripe-pipeline run` again to finish "
-            "(it completes what this run left pending)"), 128 + signum
-
-
-@contextlib.contextmanager
-def _signals_interrupt() -> Iterator[list[int]]:
-    """SIGINT and SIGTERM stop the run: raised as KeyboardInterrupt where the main thread is, and
-    flagged for dlt, whose steps check the flag between items (a KeyboardInterrupt can land in a
-    finalizer, where Python ignores it). A second signal ends the process at once."""
-    import threading
-
-    received: list[int] = []
-    if threading.current_thread() is not threading.main_thread():  # only the main thread gets signals
-        yield received
-        return
-    from dlt.common.runtime import signals as dlt_signals
-
-    def on_signal(signum: int, frame: Any) -> None:
-        received.append(signum)
-        if len(received) > 1:
-            os.write(2, (_interrupted(received[0])[0] + "\n").encode())
-            os._exit(128 + received[0])
-        dlt_signals.set_received_signal(signum)
-        dlt_signals.wake_all()
-        raise KeyboardInterrupt
-
-    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    for sig in before:
-        signal.signal(sig, on_signal)
-    try:
-        yield received
-    finally:
-        for sig, handler in before.items():
-            signal.signal(sig, handler)
-        if received:
-            dlt_signals.set_received_signal(0)
 
 
 def cli() -> None:
     """The console script: `main`, then out, even if a thread stuck in a request would keep an
     interrupted process alive (the run is over; its outcome is printed and its code is set)."""
     code = main()
-    if code in _SIGNAL_CODES:
+    if code in SIGNAL_CODES:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
     sys.exit(code)
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    seen = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        step_exception = getattr(current, "exception", None)  # dlt's PipelineStepFailed
-        nested = step_exception if isinstance(step_exception, BaseException) else None
-        current = current.__cause__ or nested or current.__context__
-
-
-def user_error(exc: BaseException) -> tuple[str, int]:
-    """Any failure as (one-line message, exit code): ours inside dlt's wrappers first."""
-    chain = list(_chain(exc))
-    for current in chain:
-        if isinstance(current, KeyboardInterrupt):
-            signum = getattr(current, "signal_code", signal.SIGINT)  # dlt's SignalReceivedException
-            return _interrupted(signum if signum in (signal.SIGINT, signal.SIGTERM) else signal.SIGINT)
-        if isinstance(current, StripeSourceError):
-            return str(current), current.exit_code
-        if isinstance(current, stripe.PermissionError):  # a permission taken away during the run
-            # Stripe's message echoes part of the key: only the permission it names is shown
-            named = re.search(r"'(rak_\w+)'", str(current))
-            needs = f" (needs '{named.group(1)}')" if named else ""
-            return (f"the Stripe key was refused a read during the run{needs}: grant the permission in the "
-                    "Stripe Dashboard and run `stripe-pipeline connect --check`"), EXIT_PERMISSION
-    from dlt.common.destination.exceptions import UnknownDestinationModule
-    from dlt.load.exceptions import LoadClientJobFailed, LoadClientJobTerminalRetry
-    from dlt.pipeline.exceptions import PipelineStepFailed
-
-    if isinstance(exc, UnknownDestinationModule):
-        return (f"unknown destination '{exc.ref}': use duckdb (the default) or a dlt "
-                "destination name such as postgres, bigquery, snowflake or filesystem"), EXIT_BAD_INPUT
-    if isinstance(exc, ConfigFieldMissingException):
-        return (f"{_first_line(exc)}: set it in .dlt/secrets.toml or as an environment variable "
-                "(see dlt's docs for the destination)"), EXIT_BAD_INPUT
-    if isinstance(exc, ConfigurationException):
-        return _first_line(exc), EXIT_BAD_INPUT
-    for current in chain:
-        if isinstance(current, LoadClientJobFailed | LoadClientJobTerminalRetry):
-            return _failed_load(current), EXIT_LOAD_FAILED
-        if type(current).__name__ == "JSONDecodeError":  # a page that is not JSON, parsed after the client
-            return (f"Stripe's answer was not valid JSON ({_first_line(current)}): check --api-base and any "
-                    "proxy in between, then run again"), EXIT_STRIPE_UNAVAILABLE
-    root = chain[-1]
-    if isinstance(exc, PipelineStepFailed) and exc.step == "load":
-        return (f"loading into the destination failed: {_EXCEPTION_LINE.sub('', _first_line(root))}: fix what it "
-                "names in the destination, then run `stripe-pipeline run` again (it retries this load first)"
-                ), EXIT_LOAD_FAILED
-    step = f"the {exc.step} step failed: " if isinstance(exc, PipelineStepFailed) else ""
-    return (f"{step}{type(root).__name__}: {_first_line(root)} (run with STRIPE_PIPELINE_DEBUG=1 for the "
-            "traceback)"), EXIT_LOAD_FAILED
-
-
-def _failed_load(failed: Any) -> str:
-    """The database's own error from the job's traceback, and what to do about it."""
-    from dlt.load.exceptions import LoadClientJobFailed
-
-    lines = [line.strip() for line in str(failed.failed_message).splitlines() if line.strip()]
-    errors = [line for line in lines if _EXCEPTION_LINE.match(line)]
-    reason = _EXCEPTION_LINE.sub("", errors[-1] if errors else (lines[-1] if lines else "no message"))
-    table = failed.job_id.split(".")[0]
-    if isinstance(failed, LoadClientJobFailed):  # dlt aborted the package: only a full re-read brings it back
-        then = "`stripe-pipeline run --full-refresh`"
-    else:
-        then = f"`stripe-pipeline run` again (it retries load package {failed.load_id} first)"
-    return f"loading table {table} failed: {reason}: fix or drop that table in the destination, then run {then}"
-
-
-_EXCEPTION_LINE = re.compile(r"^(?:[\w.]+\.)?\w*(?:Error|Exception): ")
