@@ -293,10 +293,7 @@ class Emulator:
 
     def add_transfer_reversals(self, transfer_id: str, n: int, account: str | None = None) -> dict:
         """Reverse a transfer in `n` parts: each sends `transfer.reversed` with the transfer's new totals."""
-        store = self.store(account)
-        builder = self._builder(store)
-        with store.lock:
-            builder.reverse_transfer(store.get("transfers", transfer_id), n, at=builder.now)
+        self._change(account, "reverse_transfer", self.store(account).get("transfers", transfer_id), n)
         return self.get("transfers", transfer_id, account)
 
     def transition(self, resource: str, object_id: str, event: str, account: str | None = None,
@@ -352,10 +349,7 @@ class Emulator:
 
     def refund_application_fee(self, fee_id: str, n: int, account: str | None = None) -> dict:
         """Refund an application fee in `n` parts: each sends `application_fee.refunded` with its new totals."""
-        store = self.store(account)
-        builder = self._builder(store)
-        with store.lock:
-            builder.refund_fee(store.get("application_fees", fee_id), n, at=builder.now)
+        self._change(account, "refund_fee", self.store(account).get("application_fees", fee_id), n)
         return self.get("application_fees", fee_id, account)
 
     def update_account(self, account: str, **fields: Any) -> dict:

@@ -67,10 +67,11 @@ class ConnectedAccountsRead(AccountRead):
                     and (bounds.end is None or (a.get("created") or 0) < bounds.end)]
         since = self._changes_since()
         merging = run.destination().holds_rows(tables, self.account)
-        known = self._accounts_held() if since is not None else set()
+        # what the tables held before this run: asked once, for what to read and for what to remove
+        held = self._accounts_held() if since is not None or merging else set()
         groups: dict[frozenset[str], list[dict]] = {}
         for obj in accounts:
-            groups.setdefault(self._tables_to_read(obj, since, known), []).append(obj)
+            groups.setdefault(self._tables_to_read(obj, since, held), []).append(obj)
         job = PageJob(entry.table, self.account, wanted=tables, merging=merging)
         for wanted, objects in groups.items():
             if not wanted:  # nothing of these accounts to read this run (their lists alone were selected)
@@ -79,7 +80,7 @@ class ConnectedAccountsRead(AccountRead):
                 yield from digest.tables.values()
         if merging and bounds.stateful:
             # against the whole list, not the window's part of it: an account outside the window is still connected
-            yield from self._removed({a["id"] for a in listed})
+            yield from self._removed(held, {a["id"] for a in listed})
         if bounds.stateful:
             with run.state_lock:
                 save_cursors(self.state, self.account, tables, bounds.list_end, bounds.now, entry.tables,
@@ -117,10 +118,9 @@ class ConnectedAccountsRead(AccountRead):
                 held |= found
         return held
 
-    def _removed(self, listed: set[str]) -> Iterator[TableRows]:
-        """Tombstones for accounts no longer connected (they leave `/v1/accounts`), with their persons and
-        external accounts."""
-        held = self._accounts_held()
+    def _removed(self, held: set[str] | None, listed: set[str]) -> Iterator[TableRows]:
+        """Tombstones for the `held` accounts no longer connected (they leave `/v1/accounts`), with their
+        persons and external accounts."""
         if held is None:
             self.cannot_sweep()
             return
