@@ -21,7 +21,7 @@ import stripe
 
 from .catalog import FAN_OUT_PATHS, StripeObject, SubList, list_params
 from .client import PAGE_SIZE, StripeApi
-from .handoff import Handoff
+from .handoff import Handoff, ReadAhead
 from .pages import Digest, Digester, PageJob
 from .plan import Window
 from .shaping import PageEdges
@@ -67,6 +67,8 @@ class Reader:
     # Schedule on the calling thread instead of a driver thread: the caller is already one of many
     # threads reading accounts at once, each handing its digests on (a second thread apiece buys nothing).
     inline: bool = False
+    # The run's budget for reads that feed the endpoint bounding a backfill to run ahead of dlt (`handoff.py`).
+    ahead: ReadAhead | None = None
 
     def read(self, entry: StripeObject, window: Window | None) -> Iterator[Digest]:
         if entry.path is None:
@@ -102,12 +104,12 @@ class Reader:
         if self.inline:
             yield from self._schedule(tasks, entry)
             return
-        handoff = Handoff(HANDOFF_PAGES)
+        handoff = Handoff(HANDOFF_PAGES, ahead=self.ahead if first_in_line(entry) else None)
 
         def drive() -> None:
             try:
                 for digest in self._schedule(tasks, entry):
-                    if not handoff.put(digest):
+                    if not handoff.put(digest, weight=max(1, digest.edges.count)):
                         return
             except BaseException as exc:  # re-raised in the consumer, where dlt sees it
                 handoff.fail(exc)
@@ -163,10 +165,7 @@ class Reader:
                 params.update(task.window.params())
             if task.starting_after:
                 params["starting_after"] = task.starting_after
-            # a list whose objects carry sub-lists feeds the endpoint that bounds a backfill: first in line too;
-            # so is a list whose endpoint a fan-out shares (`balance_transactions?payout=`)
-            first = bool(entry.sub_lists) or task.path in FAN_OUT_PATHS
-            return self.api.get_raw(task.path, params, priority=1 if first else 0)
+            return self.api.get_raw(task.path, params, priority=1 if first_in_line(entry) else 0)
         sub = task.sub
         params = {"limit": PAGE_SIZE, **{k: v.format(id=task.parent_id) for k, v in sub.params}}
         if task.starting_after:
@@ -187,6 +186,13 @@ class Reader:
             return [_ListTask(task.path, task.params, None, edges.last_id)]
         return [_ListTask(task.path, task.params, part, after) for part, after in split_rest(
             window, edges, idle, self.oldest_created)]
+
+
+def first_in_line(entry: StripeObject) -> bool:
+    """Whether a read feeds the endpoints that bound a backfill: a list whose objects carry sub-lists
+    (their pages all share one endpoint), or whose endpoint a fan-out shares (`balance_transactions?payout=`).
+    Its requests go first at the pacer, and it may run ahead of dlt."""
+    return bool(entry.sub_lists) or entry.path in FAN_OUT_PATHS
 
 
 def split_rest(window: Window, edges: PageEdges, idle: int, oldest: int) -> list[tuple[Window, str | None]]:

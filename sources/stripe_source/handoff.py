@@ -5,16 +5,22 @@ Stripe from the generator itself would leave the requests idle all that time. So
 threads of their own and the generator hands on what they made. The queue's bound keeps memory
 flat: a slow consumer makes the producers wait, not pile up pages. A producer's failure is raised
 in the consumer, where dlt sees it; a consumer that stops (closed, failed) releases the producers.
+
+Some producers must not wait for their consumer: the reads whose requests feed the endpoint that
+bounds a backfill (dlt takes one item per resource in turn, so any one resource's consumer is
+slow while the whole catalog loads). They may run ahead past the bound, on a budget in objects
+shared by the whole run (`ReadAhead`): memory stays bounded however many reads there are.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
+from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
 _DONE = object()
+_WAIT_SECONDS = 0.2  # how often a waiting producer looks whether the consumer stopped
 
 
 class _Failed:
@@ -22,42 +28,82 @@ class _Failed:
         self.error = error
 
 
-class Handoff:
-    """A bounded queue from `producers` threads to one consumer (`items`); `close` releases the producers."""
+class ReadAhead:
+    """A run's budget of objects that producers may hold beyond their queues' bounds."""
 
-    def __init__(self, bound: int, producers: int = 1) -> None:
-        self._queue: queue.Queue = queue.Queue(maxsize=bound)
+    def __init__(self, objects: int) -> None:
+        self.objects = objects
+        self._lock = threading.Lock()
+        self._left = objects
+
+    def take(self, objects: int) -> bool:
+        with self._lock:
+            if objects > self._left:
+                return False
+            self._left -= objects
+            return True
+
+    def give_back(self, objects: int) -> None:
+        with self._lock:
+            self._left += objects
+
+
+class Handoff:
+    """A bounded queue from `producers` threads to one consumer (`items`); `close` releases the producers.
+
+    With `ahead`, an item that finds the queue full goes in anyway when the budget holds its weight.
+    """
+
+    def __init__(self, bound: int, producers: int = 1, ahead: ReadAhead | None = None) -> None:
+        self._bound = bound
+        self._items: deque[tuple[Any, int]] = deque()  # (item, objects borrowed from `ahead`)
+        self._within_bound = 0
+        self._changed = threading.Condition()
         self._stop = threading.Event()
         self._producers = producers
+        self._ahead = ahead
 
     @property
     def stopped(self) -> bool:
         return self._stop.is_set()
 
-    def put(self, item: Any) -> bool:
+    def put(self, item: Any, weight: int = 0) -> bool:
         """Hand an item on, waiting for room; False once the consumer has stopped."""
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.2)
+        with self._changed:
+            while not self._stop.is_set():
+                if self._within_bound < self._bound:
+                    self._within_bound += 1
+                    self._items.append((item, 0))
+                elif self._ahead is not None and weight and self._ahead.take(weight):
+                    self._items.append((item, weight))
+                else:
+                    self._changed.wait(_WAIT_SECONDS)
+                    continue
+                self._changed.notify_all()
                 return True
-            except queue.Full:
-                continue
         return False
 
     def fail(self, error: BaseException) -> None:
         """A producer's failure: raised in the consumer."""
-        self.put(_Failed(error))
+        self._put_always(_Failed(error))
 
     def done(self) -> None:
         """A producer has finished (call it whatever happened)."""
-        self.put(_DONE)
+        self._put_always(_DONE)
+
+    def _put_always(self, item: Any) -> None:
+        # past the bound: a producer's last word must not wait for a consumer that will read it anyway
+        with self._changed:
+            self._items.append((item, 0))
+            self._within_bound += 1
+            self._changed.notify_all()
 
     def items(self) -> Iterator[Any]:
         """What the producers hand on, until all of them are done."""
         remaining = self._producers
         try:
             while remaining:
-                item = self._queue.get()
+                item = self._take()
                 if item is _DONE:
                     remaining -= 1
                 elif isinstance(item, _Failed):
@@ -67,6 +113,25 @@ class Handoff:
         finally:
             self.close()
 
+    def _take(self) -> Any:
+        with self._changed:
+            while not self._items:
+                self._changed.wait()
+            item, borrowed = self._items.popleft()
+            if borrowed:
+                self._ahead.give_back(borrowed)
+            else:
+                self._within_bound -= 1
+            self._changed.notify_all()
+            return item
+
     def close(self) -> None:
-        """The consumer has stopped: producers waiting to hand an item on give up."""
+        """The consumer has stopped: producers waiting to hand an item on give up; what they lent
+        from the run's budget goes back to it."""
         self._stop.set()
+        with self._changed:
+            while self._items:
+                _, borrowed = self._items.popleft()
+                if borrowed:
+                    self._ahead.give_back(borrowed)
+            self._changed.notify_all()

@@ -22,11 +22,15 @@ from .destination import DestinationView, DuplicateRepair
 from .dlt_fixes import JsonAsTextIsByDesign, install_nested_metrics_fallback
 from .engine import OLDEST, Reader
 from .flatten import FlattenPlan
+from .handoff import ReadAhead
 from .items import RunTables
 from .pages import Digester, PageJob
 from .plan import RunBounds, Window, is_gap
 from .workers import WorkerPool
 
+# Objects that the reads feeding a backfill's bounding endpoint may hold beyond their hand-over's
+# bound, all reads together (~200 full pages: tens of MB of rows).
+READ_AHEAD_OBJECTS = 20_000
 SUB_LIST_WORKERS = 40  # one endpoint's worth at ~25 req/s and ~300 ms, with room for waits
 
 
@@ -84,6 +88,7 @@ class Extraction:
         pool = WorkerPool(processes) if arrow and processes > 0 else None
         self.plans: dict[str, FlattenPlan] = {}  # table -> how its pages are flattened (none: dlt's path)
         self.digester = Digester(self.plans, pool)
+        self.read_ahead = ReadAhead(READ_AHEAD_OBJECTS)
         self.tables = RunTables()
         self.lifecycle = Lifecycle(pool, self.tables.json_as_text)
         self.state_lock = threading.RLock()  # dlt's source and resource state, written by many accounts
@@ -101,7 +106,7 @@ class Extraction:
 
     def reader(self, api: StripeApi, job: PageJob, oldest_created: int, *, inline: bool = False) -> Reader:
         return Reader(api, self.executor, self.digester, job, oldest_created=oldest_created,
-                      sub_list_executor=self.sub_list_executor, inline=inline)
+                      sub_list_executor=self.sub_list_executor, inline=inline, ahead=self.read_ahead)
 
     def note_account(self, account: str) -> str | None:
         """Records `account` in the source state (once per run); returns the account whose cursors the

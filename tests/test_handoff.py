@@ -1,0 +1,97 @@
+"""The hand-over from producer threads to a resource's generator: its bound, the run's read-ahead
+budget, failures and a consumer that stops."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from stripe_source.handoff import Handoff, ReadAhead
+
+
+def _produce(handoff: Handoff, items: list[tuple[str, int]]) -> threading.Thread:
+    def run() -> None:
+        try:
+            for item, weight in items:
+                if not handoff.put(item, weight=weight):
+                    return
+        finally:
+            handoff.done()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def _settle(thread: threading.Thread) -> None:
+    thread.join(timeout=0.5)  # it has put what it could; a blocked producer is still alive
+
+
+def test_a_producer_waits_at_the_bound_for_its_consumer() -> None:
+    handoff = Handoff(2)
+    producer = _produce(handoff, [(f"page {i}", 100) for i in range(5)])
+    _settle(producer)
+    assert producer.is_alive()  # two pages handed on, the third waits
+    assert list(handoff.items()) == [f"page {i}" for i in range(5)]
+
+
+def test_a_producer_runs_ahead_on_the_runs_budget_and_gives_it_back() -> None:
+    ahead = ReadAhead(250)
+    handoff = Handoff(1, ahead=ahead)
+    producer = _produce(handoff, [(f"page {i}", 100) for i in range(4)])
+    _settle(producer)
+    # one page within the bound, two on the budget (200 of 250 objects), the fourth waits
+    assert producer.is_alive()
+    assert not ahead.take(51)
+    assert list(handoff.items()) == [f"page {i}" for i in range(4)]
+    assert ahead.take(250)  # all of it came back
+
+
+def test_two_reads_share_one_budget() -> None:
+    ahead = ReadAhead(100)
+    first, second = Handoff(1, ahead=ahead), Handoff(1, ahead=ahead)
+    one = _produce(first, [("a0", 100), ("a1", 100)])
+    _settle(one)
+    assert not one.is_alive()  # a1 took the whole budget
+    two = _produce(second, [("b0", 100), ("b1", 100)])
+    _settle(two)
+    assert two.is_alive()  # b1 finds nothing left
+    assert list(first.items()) == ["a0", "a1"]
+    assert list(second.items()) == ["b0", "b1"]
+
+
+def test_a_consumer_that_stops_releases_its_producer_and_the_budget() -> None:
+    ahead = ReadAhead(100)
+    handoff = Handoff(1, ahead=ahead)
+    producer = _produce(handoff, [(f"page {i}", 100) for i in range(5)])
+    items = handoff.items()
+    assert next(items) == "page 0"
+    items.close()
+    producer.join(timeout=2)
+    assert not producer.is_alive()
+    assert ahead.take(100)
+
+
+def test_a_producers_failure_is_raised_in_the_consumer() -> None:
+    handoff = Handoff(1)
+
+    def run() -> None:
+        handoff.put("page 0")
+        handoff.fail(ValueError("the page was not JSON"))
+        handoff.done()
+
+    threading.Thread(target=run, daemon=True).start()
+    items = handoff.items()
+    assert next(items) == "page 0"
+    with pytest.raises(ValueError, match="not JSON"):
+        next(items)
+
+
+def test_the_consumer_waits_for_every_producer() -> None:
+    handoff = Handoff(4, producers=2)
+    _produce(handoff, [("a", 1)])
+    time.sleep(0.05)
+    _produce(handoff, [("b", 1)])
+    assert sorted(handoff.items()) == ["a", "b"]
