@@ -14,6 +14,7 @@ from stripe_emulator import Emulator
 from stripe_emulator.server import FaultConfig
 from stripe_emulator.server import RateLimits as EmulatorLimits
 from stripe_source.client import Pacer, RateLimits
+from stripe_source.pacing import TokenBuckets
 from tests.helpers import assert_equals_emulator, run_pipeline
 
 
@@ -25,6 +26,30 @@ def most_in_one_second(stamps: list[float]) -> int:
             start += 1
         most = max(most, end - start + 1)
     return most
+
+
+def test_a_bucket_lets_a_burst_of_two_go_then_one_per_interval() -> None:
+    buckets = TokenBuckets(RateLimits(global_rps=100, endpoint_rps=10, headroom=1.0))
+    now = 1000.0
+    buckets.take("/v1/charges", now)
+    assert buckets.endpoint_ready("/v1/charges") <= now  # the burst's second token
+    buckets.take("/v1/charges", now)
+    assert buckets.endpoint_ready("/v1/charges") == pytest.approx(now + 0.1)
+    assert buckets.endpoint_ready("/v1/invoices") <= now  # other endpoints have their own bucket
+    assert buckets.global_ready() == pytest.approx(now + 0.01)  # both requests count for the account too
+
+
+def test_a_slowed_bucket_spaces_requests_more_but_allows_no_bigger_burst() -> None:
+    buckets = TokenBuckets(RateLimits(global_rps=100, endpoint_rps=10, headroom=1.0))
+    buckets.slow_down()  # a 429: 70% of the rate
+    assert buckets.slowed
+    now = 1000.0
+    buckets.take("/v1/charges", now)
+    # due one slowed interval later, of which only one full-rate interval is burst
+    assert buckets.endpoint_ready("/v1/charges") == pytest.approx(now + 1 / 7 - 0.1)
+    for _ in range(100):
+        buckets.recover()
+    assert not buckets.slowed
 
 
 def test_pacer_never_exceeds_either_limit() -> None:

@@ -54,22 +54,68 @@ class _Waiter:
     granted_at: float | None = field(default=None, compare=False)
 
 
-class Pacer:
-    """Spaces requests so the account-wide and per-endpoint rates are never exceeded.
+class TokenBuckets:
+    """Stripe's two limits as token buckets (as Stripe's own are, and as Stripe advises clients to
+    pace): one for the account, one per endpoint, each a rate and a burst of `BURST` requests.
 
-    Both limits are token buckets, as Stripe's are (and as Stripe advises clients to pace): a rate
-    and a burst of `BURST` requests. The small burst is what keeps the rate when a waiting thread
-    wakes late (a busy process hands the GIL over every 5 ms, half a global slot at 100 req/s):
-    the next slot is due one interval after the last one was due, not after it was taken, so
-    lateness is made up instead of lost. Over any span T at most rate * T + BURST requests go.
-    A request goes when its endpoint's bucket and the global one both have a token now.
-    Slots are never reserved ahead, so a backlog on one endpoint cannot hold the global schedule
-    hostage. When several requests wait for the same global slot, the one with the higher
-    priority wins, then the one that has waited longest: sub-list pages (invoice lines) get
-    priority because one endpoint carries them all, and it is what bounds a backfill's length
-    when it has to fight twenty list endpoints for every global slot.
-    On a 429 the pace slows down multiplicatively, then recovers a little with every success,
-    so a shared account (the merchant's own traffic counts too) settles just under the limit.
+    The small burst is what keeps the rate when a waiting thread wakes late (a busy process hands
+    the GIL over every 5 ms, half a global slot at 100 req/s): the next token is due one interval
+    after the last one was due, not after it was taken, so lateness is made up instead of lost.
+    Over any span T at most rate * T + BURST requests go. On a 429 the rates slow down
+    multiplicatively, then recover a little with every success, so a shared account (the
+    merchant's own traffic counts too) settles just under the limit. Not thread-safe: the pacer
+    holds its lock around every call.
+    """
+
+    BURST = 2
+
+    def __init__(self, limits: RateLimits) -> None:
+        self.limits = limits
+        # when each bucket's next token is due (its "theoretical arrival time")
+        self._global_due = 0.0
+        self._due_by_endpoint: dict[str, float] = {}
+        self._factor = 1.0
+
+    def global_ready(self) -> float:
+        """When the account's bucket has a token."""
+        return self._global_due - (self.BURST - 1) * self._intervals(slowed=False)[0]
+
+    def endpoint_ready(self, endpoint: str) -> float:
+        """When `endpoint`'s bucket has a token."""
+        return self._due_by_endpoint.get(endpoint, 0.0) - (self.BURST - 1) * self._intervals(slowed=False)[1]
+
+    def take(self, endpoint: str, now: float) -> None:
+        global_interval, endpoint_interval = self._intervals()
+        self._global_due = max(self._global_due, now) + global_interval
+        due = self._due_by_endpoint.get(endpoint, 0.0)
+        self._due_by_endpoint[endpoint] = max(due, now) + endpoint_interval
+
+    def slow_down(self) -> None:
+        self._factor = max(0.25, self._factor * 0.7)
+
+    def recover(self) -> None:
+        self._factor = min(1.0, self._factor + 0.02)
+
+    @property
+    def slowed(self) -> bool:
+        return self._factor < 1.0
+
+    # The burst allowance stays that of the full rate (`slowed=False`): slowing down after a 429 must
+    # not enlarge it.
+    def _intervals(self, slowed: bool = True) -> tuple[float, float]:
+        scale = self.limits.headroom * (self._factor if slowed else 1.0)
+        return 1.0 / (self.limits.global_rps * scale), 1.0 / (self.limits.endpoint_rps * scale)
+
+
+class Pacer:
+    """Spaces requests so the account-wide and per-endpoint rates (`TokenBuckets`) are never exceeded.
+
+    A request goes when its endpoint's bucket and the global one both have a token now. Slots are
+    never reserved ahead, so a backlog on one endpoint cannot hold the global schedule hostage.
+    When several requests wait for the same global slot, the one with the higher priority wins,
+    then the one that has waited longest: sub-list pages (invoice lines) get priority because one
+    endpoint carries them all, and it is what bounds a backfill's length when it has to fight
+    twenty list endpoints for every global slot.
 
     Waiting costs nothing: one waiter at a time (the dispatcher) sleeps until the next slot is due
     and hands it out; every other waiter sleeps until it is handed a slot or the dispatching. A run
@@ -77,25 +123,24 @@ class Pacer:
     see whether it was its own, the waiting would have cost more CPU than the requests.
     """
 
-    BURST = 2
-
     def __init__(self, limits: RateLimits) -> None:
-        self.limits = limits
+        self.buckets = TokenBuckets(limits)
         self._lock = threading.Lock()
-        # when each bucket's next token is due (its "theoretical arrival time")
-        self._global_due = 0.0
-        self._due_by_endpoint: dict[str, float] = {}
         self._queues: dict[str, list[_Waiter]] = {}  # endpoint -> its waiters (a heap)
         self._dispatcher: _Waiter | None = None
         self._tickets = itertools.count()
-        self._factor = 1.0
+
+    @property
+    def limits(self) -> RateLimits:
+        return self.buckets.limits
 
     def wait_turn(self, endpoint: str, priority: int = 0) -> float:
         """Block until a request to `endpoint` may go; returns that moment (`time.monotonic()`)."""
         with self._lock:
             now = time.monotonic()
-            if not self._queues and max(self._global_ready(), self._endpoint_ready(endpoint)) <= now:
-                self._take(endpoint, now)  # nobody waits and both buckets have a token: go
+            buckets = self.buckets
+            if not self._queues and max(buckets.global_ready(), buckets.endpoint_ready(endpoint)) <= now:
+                buckets.take(endpoint, now)  # nobody waits and both buckets have a token: go
                 return now
             me = _Waiter((-priority, next(self._tickets)), endpoint, threading.Condition(self._lock))
             heapq.heappush(self._queues.setdefault(endpoint, []), me)
@@ -128,7 +173,7 @@ class Pacer:
             heapq.heappop(self._queues[waiter.endpoint])
             if not self._queues[waiter.endpoint]:
                 del self._queues[waiter.endpoint]
-            self._take(waiter.endpoint, now)
+            self.buckets.take(waiter.endpoint, now)
             waiter.granted_at = now
             if waiter is not me:
                 waiter.turn.notify()
@@ -137,14 +182,9 @@ class Pacer:
     def _next(self, now: float) -> tuple[float, _Waiter]:
         """When the next slot falls due and whose it is: at the global bucket's next token, the best
         waiter among the endpoints ready by then, or else the first endpoint to become ready."""
-        start = max(now, self._global_ready())
-        return min((max(start, self._endpoint_ready(endpoint)), queue[0]) for endpoint, queue in self._queues.items())
-
-    def _take(self, endpoint: str, now: float) -> None:
-        global_interval, endpoint_interval = self._intervals()
-        self._global_due = max(self._global_due, now) + global_interval
-        due = self._due_by_endpoint.get(endpoint, 0.0)
-        self._due_by_endpoint[endpoint] = max(due, now) + endpoint_interval
+        start = max(now, self.buckets.global_ready())
+        return min((max(start, self.buckets.endpoint_ready(endpoint)), queue[0])
+                   for endpoint, queue in self._queues.items())
 
     def _pass_dispatching(self) -> None:
         self._dispatcher = None
@@ -162,23 +202,11 @@ class Pacer:
         if self._dispatcher is me:
             self._pass_dispatching()
 
-    def _intervals(self, slowed: bool = True) -> tuple[float, float]:
-        scale = self.limits.headroom * (self._factor if slowed else 1.0)
-        return 1.0 / (self.limits.global_rps * scale), 1.0 / (self.limits.endpoint_rps * scale)
-
-    # The burst allowance stays that of the full rate: slowing down after a 429 must not enlarge it.
-    def _global_ready(self) -> float:
-        return self._global_due - (self.BURST - 1) * self._intervals(slowed=False)[0]
-
-    def _endpoint_ready(self, endpoint: str) -> float:
-        return self._due_by_endpoint.get(endpoint, 0.0) - (self.BURST - 1) * self._intervals(slowed=False)[1]
-
     def slow_down(self) -> None:
         with self._lock:
-            self._factor = max(0.25, self._factor * 0.7)
+            self.buckets.slow_down()
 
     def recover(self) -> None:
-        if self._factor < 1.0:
+        if self.buckets.slowed:
             with self._lock:
-                self._factor = min(1.0, self._factor + 0.02)
-
+                self.buckets.recover()
