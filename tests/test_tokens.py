@@ -229,10 +229,10 @@ def test_user_agent_suffix(monkeypatch, fresh_emulator, dlt_project, capsys):
 
     api = StripeApi(StripeCredentials(api_key=fresh_emulator.api_key), fresh_emulator.api_base,
                     user_agent_suffix="acme-analytics/2.1")
-    assert api._headers["User-Agent"] == f"{USER_AGENT} acme-analytics/2.1"
+    assert api.auth.headers["User-Agent"] == f"{USER_AGENT} acme-analytics/2.1"
     monkeypatch.setenv("SOURCES__STRIPE__USER_AGENT_SUFFIX", "from-config/1")
-    assert StripeApi(StripeCredentials(api_key="sk_test_x"), fresh_emulator.api_base)._headers["User-Agent"].endswith(
-        " from-config/1")
+    api = StripeApi(StripeCredentials(api_key="sk_test_x"), fresh_emulator.api_base)
+    assert api.auth.headers["User-Agent"].endswith(" from-config/1")
     monkeypatch.delenv("SOURCES__STRIPE__USER_AGENT_SUFFIX")
     fresh_emulator.reset_stats()
     monkeypatch.setenv("STRIPE_API_KEY", fresh_emulator.api_key)

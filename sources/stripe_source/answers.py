@@ -44,24 +44,6 @@ def what_came(response: urllib3.BaseHTTPResponse) -> str:
     return f"{kind} {text!r}"
 
 
-def what_failed(exc: urllib3.exceptions.HTTPError, timeouts: urllib3.Timeout) -> str:
-    """What went wrong with the connection, in words (no URL: the callers name it)."""
-    # most specific first: NameResolutionError < NewConnectionError < ConnectTimeoutError
-    if isinstance(exc, urllib3.exceptions.NameResolutionError):
-        return "unknown host"
-    if isinstance(exc, urllib3.exceptions.NewConnectionError):
-        return "connection refused" if "refused" in str(exc).lower() else "no connection"
-    if isinstance(exc, urllib3.exceptions.ConnectTimeoutError):
-        return f"no connection within {timeouts.connect_timeout:g} s"
-    if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
-        return f"no answer within {timeouts.read_timeout:g} s"
-    if isinstance(exc, urllib3.exceptions.SSLError):
-        return "TLS error"
-    if isinstance(exc, urllib3.exceptions.ProtocolError):
-        return "connection closed without an answer"
-    return type(exc).__name__
-
-
 def auth_failure_reason(exc: stripe.StripeError) -> str:
     """The short reason of an auth error without the (masked) key Stripe echoes in its message."""
     # The SDK leaves `code` unset on AuthenticationError; the parsed error body has it.

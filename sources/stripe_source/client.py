@@ -7,27 +7,20 @@ still decodes the body to `str` and parses it with the stdlib json and an `Order
 rebuilds the telemetry/user-agent headers on every call. We keep what the SDK is for (the
 `StripeClient` carries key, account, pinned API version and base URL; errors come out as the SDK's
 typed exceptions, raised by the SDK's own response interpreter) and do the transport ourselves: one
-urllib3 pool, headers built once, one `orjson` parse per page. Not `requests`: its `Session` spent
-2.1 ms of CPU per 140 KB page here (it reads a body in 10 KB chunks through generators), urllib3
-0.6 ms, and a backfill's extracting process is CPU-bound.
+urllib3 pool (`transport.py`), headers built once (`authorization.py`), one `orjson` parse per page.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-import certifi
 import stripe
-import urllib3
-from requests.adapters import HTTPAdapter
-from requests.utils import get_environ_proxies, prepend_scheme_if_needed, select_proxy
 
 from .answers import (
     kept_failing,
@@ -38,7 +31,6 @@ from .answers import (
     stripe_error_body,
     unavailable,
     what_came,
-    what_failed,
 )
 from .api_settings import (
     API_BASE_ENV,
@@ -54,11 +46,12 @@ from .api_settings import (
     configured_request_timeout,
     user_agent,
 )
-from .authorization import Authorization, Refresh
+from .authorization import Authorization
 from .credentials import StripeCredentials
 from .errors import NotStripe
 from .pacing import Pacer, RateLimits, interruptible_sleep
 from .retries import RETRY_STATUSES, RETRY_TIME_FACTOR, GiveUp, RetryPolicy
+from .transport import Transport, Unreachable
 
 # What the rest of the source (and its users) import from here; each lives in its own module.
 __all__ = [
@@ -132,35 +125,16 @@ class StripeApi:
         )
         self.pacer = Pacer(limits or RateLimits.for_mode(credentials.livemode))
         self.timeout = configured_request_timeout() if timeout is None else check_request_timeout(timeout)
-        self._timeouts = urllib3.Timeout(connect=min(10.0, self.timeout), read=self.timeout)
         self.retries = RetryPolicy(max_attempts, max_rate_limit_attempts, RETRY_TIME_FACTOR * self.timeout)
         self._answered = False  # any HTTP answer from api_base yet (else errors mean a wrong URL or no network)
         self.stats = RequestStats()
         self.server_time: int | None = None  # Stripe's clock, from the Date header
         self.auth = Authorization(credentials, user_agent(user_agent_suffix), refresh, on_token_refresh)
-        self._http = _connection_pool(self.api_base, pool_size)
+        self.transport = Transport(self.api_base, self.timeout, pool_size)
 
     @property
     def credentials(self) -> StripeCredentials:
         return self.auth.credentials
-
-    @property
-    def refresh(self) -> Refresh | None:
-        return self.auth.refresh
-
-    @refresh.setter
-    def refresh(self, refresh: Refresh | None) -> None:
-        self.auth.refresh = refresh
-
-    @property
-    def _headers(self) -> dict[str, str]:
-        return self.auth.headers
-
-    def use_credentials(self, credentials: StripeCredentials) -> None:
-        self.auth.use(credentials)
-
-    def renew_token(self) -> None:
-        self.auth.renew()
 
     # --- one request
     def get(
@@ -185,16 +159,14 @@ class StripeApi:
             attempt += 1
             self.pacer.wait_turn(endpoint, priority)
             self.stats.count(endpoint)
-            headers = self._headers  # the token this request carries, should Stripe refuse it
+            headers = self.auth.headers  # the token this request carries, should Stripe refuse it
             try:
-                response = self._http.request("GET", url, headers=headers, timeout=self._timeouts,
-                                              retries=False)
-            except urllib3.exceptions.HTTPError as exc:  # refused, reset, timed out, broken TLS
-                reason = what_failed(exc, self._timeouts)
+                response = self.transport.get(url, headers)
+            except Unreachable as exc:
                 wait = self.retries.after_failure(attempt, time.monotonic() - started, self._answered)
                 if isinstance(wait, GiveUp):
-                    raise unavailable(wait, self.api_base, path, attempt, reason) from None
-                self._backoff(wait, attempt, endpoint, reason=reason)
+                    raise unavailable(wait, self.api_base, path, attempt, str(exc)) from None
+                self._backoff(wait, attempt, endpoint, reason=str(exc))
                 continue
             self._answered = True
             status = response.status
@@ -233,16 +205,5 @@ class StripeApi:
         return view
 
     def close(self) -> None:
-        self._http.clear()
+        self.transport.close()
 
-
-def _connection_pool(api_base: str, size: int) -> urllib3.PoolManager:
-    """Pooled connections to `api_base`, through the proxy (with its credentials), `NO_PROXY`
-    rules and CA bundle that `requests` would use: its own helpers read them from the environment."""
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=size, max_retries=0)
-    proxy = select_proxy(api_base, get_environ_proxies(api_base))
-    manager = adapter.proxy_manager_for(prepend_scheme_if_needed(proxy, "http")) if proxy else adapter.poolmanager
-    ca = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
-    manager.connection_pool_kw.update({"ca_cert_dir": ca} if os.path.isdir(ca) else {"ca_certs": ca})
-    manager.connection_pool_kw["cert_reqs"] = "CERT_REQUIRED"
-    return manager

@@ -40,12 +40,33 @@ class _ListTask:
     window: Window | None  # None: the endpoint takes no `created` filter
     starting_after: str | None = None
 
+    def request(self, api: StripeApi, entry: StripeObject) -> bytes:
+        params = {"limit": PAGE_SIZE, **self.params}
+        if self.window:
+            params.update(self.window.params())
+        if self.starting_after:
+            params["starting_after"] = self.starting_after
+        return api.get_raw(self.path, params, priority=1 if first_in_line(entry) else 0)
+
 
 @dataclass
 class _SubListTask:
     sub: SubList
     parent_id: str
     starting_after: str | None
+
+    def request(self, api: StripeApi, entry: StripeObject) -> bytes | None:
+        sub = self.sub
+        params = {"limit": PAGE_SIZE, **{k: v.format(id=self.parent_id) for k, v in sub.params}}
+        if self.starting_after:
+            params["starting_after"] = self.starting_after
+        try:
+            # priority: every sub-list page shares one endpoint, the one that bounds a backfill
+            return api.get_raw(sub.path.format(id=self.parent_id), params, endpoint=sub.path, priority=1)
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status == 404:  # the parent was deleted while we read it
+                return None
+            raise
 
 
 @dataclass
@@ -151,32 +172,12 @@ class Reader:
                 future.cancel()
 
     def _fetch(self, task: Any, entry: StripeObject) -> Digest:
-        raw = self._request(task, entry)
+        raw = task.request(self.api, entry) or b'{"data":[],"has_more":false}'
         if isinstance(task, _ListTask):
-            return self.digester.digest(raw or b'{"data":[],"has_more":false}', self.job)
+            return self.digester.digest(raw, self.job)
         job = replace(self.job, table=task.sub.table, sub=task.sub, parent_id=task.parent_id, skip_ids=frozenset(),
                       merging=self.job.merging and task.starting_after is None)
-        return self.digester.digest(raw or b'{"data":[],"has_more":false}', job)
-
-    def _request(self, task: Any, entry: StripeObject) -> bytes | None:
-        if isinstance(task, _ListTask):
-            params = {"limit": PAGE_SIZE, **task.params}
-            if task.window:
-                params.update(task.window.params())
-            if task.starting_after:
-                params["starting_after"] = task.starting_after
-            return self.api.get_raw(task.path, params, priority=1 if first_in_line(entry) else 0)
-        sub = task.sub
-        params = {"limit": PAGE_SIZE, **{k: v.format(id=task.parent_id) for k, v in sub.params}}
-        if task.starting_after:
-            params["starting_after"] = task.starting_after
-        try:
-            # priority: every sub-list page shares one endpoint, the one that bounds a backfill
-            return self.api.get_raw(sub.path.format(id=task.parent_id), params, endpoint=sub.path, priority=1)
-        except stripe.InvalidRequestError as exc:
-            if exc.http_status == 404:  # the parent was deleted while we read it
-                return None
-            raise
+        return self.digester.digest(raw, job)
 
     def _continue_list(self, task: _ListTask, edges: PageEdges, idle: int) -> list[_ListTask]:
         if not edges.has_more or not edges.count:

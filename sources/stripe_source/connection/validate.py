@@ -167,7 +167,7 @@ def check_access(
         _raise_if_no_account_access(exc, api.credentials)
         readable_account, named = False, _account_in_message(exc)
     if refresher is not None and refresher.due(api.credentials):
-        api.renew_token()  # before the run: a token about to expire is renewed now, not mid-page
+        api.auth.renew()  # before the run: a token about to expire is renewed now, not mid-page
     readable: dict[str, str] = {}
     unreadable: dict[str, str] = {}
     for entry in entries:
@@ -214,13 +214,13 @@ def _install_refresher(api: StripeApi, credentials: StripeCredentials) -> TokenR
     """Give the client its token refresher (OAuth credentials only), with newer stored tokens taken first."""
     if not credentials.refresh_token:
         return None
-    refresher = api.refresh if isinstance(api.refresh, TokenRefresher) else None
-    if refresher is None and api.refresh is None:
+    refresher = api.auth.refresh if isinstance(api.auth.refresh, TokenRefresher) else None
+    if refresher is None and api.auth.refresh is None:
         refresher = refresher_for(credentials, api.api_base, api.connect_base,
                                   clock=lambda: api.server_time or time.time())
-        api.refresh = refresher
+        api.auth.refresh = refresher
     if refresher is not None and refresher.adopt_stored(credentials):
-        api.use_credentials(credentials)  # another run rotated the tokens since these were read
+        api.auth.use(credentials)  # another run rotated the tokens since these were read
     return refresher
 
 
