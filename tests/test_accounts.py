@@ -87,7 +87,7 @@ def test_the_run_exits_0_when_all_loaded_7_when_some_failed_and_the_failures_cod
     for account in ("acct_1a", "acct_1b"):
         for resource in RESOURCES:
             report.finish(account, resource, Counter())
-    assert (report.exit_code, report.status) == (EXIT_OK, "loaded")
+    assert (report.exit_code, report.summary()["status"]) == (EXIT_OK, "loaded")
 
     report = report_of("acct_1a", "acct_1b")
     report.finish("acct_1a", "charges", Counter(charges=1))
@@ -95,7 +95,7 @@ def test_the_run_exits_0_when_all_loaded_7_when_some_failed_and_the_failures_cod
     report.fail("acct_1b", "charges", account_invalid())
     assert report.lost_access("acct_1b")
     report.pass_over("acct_1b", "customers")  # no use asking again
-    assert (report.exit_code, report.status) == (EXIT_SOME_ACCOUNTS_FAILED, "some_accounts_failed")
+    assert (report.exit_code, report.summary()["status"]) == (EXIT_SOME_ACCOUNTS_FAILED, "some_accounts_failed")
     summary = report.summary({"charges": 1})
     assert [a["status"] for a in summary["accounts"]] == ["loaded", "revoked"]
     assert summary["rows"] == 1 and summary["accounts"][1]["error"].startswith("the platform's key has no access")

@@ -12,7 +12,7 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +47,19 @@ class AccountOutcome:
     error: str | None = None
     exit_code: int = EXIT_OK
     failed_resources: list[str] = field(default_factory=list)
+
+    def note_failure(self, resource: str, error: BaseException) -> None:
+        """`resource` failed to read this account; the first reason that explains the rest is kept."""
+        status, code, message = classify(error)
+        self.failed_resources.append(resource)
+        if self.status != REVOKED and (self.error is None or status == REVOKED):
+            self.status, self.exit_code, self.error = status, code, message
+
+    def log(self) -> None:
+        if self.status == LOADED:
+            logger.info("%s: loaded %d rows in %d requests", self.account, sum(self.rows.values()), self.requests)
+        else:
+            logger.warning("%s: %s: %s", self.account, self.status, self.error)
 
     def as_dict(self) -> dict[str, Any]:
         return {"account": self.account, "status": self.status, "rows": sum(self.rows.values()),
@@ -107,13 +120,9 @@ class AccountsReport:
         self._done(account, resource)
 
     def fail(self, account: str, resource: str, error: BaseException) -> AccountOutcome:
-        status, code, message = classify(error)
         with self._lock:
             outcome = self.outcomes[account]
-            outcome.failed_resources.append(resource)
-            if outcome.status != REVOKED:  # the first reason that explains the rest
-                if outcome.error is None or status == REVOKED:
-                    outcome.status, outcome.exit_code, outcome.error = status, code, message
+            outcome.note_failure(resource, error)
         self._done(account, resource)
         return outcome
 
@@ -141,11 +150,7 @@ class AccountsReport:
         return outcome
 
     def _tell(self, outcome: AccountOutcome) -> None:
-        if outcome.status == LOADED:
-            logger.info("%s: loaded %d rows in %d requests", outcome.account, sum(outcome.rows.values()),
-                        outcome.requests)
-        else:
-            logger.warning("%s: %s: %s", outcome.account, outcome.status, outcome.error)
+        outcome.log()
         if self.on_account is not None:
             self.on_account(outcome)
 
@@ -159,22 +164,7 @@ class AccountsReport:
     # --- the run as a whole
     @property
     def exit_code(self) -> int:
-        """0 when every account loaded; EXIT_SOME_ACCOUNTS_FAILED when some did not; when none did,
-        the first failure's code (re-authenticate, permission, Stripe unavailable...)."""
-        outcomes = list(self.outcomes.values())
-        failed = [o for o in outcomes if o.status not in (LOADED, "pending")]
-        if not failed:
-            return EXIT_OK
-        if len(failed) < len(outcomes):
-            return EXIT_SOME_ACCOUNTS_FAILED
-        return failed[0].exit_code
-
-    @property
-    def status(self) -> str:
-        code = self.exit_code
-        if code == EXIT_OK:
-            return "loaded"
-        return "some_accounts_failed" if code == EXIT_SOME_ACCOUNTS_FAILED else "failed"
+        return run_exit_code(self.outcomes.values())
 
     @property
     def requests(self) -> int:
@@ -182,7 +172,8 @@ class AccountsReport:
 
     def summary(self, tables: Mapping[str, int] | None = None, error: str | None = None) -> dict[str, Any]:
         """What an orchestrator reads (`--summary-json`): the run, then each account."""
-        status, code = ("failed", None) if error else (self.status, self.exit_code)
+        code = None if error else self.exit_code
+        status = {EXIT_OK: "loaded", EXIT_SOME_ACCOUNTS_FAILED: "some_accounts_failed"}.get(code, "failed")
         outcomes = [o.as_dict() for o in self.outcomes.values()]
         return {
             "status": status, "exit_code": code, "error": error,
@@ -192,6 +183,18 @@ class AccountsReport:
             "accounts": outcomes,
             "skipped": [{"account": account, "reason": reason} for account, reason in self.skipped.items()],
         }
+
+
+def run_exit_code(outcomes: Iterable[AccountOutcome]) -> int:
+    """0 when every account loaded; EXIT_SOME_ACCOUNTS_FAILED when some did not; when none did, the
+    first failure's code (re-authenticate, permission, Stripe unavailable...)."""
+    outcomes = list(outcomes)
+    failed = [o for o in outcomes if o.status not in (LOADED, "pending")]
+    if not failed:
+        return EXIT_OK
+    if len(failed) < len(outcomes):
+        return EXIT_SOME_ACCOUNTS_FAILED
+    return failed[0].exit_code
 
 
 def classify(error: BaseException) -> tuple[str, int, str]:

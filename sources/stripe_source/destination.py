@@ -23,19 +23,44 @@ import dlt
 logger = logging.getLogger(__name__)
 
 
-class DestinationView:
-    """Read-only questions to the pipeline's destination about one account's rows.
-
-    One question at a time: opening dlt's SQL client injects configuration sections into dlt's
-    process-wide context, which two resource threads doing it at once would mangle.
-    """
+class DestinationSql:
+    """SQL to the pipeline's destination, one statement's client at a time: opening dlt's SQL client
+    injects configuration sections into dlt's process-wide context, which two resource threads doing
+    it at once would mangle."""
 
     _lock = threading.Lock()
 
-    def __init__(self, pipeline: Any, tables: Iterable[str], many_accounts: bool = False) -> None:
+    def __init__(self, pipeline: Any) -> None:
         self._pipeline = pipeline
-        self.tables = tuple(tables)  # the tables a run may ask about
         self.queryable = _queryable(pipeline)
+
+    @contextmanager
+    def client(self) -> Iterator[Any]:
+        with self._lock, self._pipeline.sql_client() as client:
+            yield client
+
+    @staticmethod
+    def query(client: Any, table: str, sql: str, *args: Any) -> list[tuple] | None:
+        """Rows of `sql` about `table`; [] when the table or dataset does not exist yet, None when the
+        question cannot be answered (a table of an older layout)."""
+        from dlt.destinations.exceptions import DatabaseUndefinedRelation
+
+        try:
+            return client.execute_sql(sql.replace("{table}", client.make_qualified_table_name(table)), *args) or []
+        except DatabaseUndefinedRelation:
+            return []
+        except Exception as exc:  # e.g. no stripe_account_id column: assume the worst, merge
+            logger.info("Could not ask the destination about %s: %s", table, exc)
+            return None
+
+
+class DestinationView:
+    """Read-only questions to the pipeline's destination about one account's rows."""
+
+    def __init__(self, pipeline: Any, tables: Iterable[str], many_accounts: bool = False) -> None:
+        self.sql = DestinationSql(pipeline)
+        self.tables = tuple(tables)  # the tables a run may ask about
+        self.queryable = self.sql.queryable
         # A run over many accounts asks each table once which accounts it holds, not once per account.
         self.many_accounts = many_accounts
         self._cache_lock = threading.Lock()
@@ -69,11 +94,11 @@ class DestinationView:
     def _accounts_by_table(self) -> dict[str, set[str]] | None:
         """Per table of `self.tables`, the accounts it holds rows of (None: unknown)."""
         found: dict[str, set[str]] = {}
-        with self._client() as client:
+        with self.sql.client() as client:
             if not client.has_dataset():
                 return found
             for table in self.tables:
-                rows = self._query(client, table, "SELECT DISTINCT stripe_account_id FROM {table}")
+                rows = self.sql.query(client, table, "SELECT DISTINCT stripe_account_id FROM {table}")
                 if rows is None:
                     return None
                 found[table] = {row[0] for row in rows}
@@ -82,11 +107,11 @@ class DestinationView:
     def _tables_with_rows(self, account: str) -> set[str] | None:
         """The tables of `self.tables` holding rows of `account`, asked once for all (None: unknown)."""
         found: set[str] = set()
-        with self._client() as client:
+        with self.sql.client() as client:
             if not client.has_dataset():
                 return found
             for table in self.tables:
-                rows = self._query(client, table, "SELECT 1 FROM {table} WHERE stripe_account_id = %s LIMIT 1",
+                rows = self.sql.query(client, table, "SELECT 1 FROM {table} WHERE stripe_account_id = %s LIMIT 1",
                                    account)
                 if rows is None:
                     return None
@@ -115,13 +140,13 @@ class DestinationView:
         if created_column and end is not None:
             where.append("{created} < to_timestamp(%s)")
             args.append(end)
-        with self._client() as client:
+        with self.sql.client() as client:
             created = client.escape_column_name(created_column) if created_column else ""
             condition = " AND ".join(where).replace("{created}", created)
             if where_in is not None:
                 condition = condition.replace(f"{{{where_in[0]}}}", client.escape_column_name(where_in[0]))
             sql = f"SELECT DISTINCT {client.escape_column_name(column)} FROM {{table}} WHERE {condition}"
-            found = self._query(client, table, sql, *args)
+            found = self.sql.query(client, table, sql, *args)
         return None if found is None else {row[0] for row in found}
 
     def column_of(self, table: str, account: str, ids: Iterable[str], column: str) -> dict[str, str]:
@@ -130,30 +155,11 @@ class DestinationView:
         wanted = sorted(ids)
         if not self.queryable or not wanted:
             return {}
-        with self._client() as client:
+        with self.sql.client() as client:
             sql = (f"SELECT id, {client.escape_column_name(column)} FROM {{table}} WHERE stripe_account_id = %s "
                    f"AND id IN ({', '.join(['%s'] * len(wanted))})")
-            found = self._query(client, table, sql, account, *wanted)
+            found = self.sql.query(client, table, sql, account, *wanted)
         return {row[0]: row[1] for row in found or [] if row[1] is not None}
-
-    @contextmanager
-    def _client(self) -> Iterator[Any]:
-        with self._lock, self._pipeline.sql_client() as client:
-            yield client
-
-    @staticmethod
-    def _query(client: Any, table: str, sql: str, *args: Any) -> list[tuple] | None:
-        """Rows of `sql` about `table`; [] when the table or dataset does not exist yet, None when the
-        question cannot be answered (a table of an older layout)."""
-        from dlt.destinations.exceptions import DatabaseUndefinedRelation
-
-        try:
-            return client.execute_sql(sql.replace("{table}", client.make_qualified_table_name(table)), *args) or []
-        except DatabaseUndefinedRelation:
-            return []
-        except Exception as exc:  # e.g. no stripe_account_id column: assume the worst, merge
-            logger.info("Could not ask the destination about %s: %s", table, exc)
-            return None
 
 
 def _live_schema() -> Any:
@@ -193,10 +199,10 @@ class DuplicateRepair:
         schema = _live_schema()
         if not self.view.queryable or schema is None:
             return checked_through
-        with self.view._client() as client:
+        with self.view.sql.client() as client:
             if not client.has_dataset():
                 return checked_through
-            newest = self.view._query(client, "_dlt_loads", "SELECT max(load_id) FROM {table} WHERE status = 0")
+            newest = self.view.sql.query(client, "_dlt_loads", "SELECT max(load_id) FROM {table} WHERE status = 0")
             newest = newest[0][0] if newest else None
             if newest is None or newest == checked_through:
                 return checked_through
