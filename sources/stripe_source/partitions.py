@@ -20,9 +20,11 @@ import dlt
 from dlt.common.configuration import with_config
 from dlt.extract.source import DltSource
 
+from . import stripe_source
 from .accounts import list_connected_accounts
 from .client import API_BASE_ENV, DEFAULT_API_BASE, StripeApi
 from .credentials import StripeCredentials, resolve_credentials
+from .loading import load
 
 __all__ = ["list_accounts", "platform_account", "pipeline_name", "account_pipeline", "account_source", "load_account"]
 
@@ -67,8 +69,6 @@ def account_pipeline(account: str, destination: Any = "postgres", dataset: str =
 def account_source(account: str, platform: str, **options: Any) -> DltSource:
     """The source for one account: the platform's own (`account == platform`), or a connected
     account read with the platform's key (`Stripe-Account`). `options` are stripe_source's."""
-    from . import stripe_source
-
     connected = None if account == platform else account
     return stripe_source(credentials=StripeCredentials(stripe_account=connected), **options)
 
@@ -77,7 +77,5 @@ def load_account(account: str, platform: str, destination: Any = "postgres", dat
                  pipelines_dir: str | None = None, **options: Any) -> dict[str, int]:
     """Load one account as `stripe-pipeline run` does (a package a killed run left is loaded
     first); returns the rows loaded per table. Raises the source's errors (`errors.py`)."""
-    from .cli.pipeline import load
-
     pipeline = account_pipeline(account, destination, dataset, pipelines_dir)
     return load(pipeline, account_source(account, platform, **options))

@@ -32,6 +32,7 @@ from stripe_source.errors import (
     InvalidInput,
     ReauthenticationRequired,
 )
+from stripe_source.loading import is_duckdb, load
 
 from .accounts import (
     ProgressLines,
@@ -54,9 +55,7 @@ from .pipeline import (
     check_duckdb_path,
     check_pipeline_name,
     forget_state_of_a_lost_destination,
-    is_duckdb,
     last_account,
-    load,
     table_totals,
 )
 from .redaction import redact, redact_record
