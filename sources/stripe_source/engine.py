@@ -130,7 +130,7 @@ class Reader:
         def drive() -> None:
             try:
                 for digest in self._schedule(tasks, entry):
-                    if not handoff.put(digest, weight=max(1, digest.edges.count)):
+                    if not handoff.put(digest, weight=max(1, digest.size)):
                         return
             except BaseException as exc:  # re-raised in the consumer, where dlt sees it
                 handoff.fail(exc)

@@ -8,7 +8,7 @@ in the consumer, where dlt sees it; a consumer that stops (closed, failed) relea
 
 Some producers must not wait for their consumer: the reads whose requests feed the endpoint that
 bounds a backfill (dlt takes one item per resource in turn, so any one resource's consumer is
-slow while the whole catalog loads). They may run ahead past the bound, on a budget in objects
+slow while the whole catalog loads). They may run ahead past the bound, on a budget in bytes
 shared by the whole run (`ReadAhead`): memory stays bounded however many reads there are.
 """
 
@@ -20,7 +20,9 @@ from collections.abc import Iterator
 from typing import Any
 
 _DONE = object()
-_WAIT_SECONDS = 0.2  # how often a waiting producer looks whether the consumer stopped
+# How often a producer waiting for room looks again: room on the run's budget is given back by
+# other consumers, which do not wake it (a consumer stopping does).
+_WAIT_SECONDS = 0.05
 
 
 class _Failed:
@@ -29,23 +31,28 @@ class _Failed:
 
 
 class ReadAhead:
-    """A run's budget of objects that producers may hold beyond their queues' bounds."""
+    """A run's budget (in bytes of the pages Stripe sent) that producers may hold beyond their
+    queues' bounds."""
 
-    def __init__(self, objects: int) -> None:
-        self.objects = objects
+    def __init__(self, budget: int) -> None:
         self._lock = threading.Lock()
-        self._left = objects
+        self._left = budget
 
-    def take(self, objects: int) -> bool:
+    @property
+    def left(self) -> int:
         with self._lock:
-            if objects > self._left:
+            return self._left
+
+    def take(self, amount: int) -> bool:
+        with self._lock:
+            if amount > self._left:
                 return False
-            self._left -= objects
+            self._left -= amount
             return True
 
-    def give_back(self, objects: int) -> None:
+    def give_back(self, amount: int) -> None:
         with self._lock:
-            self._left += objects
+            self._left += amount
 
 
 class Handoff:
@@ -56,7 +63,7 @@ class Handoff:
 
     def __init__(self, bound: int, producers: int = 1, ahead: ReadAhead | None = None) -> None:
         self._bound = bound
-        self._items: deque[tuple[Any, int]] = deque()  # (item, objects borrowed from `ahead`)
+        self._items: deque[tuple[Any, int]] = deque()  # (item, what it borrowed from `ahead`)
         self._within_bound = 0
         self._changed = threading.Condition()
         self._stop = threading.Event()

@@ -91,6 +91,7 @@ class Digest:
     follow_ups: list[tuple[SubList, str, str | None]] = field(default_factory=list)
     tables: dict[str, TableRows] = field(default_factory=dict)
     objects: list[dict] | None = None  # the page's objects, with `keep_objects`
+    size: int = 0  # bytes of the page Stripe sent (its rows, here, take about as much again or more)
 
 
 class Digester:
@@ -118,6 +119,7 @@ class Digester:
             digest = digest_page(raw, job, plans)
         for rows in digest.tables.values():
             rows.page = (raw, job)
+        digest.size = len(raw)
         return digest
 
     def digest_objects(self, objects: list[dict], job: PageJob) -> Digest:

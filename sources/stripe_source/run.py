@@ -28,9 +28,10 @@ from .pages import Digester, PageJob
 from .plan import RunBounds, Window, is_gap
 from .workers import WorkerPool
 
-# Objects that the reads feeding a backfill's bounding endpoint may hold beyond their hand-over's
-# bound, all reads together (~200 full pages: tens of MB of rows).
-READ_AHEAD_OBJECTS = 20_000
+# What the reads feeding a backfill's bounding endpoint may hold beyond their hand-over's bound, all
+# reads together, in bytes of the pages Stripe sent: 400 pages of balance transactions, 30 of
+# invoices. Their rows take about as much again as Arrow tables, several times as much as dicts.
+READ_AHEAD_BYTES = 16 * 2**20
 SUB_LIST_WORKERS = 40  # one endpoint's worth at ~25 req/s and ~300 ms, with room for waits
 
 
@@ -88,7 +89,7 @@ class Extraction:
         pool = WorkerPool(processes) if arrow and processes > 0 else None
         self.plans: dict[str, FlattenPlan] = {}  # table -> how its pages are flattened (none: dlt's path)
         self.digester = Digester(self.plans, pool)
-        self.read_ahead = ReadAhead(READ_AHEAD_OBJECTS)
+        self.read_ahead = ReadAhead(READ_AHEAD_BYTES)
         self.tables = RunTables()
         self.lifecycle = Lifecycle(pool, self.tables.json_as_text)
         self.state_lock = threading.RLock()  # dlt's source and resource state, written by many accounts
