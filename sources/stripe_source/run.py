@@ -29,9 +29,10 @@ from .plan import RunBounds, Window, is_gap
 from .workers import WorkerPool
 
 # What the reads feeding a backfill's bounding endpoint may hold beyond their hand-over's bound, all
-# reads together, in bytes of the pages Stripe sent: 400 pages of balance transactions, 30 of
-# invoices. Their rows take about as much again as Arrow tables, several times as much as dicts.
-READ_AHEAD_BYTES = 16 * 2**20
+# reads together, in bytes of the pages Stripe sent (~1,200 pages of balance transactions, ~90 of
+# invoices); their Arrow rows take about as much again. The catalog backfill reached 91-92% of the
+# rate-limit ceiling with 48 MiB, 86-89% with 16 MiB, 88-89% with none (benchmarks/bench_backfill.py).
+READ_AHEAD_BYTES = 48 * 2**20
 SUB_LIST_WORKERS = 40  # one endpoint's worth at ~25 req/s and ~300 ms, with room for waits
 
 
@@ -89,7 +90,8 @@ class Extraction:
         pool = WorkerPool(processes) if arrow and processes > 0 else None
         self.plans: dict[str, FlattenPlan] = {}  # table -> how its pages are flattened (none: dlt's path)
         self.digester = Digester(self.plans, pool)
-        self.read_ahead = ReadAhead(READ_AHEAD_BYTES)
+        # Rows as dicts (`arrow=False`) take several times their page: their reads keep to their bounds.
+        self.read_ahead = ReadAhead(READ_AHEAD_BYTES) if arrow else None
         self.tables = RunTables()
         self.lifecycle = Lifecycle(pool, self.tables.json_as_text)
         self.state_lock = threading.RLock()  # dlt's source and resource state, written by many accounts
