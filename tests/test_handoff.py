@@ -102,3 +102,19 @@ def test_the_consumer_waits_for_every_producer() -> None:
     _produce(handoff, [("a", 1)])
     _produce(handoff, [("b", 1)])
     assert sorted(handoff.items()) == ["a", "b"]
+
+
+@pytest.mark.parametrize("arrow", [True, False])
+def test_only_the_arrow_path_reads_ahead(arrow: bool) -> None:
+    """Rows kept as dicts take several times their page: those reads keep to their bound."""
+    from stripe_source.plan import RunBounds
+    from stripe_source.run import READ_AHEAD_BYTES, Extraction
+
+    run = Extraction(RunBounds(now=0, start=None, end=None, lookback=0, full_refresh=False), {}, arrow=arrow,
+                     processes=0, workers=2)
+    try:
+        ahead = run.reader(api=None, job=None, oldest_created=0).ahead
+        assert (ahead.left == READ_AHEAD_BYTES) if arrow else ahead is None
+    finally:
+        run.executor.shutdown()
+        run.sub_list_executor.shutdown()
