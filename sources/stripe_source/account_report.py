@@ -46,12 +46,10 @@ class AccountOutcome:
     seconds: float = 0.0
     error: str | None = None
     exit_code: int = EXIT_OK
-    failed_resources: list[str] = field(default_factory=list)
 
     def note_failure(self, resource: str, error: BaseException) -> None:
         """`resource` failed to read this account; the first reason that explains the rest is kept."""
         status, code, message = classify(error)
-        self.failed_resources.append(resource)
         if self.status != REVOKED and (self.error is None or status == REVOKED):
             self.status, self.exit_code, self.error = status, code, message
 

@@ -44,6 +44,10 @@ class ChangeFeed:
         # copies: whoever takes them shapes them, and each is also the events table's payload
         return orjson.loads(orjson.dumps(self._stored(since)))
 
+    def types(self, since: int) -> list[str]:
+        """The types of the events since `since` (nothing copied: what changed, not how)."""
+        return [event["type"] for event in self._stored(since)]
+
     def changes_for(self, table: str, since: int) -> ObjectChanges:
         """Copies of the newest snapshots of `table`'s objects since `since` (only those are copied)."""
         changes = group_changes(self._stored(since)).get(table)

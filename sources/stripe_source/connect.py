@@ -54,17 +54,17 @@ class ConnectedAccountsRead(AccountRead):
             return
         since = self._changes_since()
         if since is not None:
-            events = self.scope.feed(since).events(since)
-            self.run.announce(self.account, announced_tables(self.entry, events))
+            types = self.scope.feed(since).types(since)
+            self.run.announce(self.account, announced_tables(self.entry, types))
 
     def _platform_rows(self) -> Iterator[TableRows]:
         scope, run, entry, tables = self.scope, self.run, self.entry, self.tables
         bounds = run.bounds
         listed = run.listed_accounts if run.listed_accounts is not None else list_connected_accounts(scope.api)
         # copies: shaping writes into the objects, and the run's list is shared
-        accounts = [a for a in orjson.loads(orjson.dumps(listed))
-                    if (bounds.start is None or (a.get("created") or 0) >= bounds.start)
-                    and (bounds.end is None or (a.get("created") or 0) < bounds.end)]
+        accounts = orjson.loads(orjson.dumps([a for a in listed
+                                              if (bounds.start is None or (a.get("created") or 0) >= bounds.start)
+                                              and (bounds.end is None or (a.get("created") or 0) < bounds.end)]))
         since = self._changes_since()
         merging = run.destination().holds_rows(tables, self.account)
         # what the tables held before this run: asked once, for what to read and for what to remove
@@ -128,7 +128,7 @@ class ConnectedAccountsRead(AccountRead):
                                                               self.tables))
 
 
-def announced_tables(entry: StripeObject, events: list[dict]) -> frozenset[str]:
-    """The tables whose rows of the account the events say changed."""
-    return frozenset(table for event in events for prefix, table in entry.connected_events
-                     if event["type"].startswith(prefix))
+def announced_tables(entry: StripeObject, event_types: list[str]) -> frozenset[str]:
+    """The tables whose rows of the account events of these types say changed."""
+    return frozenset(table for event_type in event_types for prefix, table in entry.connected_events
+                     if event_type.startswith(prefix))

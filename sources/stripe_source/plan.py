@@ -117,6 +117,6 @@ def plan_resource(entry: StripeObject, cursors: Cursors, bounds: RunBounds, hold
     if entry.table == "events":  # the log itself: Stripe holds none older than its horizon
         since = max(start, bounds.events_horizon)
         return ResourcePlan(disposition, Window(since, bounds.list_end), events_since=since)
-    changes_since = events - bounds.lookback if follows_changes and events is not None else None
-    return ResourcePlan(disposition, Window(start, bounds.list_end), changes_since=changes_since,
-                        creations_from_events=changes_since is not None and entry.creations_announced)
+    since = changes_since(cursors, bounds) if follows_changes else None
+    return ResourcePlan(disposition, Window(start, bounds.list_end), changes_since=since,
+                        creations_from_events=since is not None and entry.creations_announced)

@@ -12,7 +12,6 @@ from .account_read import AccountRead
 from .catalog import BY_TABLE, StripeObject, sub_list_of
 from .connect import ConnectedAccountsRead
 from .items import TableBatches, plan_for, realign_tables
-from .pages import TableRows
 from .run import AccountScope, Extraction
 
 if TYPE_CHECKING:
@@ -52,9 +51,8 @@ class ResourceRun:
         self.hints: dict[str, Any] = {}
         self.batches = TableBatches(run.tables, entry.table)
 
-    def items(self, scopes: Sequence[AccountScope], fan_out: FanOut | None = None) -> Iterator[Any]:
-        """dlt items of every scope's read. Without `fan_out` the scopes are read one after another and
-        a failure is the run's; with it, many at once, and a failure is the failing account's."""
+    def items(self, scopes: Sequence[AccountScope], fan_out: FanOut) -> Iterator[Any]:
+        """dlt items of every scope's read, as `fan_out` reads them (in turn or many at once)."""
         run, entry = self.run, self.entry
         destination = run.destination()
         # One disposition for the resource's tables: a table appended to by one account's first load and
@@ -65,11 +63,7 @@ class ResourceRun:
         kind = ConnectedAccountsRead if entry.connected_events else AccountRead
         reads = [kind(scope, entry, self.tables, state) for scope in scopes]
         for batch in _in_turns(entry, reads, run.owner):
-            if fan_out is None:
-                rows_of_reads: Iterator[TableRows] = (rows for read in batch for rows in read.rows())
-            else:
-                rows_of_reads = fan_out.rows(entry.table, batch)
-            for rows in rows_of_reads:
+            for rows in fan_out.rows(entry.table, batch):
                 yield from self.batches.add(rows, self.hints[rows.table])
         yield from self.batches.flush()
         if run.arrow:
@@ -95,7 +89,7 @@ def _in_turns(entry: StripeObject, reads: list[AccountRead], owner: str) -> list
 
 
 def read(run: Extraction, entry: StripeObject, tables: frozenset[str], scopes: Sequence[AccountScope],
-         fan_out: FanOut | None = None) -> Iterator[Any]:
+         fan_out: FanOut) -> Iterator[Any]:
     """The resource's generator: one `ResourceRun` over the run's accounts, inside the run's lifecycle."""
     with run.lifecycle.running():
         yield from ResourceRun(run, entry, tables).items(scopes, fan_out)
