@@ -68,8 +68,7 @@ OWN_CONTROLLER = {"is_controller": False, "type": "account"}
 
 def external_accounts(store: Store) -> list[dict]:
     """The account's bank accounts and debit cards, in the order of its external accounts list."""
-    found = (store.find(i) for i in store.related("account_external_accounts", store.account_id))
-    return [obj for _, obj in (f for f in found if f is not None)]
+    return [obj for _, obj in store.found_related("account_external_accounts", store.account_id)]
 
 
 def balance_object(store: Store) -> dict:

@@ -53,8 +53,8 @@ class Connect(Issuing):
                                 and p["id"] != added["id"]):
             self.delete("persons", person, self.later(person, lo, within=EVENT_RETENTION))
         made = self.external_account("bank_account", created=self.rng.randint(lo, self.now - 7200))
-        listed = [self.store.find(i) for i in self.store.related("account_external_accounts", self.store.account_id)]
-        others = [found for found in listed if found is not None and found[1]["id"] != made["id"]]
+        listed = self.store.found_related("account_external_accounts", self.store.account_id)
+        others = [found for found in listed if found[1]["id"] != made["id"]]
         if others:
             kind, bank = self.rng.choice(others)
             self.change(kind, bank, self.later(bank, lo, within=EVENT_RETENTION), metadata={"payouts": "weekly"})

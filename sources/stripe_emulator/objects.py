@@ -21,6 +21,7 @@ from typing import Any
 from .errors import ApiError
 from .filters import AnyOf, Choice, Equals, Filter, Flag, ListRules, Range, StoreView, Where, value_at
 
+CONNECTED_ACCOUNTS = "rak_connected_account_read"  # `/v1/accounts` and each account's objects there
 EMBED_LIMIT = 10  # Stripe embeds the first 10 items of a sub-list and says `has_more`
 
 
@@ -601,16 +602,16 @@ OBJECTS: tuple[EmulatedObject, ...] = (
     EmulatedObject("product_features", "product_feature", permission="rak_product_read"),
     # an account's external accounts, bank accounts and debit cards its payouts go to, listed by its platform at
     # /v1/accounts/{id}/external_accounts (see connect.py); Stripe records their changes on the account
-    EmulatedObject("bank_accounts", "bank_account", permission="rak_connected_account_read",
+    EmulatedObject("bank_accounts", "bank_account", permission=CONNECTED_ACCOUNTS,
                    events="account.external_account", deletable=True,
                    filters={"object": Choice("object", ("bank_account", "card"))},
                    expandable=frozenset({"account", "customer"}), generator="external_account", livemode=False),
-    EmulatedObject("external_cards", "card", permission="rak_connected_account_read",
+    EmulatedObject("external_cards", "card", permission=CONNECTED_ACCOUNTS,
                    events="account.external_account", deletable=True, expandable=frozenset({"account", "customer"}),
                    generator="external_card", livemode=False),
     EmulatedObject("cards", "card", expandable=frozenset({"account", "customer"}), livemode=False),  # customers'
     # the people of a connected account's business, listed by its platform at /v1/accounts/{id}/persons
-    EmulatedObject("persons", "person", permission="rak_connected_account_read", events="person", deletable=True,
+    EmulatedObject("persons", "person", permission=CONNECTED_ACCOUNTS, events="person", deletable=True,
                    filters={"relationship": Where(_relationship, kind="hash:" + ",".join(PERSON_ROLES))},
                    expandable=frozenset({f"verification.{document}.{side}" for side in ("back", "front")
                                          for document in ("document", "additional_document")}),

@@ -40,7 +40,16 @@ from .errors import (
 )
 from .expand import check_paths, expand
 from .filters import parse_int, parse_range
-from .objects import ACCOUNT_RELATIONS, BY_NAME, OBJECTS, RELATIONS, SINGLETONS, SUB_LIST_OF, EmulatedObject
+from .objects import (
+    ACCOUNT_RELATIONS,
+    BY_NAME,
+    CONNECTED_ACCOUNTS,
+    OBJECTS,
+    RELATIONS,
+    SINGLETONS,
+    SUB_LIST_OF,
+    EmulatedObject,
+)
 from .store import EVENT_RETENTION, Store
 from .versions import API_VERSION, SUPPORTED, render
 
@@ -48,7 +57,6 @@ if TYPE_CHECKING:
     from . import Emulator
 
 COMMON_PARAMS = {"limit", "starting_after", "ending_before", "expand"}
-CONNECTED_ACCOUNTS = "rak_connected_account_read"  # `/v1/accounts` and each account's objects there
 _BRACKET = re.compile(r"^([a-z_]+)\[([a-z_]*|\d+)\]$")
 _VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$")
 
@@ -543,8 +551,7 @@ class Api:
         if target in self.emu.oauth_connected and store is not request.store:
             raise not_the_controller(target)
         with store.lock:
-            found = [store.find(i) for i in store.related(relation, target)]
-            current = [obj for _, obj in (f for f in found if f is not None)
+            current = [obj for _, obj in store.found_related(relation, target)
                        if all(entry.filters[name].keeps(store, obj, value) for name, value in wanted.items())]
             if entry.created_field in (current[0] if current else {}):  # persons: newest first, as Stripe lists them
                 current.sort(key=lambda obj: -obj[entry.created_field])

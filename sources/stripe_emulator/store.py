@@ -173,6 +173,11 @@ class Store:
         objects = self.collections[RELATIONS[relation][0]].objects
         return [objects[i] for i in self.related(relation, parent)]
 
+    def found_related(self, relation: str, parent: str) -> list[tuple[str, dict]]:
+        """(collection, object) of the parent's related objects that still exist, in their order; they
+        may span collections (external accounts: bank accounts and cards)."""
+        return [found for found in (self.find(i) for i in self.related(relation, parent)) if found is not None]
+
     def unrelate(self, relation: str, parent: str, object_id: str) -> None:
         self.relations.get(relation, {}).get(parent, []).remove(object_id)
         self._bytes.pop(parent, None)

@@ -3,6 +3,7 @@ an answer is Stripe's at all, or a proxy's or a web server's page; refusals rais
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from typing import NoReturn
 
@@ -55,9 +56,9 @@ def auth_failure_reason(exc: stripe.StripeError) -> str:
     return str(code)
 
 
-def server_time(response: urllib3.BaseHTTPResponse) -> int | None:
-    """Stripe's clock, from the answer's Date header."""
-    date = response.headers.get("Date")
+def server_time(headers: Mapping[str, str]) -> int | None:
+    """Stripe's clock, from an answer's Date header."""
+    date = headers.get("Date")
     try:
         return int(parsedate_to_datetime(date).timestamp()) if date else None
     except (TypeError, ValueError):

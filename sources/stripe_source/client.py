@@ -172,7 +172,7 @@ class StripeApi:
             status = response.status
             if status == 200:
                 self.pacer.recover()
-                self.server_time = server_time(response) or self.server_time
+                self.server_time = server_time(response.headers) or self.server_time
                 if not looks_like_a_stripe_object(response.data):
                     raise NotStripe(self.api_base + path, status, what_came(response))
                 return response.data

@@ -60,13 +60,16 @@ class DestinationView:
     def __init__(self, pipeline: Any, tables: Iterable[str], many_accounts: bool = False) -> None:
         self.sql = DestinationSql(pipeline)
         self.tables = tuple(tables)  # the tables a run may ask about
-        self.queryable = self.sql.queryable
         # A run over many accounts asks each table once which accounts it holds, not once per account.
         self.many_accounts = many_accounts
         self._cache_lock = threading.Lock()
         self._with_rows: dict[str, set[str] | None] = {}  # account -> its tables with rows
         self._accounts: dict[str, set[str]] | None = None  # table -> the accounts it holds rows of
         self._accounts_asked = False
+
+    @property
+    def queryable(self) -> bool:
+        return self.sql.queryable
 
     @classmethod
     def current(cls, tables: Iterable[str], many_accounts: bool = False) -> DestinationView:

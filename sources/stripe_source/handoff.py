@@ -84,7 +84,8 @@ class Handoff:
                 elif self._ahead is not None and weight and self._ahead.take(weight):
                     self._items.append((item, weight))
                 else:
-                    self._changed.wait(_WAIT_SECONDS)
+                    # only room on the run's budget comes back without a wake-up
+                    self._changed.wait(_WAIT_SECONDS if self._ahead is not None else None)
                     continue
                 self._changed.notify_all()
                 return True

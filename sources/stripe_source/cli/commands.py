@@ -48,7 +48,6 @@ from .pipeline import (
     DEFAULT_DATASET,
     DEFAULT_DUCKDB_MEMORY_LIMIT,
     DEFAULT_DUCKDB_PATH,
-    MAX_WAIT_SECONDS,
     PIPELINE_NAME,
     build_pipeline,
     check_destination_merges,
@@ -60,6 +59,8 @@ from .pipeline import (
 )
 from .redaction import redact, redact_record
 from .run_lock import run_lock
+
+MAX_WAIT_SECONDS = 24 * 3600  # --wait: at most a day
 
 
 def print_summary(loaded: dict[str, int], totals: dict[str, int], seconds: float) -> None:

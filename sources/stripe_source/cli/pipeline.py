@@ -26,7 +26,6 @@ DEFAULT_DUCKDB_MEMORY_LIMIT = "256MB"
 _MEMORY_SIZE = re.compile(r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
 # It names a directory (dlt's working dir) and a lock file: nothing that could leave the pipelines dir.
 _PIPELINE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")
-MAX_WAIT_SECONDS = 24 * 3600
 
 
 def check_pipeline_name(name: str) -> None:

@@ -9,11 +9,11 @@ reached Stripe is never sent twice.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
 
+from ..answers import server_time
 from ..client import user_agent
 from ..credentials import mask
 from ..errors import CONNECT_COMMAND, EXIT_REAUTHENTICATE, StripeSourceError, StripeUnavailable
@@ -70,7 +70,7 @@ def oauth_post(
     except ValueError:
         body = {}
     if response.status_code == 200 and isinstance(body, dict):
-        return body, _server_time(response)
+        return body, server_time(response.headers)
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, str):  # OAuth errors: {"error": "invalid_grant", "error_description": ...}
         message = _MESSAGES.get(error, f"Stripe's {path} returned {error}")
@@ -86,8 +86,3 @@ def oauth_post(
     raise StripeUnavailable(f"Stripe answered POST {path} with HTTP {response.status_code}")
 
 
-def _server_time(response: requests.Response) -> int | None:
-    try:
-        return int(parsedate_to_datetime(response.headers["Date"]).timestamp())
-    except (KeyError, TypeError, ValueError):
-        return None
