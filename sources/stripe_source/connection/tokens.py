@@ -22,11 +22,12 @@ when Stripe refuses the access token, and written back where it came from.
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,11 +95,8 @@ class TokenStore:
 
     def write(self, credentials: StripeCredentials) -> None:
         # No dlt reload: this may run on an extract thread mid-run; the next reader rereads the file.
-        if self.origin is None:
-            save_credentials(credentials, path=self.path, fields=TOKEN_FIELDS, reload=False)
-        else:
-            save_credentials(credentials, path=self.path, fields=_STORE_FIELDS, extra={"origin": self.origin},
-                             reload=False)
+        fields, extra = (TOKEN_FIELDS, None) if self.origin is None else (_STORE_FIELDS, {"origin": self.origin})
+        save_credentials(credentials, path=self.path, fields=fields, extra=extra, reload=False)
 
     def lock(self) -> contextlib.AbstractContextManager[None]:
         return locked(self.path)
@@ -178,11 +176,10 @@ class TokenRefresher:
                     return credentials
                 raise ReauthenticationRequired(_refused_reason(credentials, exc), account) from None
             fields = token_fields(token, issued_at)
-            renewed = _with(credentials, fields)
             if self.store is not None:
-                self.store.write(renewed)  # before the new access token is used: a crash now loses nothing
-            for name, value in fields.items():
-                setattr(credentials, name, value)
+                # before the new access token is used: a crash now loses nothing
+                self.store.write(_updated(copy.copy(credentials), fields))
+            _updated(credentials, fields)
         logger.info("Renewed the OAuth access token for %s", account or "the account")
         return credentials
 
@@ -210,14 +207,8 @@ class TokenRefresher:
             setattr(credentials, name, getattr(stored, name))
         return True
 
-    @contextlib.contextmanager
-    def _lock(self) -> Iterator[None]:
-        if self.store is None:
-            with _process_lock:
-                yield
-        else:
-            with self.store.lock():
-                yield
+    def _lock(self) -> contextlib.AbstractContextManager[Any]:
+        return _process_lock if self.store is None else self.store.lock()
 
 
 def refresher_for(
@@ -266,8 +257,7 @@ def _fingerprint(credentials: StripeCredentials) -> str:
     return hashlib.sha256(str(credentials.refresh_token or "").encode()).hexdigest()[:16]
 
 
-def _with(credentials: StripeCredentials, fields: dict[str, Any]) -> StripeCredentials:
-    copy = StripeCredentials()
-    for name in ("stripe_account", "client_id", "client_secret", "scope", "app_id", *TOKEN_FIELDS):
-        setattr(copy, name, fields.get(name, getattr(credentials, name)))
-    return copy
+def _updated(credentials: StripeCredentials, fields: dict[str, Any]) -> StripeCredentials:
+    for name, value in fields.items():
+        setattr(credentials, name, value)
+    return credentials

@@ -72,7 +72,6 @@ class Access:
     """What one check found: the account (empty when the key may not read it) and per-table access."""
 
     account: Mapping[str, Any]
-    account_readable: bool
     readable: dict[str, str]
     unreadable: dict[str, str]
     account_in_message: str | None = None  # a restricted key's 403 names the account
@@ -90,7 +89,6 @@ def validate(
     api_base: str = DEFAULT_API_BASE,
     *,
     connect_base: str = DEFAULT_CONNECT_BASE,
-    probe_permissions: bool | None = None,
 ) -> ConnectionReport:
     """Prove the credentials work with one cheap read (GET /v1/account) and describe the account.
 
@@ -104,9 +102,7 @@ def validate(
     # Few attempts: the user is waiting at a terminal, a dead network should fail in seconds.
     api = StripeApi(credentials, api_base, connect_base=connect_base, max_attempts=3)
     try:
-        if probe_permissions is None:
-            probe_permissions = credentials.key_type == "restricted"
-        entries = [e for e in CATALOG if needs_probe(e)] if probe_permissions else []
+        entries = [e for e in CATALOG if needs_probe(e)] if credentials.key_type == "restricted" else []
         access = check_access(api, credentials, entries, strict=False)
         credentials = api.credentials
         return ConnectionReport(
@@ -180,7 +176,7 @@ def check_access(
         else:
             ok = _can_read(api, entry.path or "", strict)
         (readable if ok else unreadable)[entry.table] = entry.permission
-    return Access(account, readable_account, readable, unreadable, named)
+    return Access(account, readable, unreadable, named)
 
 
 def needs_probe(entry: StripeObject) -> bool:
@@ -214,11 +210,10 @@ def _install_refresher(api: StripeApi, credentials: StripeCredentials) -> TokenR
     """Give the client its token refresher (OAuth credentials only), with newer stored tokens taken first."""
     if not credentials.refresh_token:
         return None
+    if api.auth.refresh is None:
+        api.auth.refresh = refresher_for(credentials, api.api_base, api.connect_base,
+                                         clock=lambda: api.server_time or time.time())
     refresher = api.auth.refresh if isinstance(api.auth.refresh, TokenRefresher) else None
-    if refresher is None and api.auth.refresh is None:
-        refresher = refresher_for(credentials, api.api_base, api.connect_base,
-                                  clock=lambda: api.server_time or time.time())
-        api.auth.refresh = refresher
     if refresher is not None and refresher.adopt_stored(credentials):
         api.auth.use(credentials)  # another run rotated the tokens since these were read
     return refresher
