@@ -22,7 +22,7 @@ from .apps import (
     uninstall,
 )
 from .callback import CALLBACK_PATH, DEFAULT_REDIRECT_PORT, OAUTH_TIMEOUT, CallbackServer
-from .oauth import SCOPES, authorize_url, deauthorize, exchange_code, new_state, run_oauth_flow
+from .oauth import SCOPES, authorize_url, deauthorize, exchange_code, run_oauth_flow
 from .oauth_http import OAuthFailed
 from .storage import (
     CREDENTIAL_FIELDS,
@@ -45,7 +45,7 @@ __all__ = [
     "MARKETPLACE_BASE_ENV", "OAUTH_TIMEOUT", "SCOPES", "SECTION", "CallbackServer", "ConnectionReport",
     "OAuthFailed", "TokenRefresher", "TokenStore", "authorize_url", "check_connection", "credentials_env",
     "deauthorize", "exchange_app_code", "exchange_code", "install_link", "key_type", "load_credentials",
-    "new_state", "read_credentials", "refresh_access_token", "refresher_for", "remove_credentials",
+    "read_credentials", "refresh_access_token", "refresher_for", "remove_credentials",
     "run_app_flow", "run_oauth_flow", "save_credentials", "save_endpoints", "secrets_path", "token_store_for",
     "uninstall", "validate", "_reload_dlt_providers",
 ]  # fmt: skip

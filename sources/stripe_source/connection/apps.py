@@ -11,7 +11,6 @@ Stripe redirects back with a single-use code (valid 5 minutes), which the CLI ex
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -21,8 +20,7 @@ import stripe
 from ..client import API_VERSION, DEFAULT_API_BASE, StripeApi
 from ..credentials import APP_SCOPE, StripeCredentials
 from ..errors import CONNECT_COMMAND, StripeSourceError
-from .callback import OAUTH_TIMEOUT, CallbackServer
-from .oauth import new_state
+from .callback import OAUTH_TIMEOUT, receive_code
 from .oauth_http import OAuthFailed, oauth_post
 from .tokens import token_fields
 
@@ -62,13 +60,10 @@ def run_app_flow(
     `app_key`: the secret key of the account that owns the app (it exchanges the code and renews
     tokens). `app_id` (app_...), when given, is kept so `disconnect` can uninstall the app.
     """
-    state = new_state()
-    with CallbackServer(port=redirect_port, retry=RETRY) as server:
-        url = install_link(client_id, server.redirect_uri, state, marketplace_base)
-        announce(url)
-        if open_browser:
-            threading.Thread(target=open_browser, args=(url,), daemon=True).start()
-        code = server.wait(state, timeout)
+    code = receive_code(
+        lambda redirect_uri, state: install_link(client_id, redirect_uri, state, marketplace_base),
+        retry=RETRY, redirect_port=redirect_port, timeout=timeout, announce=announce, open_browser=open_browser,
+    )  # fmt: skip
     return exchange_app_code(code, app_key, client_id=client_id, api_base=api_base, app_id=app_id)
 
 
@@ -85,13 +80,10 @@ def exchange_app_code(
             f"Stripe answered with scope {token.get('scope')!r}, not a Stripe App's ({APP_SCOPE}): is {client_id} a "
             f"Connect client_id? Use `{CONNECT_COMMAND} --oauth` for Connect OAuth"
         )
-    credentials = StripeCredentials(
+    return StripeCredentials(
         stripe_account=token.get("stripe_user_id"), client_secret=app_key, client_id=client_id, scope=APP_SCOPE,
-        app_id=app_id,
+        app_id=app_id, **token_fields(token, issued_at),
     )  # fmt: skip
-    for name, value in token_fields(token, issued_at).items():
-        setattr(credentials, name, value)
-    return credentials
 
 
 def uninstall(credentials: StripeCredentials, *, api_base: str = DEFAULT_API_BASE) -> str:

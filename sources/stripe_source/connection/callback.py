@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -135,3 +136,24 @@ class CallbackServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def receive_code(
+    link: Callable[[str, str], str],
+    *,
+    retry: str,
+    redirect_port: int,
+    timeout: float,
+    announce: Callable[[str], None],
+    open_browser: Callable[[str], Any] | None,
+) -> str:
+    """Show the link `link(redirect_uri, state)` makes, open it when `open_browser` is given, and return
+    the authorization code of the redirect that comes back with that state."""
+    state = secrets.token_urlsafe(24)
+    with CallbackServer(port=redirect_port, retry=retry) as server:
+        url = link(server.redirect_uri, state)
+        announce(url)  # always: the user may be on a machine without a browser
+        if open_browser:
+            # The browser may block (text browsers); the server must be listening already.
+            threading.Thread(target=open_browser, args=(url,), daemon=True).start()
+        return server.wait(state, timeout)

@@ -7,8 +7,6 @@ does not expire and its refresh token does not rotate (`tokens.py` renews it if 
 
 from __future__ import annotations
 
-import secrets
-import threading
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -16,15 +14,11 @@ from urllib.parse import urlencode
 from ..client import DEFAULT_CONNECT_BASE
 from ..credentials import StripeCredentials
 from ..errors import CONNECT_COMMAND
-from .callback import OAUTH_TIMEOUT, CallbackServer
+from .callback import OAUTH_TIMEOUT, receive_code
 from .oauth_http import OAuthFailed, oauth_post
 
 SCOPES = ("read_only", "read_write")
 RETRY = f"{CONNECT_COMMAND} --oauth --client-id ca_..."
-
-
-def new_state() -> str:
-    return secrets.token_urlsafe(24)
 
 
 def authorize_url(
@@ -69,14 +63,10 @@ def run_oauth_flow(
     `open_browser` (e.g. `webbrowser.open`) is called with it when given. `redirect_port`: where
     the redirect is received (0: any free port; Stripe needs the redirect URI registered).
     """
-    state = new_state()
-    with CallbackServer(port=redirect_port, retry=RETRY) as server:
-        url = authorize_url(client_id, server.redirect_uri, state, scope, connect_base)
-        announce(url)
-        if open_browser:
-            # The browser may block (text browsers); the server must be listening already.
-            threading.Thread(target=open_browser, args=(url,), daemon=True).start()
-        code = server.wait(state, timeout)
+    code = receive_code(
+        lambda redirect_uri, state: authorize_url(client_id, redirect_uri, state, scope, connect_base),
+        retry=RETRY, redirect_port=redirect_port, timeout=timeout, announce=announce, open_browser=open_browser,
+    )  # fmt: skip
     return exchange_code(code, platform_key, client_id=client_id, connect_base=connect_base)
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
 from ..answers import server_time
 from ..client import user_agent
 from ..credentials import mask
-from ..errors import CONNECT_COMMAND, EXIT_REAUTHENTICATE, StripeSourceError, StripeUnavailable
+from ..errors import EXIT_REAUTHENTICATE, StripeSourceError, StripeUnavailable
 
 HTTP_TIMEOUT = 30.0
 
@@ -42,8 +43,7 @@ _MESSAGES = {
 
 
 def oauth_post(
-    url: str, secret_key: str, data: Mapping[str, str], *, retry: str = f"{CONNECT_COMMAND} --oauth",
-    headers: Mapping[str, str] | None = None,
+    url: str, secret_key: str, data: Mapping[str, str], *, retry: str, headers: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, Any], int | None]:
     """POST `data` to `url` with `secret_key` (the platform's or the app's); (JSON body, Stripe's clock).
 
@@ -51,7 +51,7 @@ def oauth_post(
     machine whose clock is off still renews in time. `retry` is the command the user runs when
     Stripe refuses (in the one-line error).
     """
-    path = "/" + url.split("://", 1)[-1].split("/", 1)[-1]
+    path = urlsplit(url).path
     try:
         response = requests.post(
             url,
