@@ -13,24 +13,13 @@ a log line or a repr: keys appear masked (`mask()`), tokens not at all. The clie
 never imports this package: it is handed a refresh callable (`tokens.TokenRefresher`).
 """
 
-from .apps import (
-    DEFAULT_MARKETPLACE_BASE,
-    MARKETPLACE_BASE_ENV,
-    exchange_app_code,
-    install_link,
-    run_app_flow,
-    uninstall,
-)
-from .callback import CALLBACK_PATH, DEFAULT_REDIRECT_PORT, OAUTH_TIMEOUT, CallbackServer
+from .apps import DEFAULT_MARKETPLACE_BASE, MARKETPLACE_BASE_ENV, run_app_flow, uninstall
+from .callback import CALLBACK_PATH, DEFAULT_REDIRECT_PORT, CallbackServer
 from .oauth import SCOPES, authorize_url, deauthorize, exchange_code, run_oauth_flow
 from .oauth_http import OAuthFailed
 from .storage import (
-    CREDENTIAL_FIELDS,
-    ENV_PREFIX,
-    SECTION,
     credentials_env,
     load_credentials,
-    read_credentials,
     remove_credentials,
     save_credentials,
     save_endpoints,
@@ -38,14 +27,13 @@ from .storage import (
 )
 from .storage import reload_dlt_providers as _reload_dlt_providers
 from .tokens import TokenRefresher, TokenStore, refresh_access_token, refresher_for, token_store_for
-from .validate import ConnectionReport, check_connection, key_type, validate
+from .validate import ConnectionReport, check_connection, validate
 
 __all__ = [
-    "CALLBACK_PATH", "CREDENTIAL_FIELDS", "DEFAULT_MARKETPLACE_BASE", "DEFAULT_REDIRECT_PORT", "ENV_PREFIX",
-    "MARKETPLACE_BASE_ENV", "OAUTH_TIMEOUT", "SCOPES", "SECTION", "CallbackServer", "ConnectionReport",
-    "OAuthFailed", "TokenRefresher", "TokenStore", "authorize_url", "check_connection", "credentials_env",
-    "deauthorize", "exchange_app_code", "exchange_code", "install_link", "key_type", "load_credentials",
-    "read_credentials", "refresh_access_token", "refresher_for", "remove_credentials",
-    "run_app_flow", "run_oauth_flow", "save_credentials", "save_endpoints", "secrets_path", "token_store_for",
-    "uninstall", "validate", "_reload_dlt_providers",
+    "CALLBACK_PATH", "DEFAULT_MARKETPLACE_BASE", "DEFAULT_REDIRECT_PORT", "MARKETPLACE_BASE_ENV", "SCOPES",
+    "CallbackServer", "ConnectionReport", "OAuthFailed", "TokenRefresher", "TokenStore", "authorize_url",
+    "check_connection", "credentials_env", "deauthorize", "exchange_code", "load_credentials",
+    "refresh_access_token", "refresher_for", "remove_credentials", "run_app_flow", "run_oauth_flow",
+    "save_credentials", "save_endpoints", "secrets_path", "token_store_for", "uninstall", "validate",
+    "_reload_dlt_providers",
 ]  # fmt: skip

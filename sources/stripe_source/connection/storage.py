@@ -122,22 +122,15 @@ def save_endpoints(
     without --api-base never goes to a server tried before. Not secrets: plain config.
     """
     endpoints = {
-        key: (value or default).rstrip("/")
-        for key, value, default in (
-            ("api_base", api_base, DEFAULT_API_BASE),
-            ("connect_base", connect_base, DEFAULT_CONNECT_BASE),
-        )
+        "api_base": (api_base or DEFAULT_API_BASE).rstrip("/"),
+        "connect_base": (connect_base or DEFAULT_CONNECT_BASE).rstrip("/"),
     }
     custom = {key: value for key, value in endpoints.items() if value not in (DEFAULT_API_BASE, DEFAULT_CONNECT_BASE)}
     path = secrets_path(project_dir).with_name("config.toml")
     doc = _load(path)
-    table: Any = doc
-    for depth, key in enumerate(SECTION[:2]):
-        if not isinstance(table.get(key), Mapping):
-            if not custom:
-                return None  # nothing stored, nothing to store
-            table[key] = tomlkit.table(is_super_table=depth == 0)
-        table = table[key]
+    table = _section(doc, create=bool(custom), keys=SECTION[:2])
+    if table is None:
+        return None  # nothing stored, nothing to store
     changed = False
     for key, value in endpoints.items():
         if key in custom and table.get(key) != value:
@@ -157,7 +150,7 @@ def remove_credentials(project_dir: str | os.PathLike[str] | None = None) -> boo
     if not path.exists():
         return False
     doc = _load(path)
-    stripe_table = doc.get("sources", {}).get("stripe")
+    stripe_table = _section(doc, create=False, keys=SECTION[:2])
     if stripe_table is None or "credentials" not in stripe_table:
         return False
     del stripe_table["credentials"]
@@ -213,9 +206,9 @@ def _load(path: Path) -> tomlkit.TOMLDocument:
     return tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else tomlkit.document()
 
 
-def _section(doc: tomlkit.TOMLDocument, create: bool) -> Table | None:
+def _section(doc: tomlkit.TOMLDocument, create: bool, keys: tuple[str, ...] = SECTION) -> Table | None:
     node: Any = doc
-    for depth, key in enumerate(SECTION):
+    for depth, key in enumerate(keys):
         child = node.get(key)
         if not isinstance(child, Mapping):  # absent, or a bare string `credentials = "sk_..."`
             if not create:
@@ -223,7 +216,7 @@ def _section(doc: tomlkit.TOMLDocument, create: bool) -> Table | None:
             if child is not None:
                 del node[key]
             # Super tables keep `[sources]` / `[sources.stripe]` headers out of the file.
-            child = tomlkit.table(is_super_table=depth < len(SECTION) - 1)
+            child = tomlkit.table(is_super_table=depth < len(keys) - 1)
             node[key] = child
         node = child
     return node
