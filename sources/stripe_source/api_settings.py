@@ -63,19 +63,14 @@ def check_request_timeout(value: object) -> float:
 
 
 def user_agent(suffix: str | None = None) -> str:
-    """Our User-Agent, with `suffix` (default: `configured_user_agent_suffix()`) appended: lets Stripe and
-    proxies tell one deployment's traffic from another's (`--user-agent-suffix`, `[sources.stripe]
-    user_agent_suffix`)."""
-    suffix = configured_user_agent_suffix() if suffix is None else check_user_agent_suffix(suffix)
+    """Our User-Agent with `suffix` appended (default: `[sources.stripe] user_agent_suffix` from dlt config):
+    lets Stripe and proxies tell one deployment's traffic from another's (`--user-agent-suffix`)."""
+    if suffix is None:
+        import dlt
+
+        suffix = dlt.config.get("sources.stripe.user_agent_suffix")
+    suffix = "" if suffix is None else check_user_agent_suffix(suffix)
     return f"{USER_AGENT} {suffix}" if suffix else USER_AGENT
-
-
-def configured_user_agent_suffix() -> str:
-    """`user_agent_suffix` from dlt config (`[sources.stripe]`, SOURCES__STRIPE__USER_AGENT_SUFFIX), else none."""
-    import dlt
-
-    value = dlt.config.get("sources.stripe.user_agent_suffix")
-    return "" if value is None else check_user_agent_suffix(value)
 
 
 def check_user_agent_suffix(value: object) -> str:

@@ -77,12 +77,10 @@ def resolve_credentials(credentials: StripeCredentials | str | None) -> StripeCr
     if isinstance(credentials, str):
         credentials = StripeCredentials(api_key=credentials)
     if credentials is not None:
-        for name in _SECRET_FIELDS:  # a trailing newline is how keys usually arrive from files
+        for name in (*_SECRET_FIELDS, "stripe_account"):  # a trailing newline is how keys usually arrive from files
             value = getattr(credentials, name)
             if value is not None:
                 setattr(credentials, name, str(value).strip() or None)
-        if credentials.stripe_account is not None:
-            credentials.stripe_account = str(credentials.stripe_account).strip() or None
         for name in ("expires_at", "refresh_expires_at"):  # Unix seconds, also when given as text in code
             value = getattr(credentials, name)
             if value is not None and not isinstance(value, int):
