@@ -116,23 +116,17 @@ def token_store_for(
     return None
 
 
+@dataclass(kw_only=True, eq=False)
 class TokenRefresher:
     """Renews OAuth access tokens: the `refresh` callable `StripeApi` calls when Stripe refuses one.
 
     `clock` tells Stripe's time (the client's last Date header), against which lifetimes count.
     """
 
-    def __init__(
-        self,
-        *,
-        api_base: str = DEFAULT_API_BASE,
-        connect_base: str = DEFAULT_CONNECT_BASE,
-        store: TokenStore | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.api_base, self.connect_base = api_base.rstrip("/"), connect_base.rstrip("/")
-        self.store = store
-        self.clock = clock
+    api_base: str = DEFAULT_API_BASE
+    connect_base: str = DEFAULT_CONNECT_BASE
+    store: TokenStore | None = None
+    clock: Callable[[], float] = time.time
 
     def due(self, credentials: StripeCredentials) -> bool:
         return is_due(credentials, self.clock())
@@ -185,9 +179,9 @@ class TokenRefresher:
 
     def _post(self, credentials: StripeCredentials) -> tuple[dict[str, Any], int | None]:
         if credentials.is_app:  # Stripe Apps renew at the API; Connect OAuth at connect.stripe.com
-            url, retry = self.api_base + "/v1/oauth/token", "stripe-pipeline connect --app"
+            url, retry = self.api_base.rstrip("/") + "/v1/oauth/token", "stripe-pipeline connect --app"
         else:
-            url, retry = self.connect_base + "/oauth/token", "stripe-pipeline connect --oauth"
+            url, retry = self.connect_base.rstrip("/") + "/oauth/token", "stripe-pipeline connect --oauth"
         data = {"grant_type": "refresh_token", "refresh_token": str(credentials.refresh_token)}
         return oauth_post(url, str(credentials.client_secret), data, retry=retry)
 
