@@ -12,7 +12,7 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,12 +46,6 @@ class AccountOutcome:
     seconds: float = 0.0
     error: str | None = None
     exit_code: int = EXIT_OK
-
-    def note_failure(self, resource: str, error: BaseException) -> None:
-        """`resource` failed to read this account; the first reason that explains the rest is kept."""
-        status, code, message = classify(error)
-        if self.status != REVOKED and (self.error is None or status == REVOKED):
-            self.status, self.exit_code, self.error = status, code, message
 
     def log(self) -> None:
         if self.status == LOADED:
@@ -111,20 +105,20 @@ class AccountsReport:
     def finish(self, account: str, resource: str, rows: Counter) -> None:
         with self._lock:
             self.outcomes[account].rows.update(rows)
-        self._done(account, resource)
+        self.pass_over(account, resource)
 
-    def pass_over(self, account: str, resource: str) -> None:
-        """`resource` does not read `account` (it has failed for the rest already)."""
-        self._done(account, resource)
-
-    def fail(self, account: str, resource: str, error: BaseException) -> AccountOutcome:
+    def fail(self, account: str, resource: str, error: BaseException) -> None:
+        status, code, message = classify(error)
         with self._lock:
             outcome = self.outcomes[account]
-            outcome.note_failure(resource, error)
-        self._done(account, resource)
-        return outcome
+            # the first reason that explains the rest is kept
+            if outcome.status != REVOKED and (outcome.error is None or status == REVOKED):
+                outcome.status, outcome.exit_code, outcome.error = status, code, message
+        self.pass_over(account, resource)
 
-    def _done(self, account: str, resource: str) -> None:
+    def pass_over(self, account: str, resource: str) -> None:
+        """`resource` is done with `account`: read it, failed, or did not read it (it has failed for the
+        rest already)."""
         with self._lock:
             pending = self._pending.get(account)
             if pending is None or resource not in pending:
@@ -162,7 +156,12 @@ class AccountsReport:
     # --- the run as a whole
     @property
     def exit_code(self) -> int:
-        return run_exit_code(self.outcomes.values())
+        """0 when every account loaded; EXIT_SOME_ACCOUNTS_FAILED when some did not; when none did, the
+        first failure's code (re-authenticate, permission, Stripe unavailable...)."""
+        failed = [o for o in self.outcomes.values() if o.status not in (LOADED, "pending")]
+        if not failed:
+            return EXIT_OK
+        return EXIT_SOME_ACCOUNTS_FAILED if len(failed) < len(self.outcomes) else failed[0].exit_code
 
     @property
     def requests(self) -> int:
@@ -181,18 +180,6 @@ class AccountsReport:
             "accounts": outcomes,
             "skipped": [{"account": account, "reason": reason} for account, reason in self.skipped.items()],
         }
-
-
-def run_exit_code(outcomes: Iterable[AccountOutcome]) -> int:
-    """0 when every account loaded; EXIT_SOME_ACCOUNTS_FAILED when some did not; when none did, the
-    first failure's code (re-authenticate, permission, Stripe unavailable...)."""
-    outcomes = list(outcomes)
-    failed = [o for o in outcomes if o.status not in (LOADED, "pending")]
-    if not failed:
-        return EXIT_OK
-    if len(failed) < len(outcomes):
-        return EXIT_SOME_ACCOUNTS_FAILED
-    return failed[0].exit_code
 
 
 def classify(error: BaseException) -> tuple[str, int, str]:
