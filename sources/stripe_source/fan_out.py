@@ -30,11 +30,11 @@ class FanOut:
 
     def rows(self, resource: str, reads: Sequence[Any]) -> Iterator[TableRows]:
         """Rows of every read (`account_read.AccountRead`) of `resource`."""
-        if not self.isolate:
+        if self.isolate:
+            yield from self._at_once(resource, reads)
+        else:
             for read in reads:
                 yield from self._in_turn(resource, read)
-            return
-        yield from self._at_once(resource, reads)
 
     def _in_turn(self, resource: str, read: Any) -> Iterator[TableRows]:
         self.report.start(read.account)
