@@ -12,7 +12,7 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +46,12 @@ class AccountOutcome:
     seconds: float = 0.0
     error: str | None = None
     exit_code: int = EXIT_OK
+
+    def note_failure(self, error: BaseException) -> None:
+        """A read of this account failed; the first reason that explains the rest is kept."""
+        status, code, message = classify(error)
+        if self.status != REVOKED and (self.error is None or status == REVOKED):
+            self.status, self.exit_code, self.error = status, code, message
 
     def log(self) -> None:
         if self.status == LOADED:
@@ -108,12 +114,8 @@ class AccountsReport:
         self.pass_over(account, resource)
 
     def fail(self, account: str, resource: str, error: BaseException) -> None:
-        status, code, message = classify(error)
         with self._lock:
-            outcome = self.outcomes[account]
-            # the first reason that explains the rest is kept
-            if outcome.status != REVOKED and (outcome.error is None or status == REVOKED):
-                outcome.status, outcome.exit_code, outcome.error = status, code, message
+            self.outcomes[account].note_failure(error)
         self.pass_over(account, resource)
 
     def pass_over(self, account: str, resource: str) -> None:
@@ -156,12 +158,7 @@ class AccountsReport:
     # --- the run as a whole
     @property
     def exit_code(self) -> int:
-        """0 when every account loaded; EXIT_SOME_ACCOUNTS_FAILED when some did not; when none did, the
-        first failure's code (re-authenticate, permission, Stripe unavailable...)."""
-        failed = [o for o in self.outcomes.values() if o.status not in (LOADED, "pending")]
-        if not failed:
-            return EXIT_OK
-        return EXIT_SOME_ACCOUNTS_FAILED if len(failed) < len(self.outcomes) else failed[0].exit_code
+        return run_exit_code(self.outcomes.values())
 
     @property
     def requests(self) -> int:
@@ -180,6 +177,18 @@ class AccountsReport:
             "accounts": outcomes,
             "skipped": [{"account": account, "reason": reason} for account, reason in self.skipped.items()],
         }
+
+
+def run_exit_code(outcomes: Iterable[AccountOutcome]) -> int:
+    """0 when every account loaded; EXIT_SOME_ACCOUNTS_FAILED when some did not; when none did, the
+    first failure's code (re-authenticate, permission, Stripe unavailable...)."""
+    outcomes = list(outcomes)
+    failed = [o for o in outcomes if o.status not in (LOADED, "pending")]
+    if not failed:
+        return EXIT_OK
+    if len(failed) < len(outcomes):
+        return EXIT_SOME_ACCOUNTS_FAILED
+    return failed[0].exit_code
 
 
 def classify(error: BaseException) -> tuple[str, int, str]:
