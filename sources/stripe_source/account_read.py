@@ -20,9 +20,8 @@ logger = logging.getLogger(__name__)
 
 
 class AccountRead:
-    """What one resource reads of one account this run: planned from the account's cursors, read,
-    and the cursors moved once the read is complete. Yields rows per table; `ResourceRun` turns
-    them into dlt items."""
+    """One resource's read of one account this run (see above): rows per table, which `resource.read`
+    turns into dlt items."""
 
     def __init__(self, scope: AccountScope, entry: StripeObject, tables: frozenset[str], state: dict) -> None:
         self.scope = scope

@@ -47,8 +47,8 @@ class AccountOutcome:
     error: str | None = None
     exit_code: int = EXIT_OK
 
-    def note_failure(self, resource: str, error: BaseException) -> None:
-        """`resource` failed to read this account; the first reason that explains the rest is kept."""
+    def note_failure(self, error: BaseException) -> None:
+        """A read of this account failed; the first reason that explains the rest is kept."""
         status, code, message = classify(error)
         if self.status != REVOKED and (self.error is None or status == REVOKED):
             self.status, self.exit_code, self.error = status, code, message
@@ -111,20 +111,16 @@ class AccountsReport:
     def finish(self, account: str, resource: str, rows: Counter) -> None:
         with self._lock:
             self.outcomes[account].rows.update(rows)
-        self._done(account, resource)
+        self.pass_over(account, resource)
+
+    def fail(self, account: str, resource: str, error: BaseException) -> None:
+        with self._lock:
+            self.outcomes[account].note_failure(error)
+        self.pass_over(account, resource)
 
     def pass_over(self, account: str, resource: str) -> None:
-        """`resource` does not read `account` (it has failed for the rest already)."""
-        self._done(account, resource)
-
-    def fail(self, account: str, resource: str, error: BaseException) -> AccountOutcome:
-        with self._lock:
-            outcome = self.outcomes[account]
-            outcome.note_failure(resource, error)
-        self._done(account, resource)
-        return outcome
-
-    def _done(self, account: str, resource: str) -> None:
+        """`resource` is done with `account`: read it, failed, or did not read it (it has failed for the
+        rest already)."""
         with self._lock:
             pending = self._pending.get(account)
             if pending is None or resource not in pending:

@@ -47,10 +47,9 @@ def parse_accounts(value: str | Sequence[str] | None) -> str | tuple[str, ...] |
     return tuple(dict.fromkeys(value))
 
 
-def check_pace(pace: str) -> str:
+def check_pace(pace: str) -> None:
     if pace not in PACE_SCOPES:
         raise InvalidInput(f"pace must be one of {', '.join(PACE_SCOPES)}, got {pace!r}")
-    return pace
 
 
 def check_platform_credentials(credentials: StripeCredentials) -> None:

@@ -78,9 +78,13 @@ class ConnectedAccountsRead(AccountRead):
                 continue
             for digest in scope.reader(replace(job, wanted=wanted)).complete(entry, objects):
                 yield from digest.tables.values()
-        if merging and bounds.stateful:
-            # against the whole list, not the window's part of it: an account outside the window is still connected
-            yield from self._removed(held, {a["id"] for a in listed})
+        if merging and bounds.stateful and held is None:
+            self.cannot_sweep()
+        elif merging and bounds.stateful:
+            # Accounts no longer connected leave `/v1/accounts`: their rows go, with their persons and external
+            # accounts. Against the whole list, not the window's part of it: one outside the window is connected.
+            gone = sorted(held - {a["id"] for a in listed})
+            yield from run.digester.made_rows(tombstone_rows(entry, gone, self.account, tables))
         if bounds.stateful:
             with run.state_lock:
                 save_cursors(self.state, self.account, tables, bounds.list_end, bounds.now, entry.tables,
@@ -117,15 +121,6 @@ class ConnectedAccountsRead(AccountRead):
                     return None
                 held |= found
         return held
-
-    def _removed(self, held: set[str] | None, listed: set[str]) -> Iterator[TableRows]:
-        """Tombstones for the `held` accounts no longer connected (they leave `/v1/accounts`), with their
-        persons and external accounts."""
-        if held is None:
-            self.cannot_sweep()
-            return
-        yield from self.run.digester.made_rows(tombstone_rows(self.entry, sorted(held - listed), self.account,
-                                                              self.tables))
 
 
 def announced_tables(entry: StripeObject, event_types: list[str]) -> frozenset[str]:

@@ -16,6 +16,7 @@ import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import cached_property
 from typing import Any
 
 import dlt
@@ -64,8 +65,6 @@ class DestinationView:
         self.many_accounts = many_accounts
         self._cache_lock = threading.Lock()
         self._with_rows: dict[str, set[str] | None] = {}  # account -> its tables with rows
-        self._accounts: dict[str, set[str]] | None = None  # table -> the accounts it holds rows of
-        self._accounts_asked = False
 
     @property
     def queryable(self) -> bool:
@@ -85,41 +84,32 @@ class DestinationView:
             return True
         with self._cache_lock:
             if self.many_accounts:
-                if not self._accounts_asked:
-                    self._accounts, self._accounts_asked = self._accounts_by_table(), True
-                by_table = self._accounts
+                by_table = self._accounts_by_table
                 return by_table is None or any(account in by_table.get(table, ()) for table in tables)
             if account not in self._with_rows:
-                self._with_rows[account] = self._tables_with_rows(account)
+                found = self._each_table("SELECT 1 FROM {table} WHERE stripe_account_id = %s LIMIT 1", account)
+                self._with_rows[account] = None if found is None else {table for table, rows in found.items() if rows}
             with_rows = self._with_rows[account]
         return with_rows is None or not with_rows.isdisjoint(tables)
 
+    @cached_property
     def _accounts_by_table(self) -> dict[str, set[str]] | None:
         """Per table of `self.tables`, the accounts it holds rows of (None: unknown)."""
-        found: dict[str, set[str]] = {}
-        with self.sql.client() as client:
-            if not client.has_dataset():
-                return found
-            for table in self.tables:
-                rows = self.sql.query(client, table, "SELECT DISTINCT stripe_account_id FROM {table}")
-                if rows is None:
-                    return None
-                found[table] = {row[0] for row in rows}
-        return found
+        found = self._each_table("SELECT DISTINCT stripe_account_id FROM {table}")
+        return None if found is None else {table: {row[0] for row in rows} for table, rows in found.items()}
 
-    def _tables_with_rows(self, account: str) -> set[str] | None:
-        """The tables of `self.tables` holding rows of `account`, asked once for all (None: unknown)."""
-        found: set[str] = set()
+    def _each_table(self, sql: str, *args: Any) -> dict[str, list[tuple]] | None:
+        """The rows of `sql` about each table of `self.tables`, asked in one client ({} before the dataset
+        exists; None when some table cannot be asked)."""
+        found: dict[str, list[tuple]] = {}
         with self.sql.client() as client:
             if not client.has_dataset():
                 return found
             for table in self.tables:
-                rows = self.sql.query(client, table, "SELECT 1 FROM {table} WHERE stripe_account_id = %s LIMIT 1",
-                                   account)
+                rows = self.sql.query(client, table, sql, *args)
                 if rows is None:
                     return None
-                if rows:
-                    found.add(table)
+                found[table] = rows
         return found
 
     def ids(self, table: str, account: str, column: str = "id", created_column: str | None = None,
@@ -130,25 +120,21 @@ class DestinationView:
         cannot be known."""
         if not self.queryable:
             return None
-        where, args = ["stripe_account_id = %s"], [account]
-        if where_in is not None:
-            values = list(where_in[1])
-            if not values:
-                return set()
-            where.append(f"{{{where_in[0]}}} IN ({', '.join(['%s'] * len(values))})")
-            args.extend(values)
-        if created_column and start is not None:
-            where.append("{created} >= to_timestamp(%s)")
-            args.append(start)
-        if created_column and end is not None:
-            where.append("{created} < to_timestamp(%s)")
-            args.append(end)
+        values = list(where_in[1]) if where_in is not None else []
+        if where_in is not None and not values:
+            return set()
         with self.sql.client() as client:
-            created = client.escape_column_name(created_column) if created_column else ""
-            condition = " AND ".join(where).replace("{created}", created)
+            where, args = ["stripe_account_id = %s"], [account]
             if where_in is not None:
-                condition = condition.replace(f"{{{where_in[0]}}}", client.escape_column_name(where_in[0]))
-            sql = f"SELECT DISTINCT {client.escape_column_name(column)} FROM {{table}} WHERE {condition}"
+                where.append(f"{client.escape_column_name(where_in[0])} IN ({', '.join(['%s'] * len(values))})")
+                args.extend(values)
+            if created_column and start is not None:
+                where.append(f"{client.escape_column_name(created_column)} >= to_timestamp(%s)")
+                args.append(start)
+            if created_column and end is not None:
+                where.append(f"{client.escape_column_name(created_column)} < to_timestamp(%s)")
+                args.append(end)
+            sql = f"SELECT DISTINCT {client.escape_column_name(column)} FROM {{table}} WHERE {' AND '.join(where)}"
             found = self.sql.query(client, table, sql, *args)
         return None if found is None else {row[0] for row in found}
 
@@ -163,13 +149,6 @@ class DestinationView:
                    f"AND id IN ({', '.join(['%s'] * len(wanted))})")
             found = self.sql.query(client, table, sql, account, *wanted)
         return {row[0]: row[1] for row in found or [] if row[1] is not None}
-
-
-def _live_schema() -> Any:
-    try:
-        return dlt.current.source_schema()
-    except Exception:  # outside an extract
-        return None
 
 
 def _queryable(pipeline: Any) -> bool:
@@ -199,8 +178,11 @@ class DuplicateRepair:
 
     def repair(self, checked_through: str | None) -> str | None:
         """Repairs the loads after `checked_through`; returns the newest load now checked."""
-        schema = _live_schema()
-        if not self.view.queryable or schema is None:
+        try:
+            schema = dlt.current.source_schema()
+        except Exception:  # outside an extract
+            return checked_through
+        if not self.view.queryable:
             return checked_through
         with self.view.sql.client() as client:
             if not client.has_dataset():

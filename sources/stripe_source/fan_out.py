@@ -18,25 +18,23 @@ ACCOUNTS_IN_FLIGHT = 16
 
 
 class FanOut:
-    """How a resource reads its accounts. Isolating (a platform's run): `in_flight` accounts at once,
+    """How a resource reads its accounts. Isolating (a platform's run): `ACCOUNTS_IN_FLIGHT` at once,
     each on a thread of its own, rows handed to the resource's generator through a bounded queue, and
     an account's failure reported, not raised. Otherwise: one after another on the generator's thread,
     and a failure is the run's."""
 
-    def __init__(self, report: AccountsReport, thread_prefix: str = "", *, isolate: bool = True,
-                 in_flight: int = ACCOUNTS_IN_FLIGHT) -> None:
+    def __init__(self, report: AccountsReport, thread_prefix: str = "", *, isolate: bool = True) -> None:
         self.report = report
         self.thread_prefix = thread_prefix
         self.isolate = isolate
-        self.in_flight = in_flight
 
     def rows(self, resource: str, reads: Sequence[Any]) -> Iterator[TableRows]:
         """Rows of every read (`account_read.AccountRead`) of `resource`."""
-        if not self.isolate:
+        if self.isolate:
+            yield from self._at_once(resource, reads)
+        else:
             for read in reads:
                 yield from self._in_turn(resource, read)
-            return
-        yield from self._at_once(resource, reads)
 
     def _in_turn(self, resource: str, read: Any) -> Iterator[TableRows]:
         self.report.start(read.account)
@@ -53,7 +51,7 @@ class FanOut:
     def _at_once(self, resource: str, reads: Sequence[Any]) -> Iterator[TableRows]:
         if not reads:
             return
-        handoff = Handoff(2 * self.in_flight, producers=len(reads))
+        handoff = Handoff(2 * ACCOUNTS_IN_FLIGHT, producers=len(reads))
 
         def read_one(read: Any) -> None:
             account = read.account
@@ -80,7 +78,7 @@ class FanOut:
                 handoff.done()
 
         # threads named like dlt's pools see its context (the pipeline's state) as the resource's own thread does
-        pool = ThreadPoolExecutor(max_workers=min(self.in_flight, len(reads)),
+        pool = ThreadPoolExecutor(max_workers=min(ACCOUNTS_IN_FLIGHT, len(reads)),
                                   thread_name_prefix=f"{self.thread_prefix}stripe-{resource}")
         try:
             for read in reads:

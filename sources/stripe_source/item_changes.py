@@ -1,6 +1,6 @@
 """Sub-list items with events of their own: which parents' lists to read again, which items left.
 
-Most sub-list items change with their parent, whose event brings their list again (`ResourceRun`).
+Most sub-list items change with their parent, whose event brings their list again.
 Some change alone, announced by events of their own and none of the parent's: a payment method
 attached to a customer (`payment_method.attached`), a tax id added to one (`customer.tax_id.created`),
 an application fee refund updated. A sub-list table holds each parent's items as one set (its merge

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .catalog import BY_TABLE, CATALOG, StripeObject, SubList, sub_list_of
+from .selection import costly
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,6 @@ def render_markdown() -> str:
 
 def why_off(entry: StripeObject) -> str:
     """Why a table is off by default, in a few words."""
-    if entry.parent is not None and sub_list_of(entry).fan_out:
+    if costly(entry.table):
         return cost(entry)
     return f"needs Stripe {entry.group.title()} on the account"

@@ -9,8 +9,7 @@ from typing import Any
 import dlt
 
 # DuckDB runs each COPY on every core already: dlt's default of 20 parallel load jobs only adds
-# memory (a 300k-object load peaked at 593 MB with 20, 376 MB with 2, 317 MB with 1, in about the
-# same time with 2 as with 20). Remote warehouses keep dlt's default.
+# memory, not speed. Remote warehouses keep dlt's default.
 DUCKDB_LOAD_WORKERS = 2
 
 

@@ -12,6 +12,7 @@ import pendulum
 
 from .catalog import BY_TABLE
 from .errors import InvalidInput
+from .plan import EVENTS_RETENTION_SECONDS
 from .selection import choices, default_tables, expand_names
 
 DateLike = str | int | float | dt.date | dt.datetime | None
@@ -20,7 +21,7 @@ LATEST_DATE = 253402300799  # 9999-12-31T23:59:59Z: the last moment a datetime (
 # An end_date this far ahead of the local clock is a typo (2205 for 2025), not a window: the Stripe
 # clock is not known before the first request, so the slack is generous.
 END_DATE_SLACK_SECONDS = 366 * 86400
-MAX_LOOKBACK_SECONDS = 30 * 86400  # Stripe keeps events 30 days: a longer lookback finds nothing more
+MAX_LOOKBACK_SECONDS = EVENTS_RETENTION_SECONDS  # a longer lookback finds no more events
 MAX_WORKERS = 256  # ~100 req/s at ~300 ms needs ~30; a pool this size preallocates its slots
 MAX_FLATTEN_PROCESSES = 64  # each is a forked process
 # Below 0.1 req/s a backfill takes days; tiny rates also overflow the pacer's waits.

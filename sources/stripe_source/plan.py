@@ -102,8 +102,7 @@ def plan_resource(entry: StripeObject, cursors: Cursors, bounds: RunBounds, hold
     account in the resource's tables (so they merge, and a whole read sweeps)."""
     created, events = (None, None) if bounds.full_refresh or not bounds.stateful else (cursors.created,
                                                                                        cursors.events)
-    follows_changes = entry.follows_events
-    gap = follows_changes and created is not None and (events is None or is_gap(events, bounds))
+    gap = entry.follows_events and created is not None and (events is None or is_gap(events, bounds))
     if gap:
         created = None
     disposition = "merge" if holds_rows else "append"
@@ -117,6 +116,6 @@ def plan_resource(entry: StripeObject, cursors: Cursors, bounds: RunBounds, hold
     if entry.table == "events":  # the log itself: Stripe holds none older than its horizon
         since = max(start, bounds.events_horizon)
         return ResourcePlan(disposition, Window(since, bounds.list_end), events_since=since)
-    since = changes_since(cursors, bounds) if follows_changes else None
+    since = changes_since(cursors, bounds) if entry.follows_events else None
     return ResourcePlan(disposition, Window(start, bounds.list_end), changes_since=since,
                         creations_from_events=since is not None and entry.creations_announced)

@@ -4,8 +4,7 @@ where concurrent runs (one per connected account, a Dagster partition each) woul
 - Schema migrations are serialised. dlt creates a dataset and its tables, or adds columns, when a
   load starts, after reading what exists: two runs loading into a new dataset at the same moment
   both try to create it, and one fails ("duplicate key value violates unique constraint
-  pg_type_typname_nsp_index", or "deadlock detected": the concurrency test in tests/test_postgres.py
-  got both before this).
+  pg_type_typname_nsp_index", or "deadlock detected").
   Here a run holds a PostgreSQL advisory lock from reading what exists to committing its DDL, so
   the next run finds the tables created and adds only what is still missing. Migrations are short
   and rare (a first load, a new column); loads themselves run in parallel.

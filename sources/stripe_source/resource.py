@@ -40,46 +40,6 @@ def table_hints(entry: StripeObject, disposition: str) -> Any:
                                columns=columns)
 
 
-class ResourceRun:
-    """One resource's run: its tables' hints and batches, fed by the reads of its accounts (one, or
-    each account of a platform)."""
-
-    def __init__(self, run: Extraction, entry: StripeObject, tables: frozenset[str]) -> None:
-        self.run = run
-        self.entry = entry
-        self.tables = tables
-        self.hints: dict[str, Any] = {}
-        self.batches = TableBatches(run.tables, entry.table)
-
-    def items(self, scopes: Sequence[AccountScope], fan_out: FanOut) -> Iterator[Any]:
-        """dlt items of every scope's read, as `fan_out` reads them (in turn or many at once)."""
-        run, entry = self.run, self.entry
-        destination = run.destination()
-        # One disposition for the resource's tables: a table appended to by one account's first load and
-        # merged into by another's later run would be both at once. Merging a first load is only slower.
-        holds_rows = any(destination.holds_rows(self.tables, scope.account) for scope in scopes)
-        self._set_hints("merge" if holds_rows else "append", dlt.current.resource())
-        state = dlt.current.resource_state(entry.table)
-        kind = ConnectedAccountsRead if entry.connected_events else AccountRead
-        reads = [kind(scope, entry, self.tables, state) for scope in scopes]
-        for batch in _in_turns(entry, reads, run.owner):
-            for rows in fan_out.rows(entry.table, batch):
-                yield from self.batches.add(rows, self.hints[rows.table])
-        yield from self.batches.flush()
-        if run.arrow:
-            yield from realign_tables(run.tables, [t for t in entry.tables if t in self.batches.filled], self.hints,
-                                      self.batches.written)
-
-    def _set_hints(self, disposition: str, resource: Any) -> None:
-        # The resource's own disposition too: dlt starts every table it fills from it, nested
-        # tables included (whose disposition must follow their root's).
-        resource.apply_hints(write_disposition=table_hints(self.entry, disposition)["write_disposition"])
-        for table in self.entry.tables:
-            self.hints[table] = table_hints(BY_TABLE[table], disposition)
-            if self.run.arrow:
-                self.run.plans[table] = plan_for(table, self.hints[table])
-
-
 def _in_turns(entry: StripeObject, reads: list[AccountRead], owner: str) -> list[list[AccountRead]]:
     """The reads in one turn; the platform's list of its connected accounts after theirs (which note
     what their events announce for it)."""
@@ -90,6 +50,27 @@ def _in_turns(entry: StripeObject, reads: list[AccountRead], owner: str) -> list
 
 def read(run: Extraction, entry: StripeObject, tables: frozenset[str], scopes: Sequence[AccountScope],
          fan_out: FanOut) -> Iterator[Any]:
-    """The resource's generator: one `ResourceRun` over the run's accounts, inside the run's lifecycle."""
+    """The resource's generator, inside the run's lifecycle: every scope's read, as `fan_out` reads them
+    (in turn or many at once), its tables' rows batched for dlt under one set of hints."""
     with run.lifecycle.running():
-        yield from ResourceRun(run, entry, tables).items(scopes, fan_out)
+        # One disposition for the resource's tables: a table appended to by one account's first load and
+        # merged into by another's later run would be both at once. Merging a first load is only slower.
+        holds_rows = any(run.destination().holds_rows(tables, scope.account) for scope in scopes)
+        disposition = "merge" if holds_rows else "append"
+        # The resource's own disposition too: dlt starts every table it fills from it, nested
+        # tables included (whose disposition must follow their root's).
+        dlt.current.resource().apply_hints(write_disposition=table_hints(entry, disposition)["write_disposition"])
+        hints = {table: table_hints(BY_TABLE[table], disposition) for table in entry.tables}
+        if run.arrow:
+            run.plans.update({table: plan_for(table, hints[table]) for table in entry.tables})
+        state = dlt.current.resource_state(entry.table)
+        kind = ConnectedAccountsRead if entry.connected_events else AccountRead
+        reads = [kind(scope, entry, tables, state) for scope in scopes]
+        batches = TableBatches(run.tables, entry.table)
+        for turn in _in_turns(entry, reads, run.owner):
+            for rows in fan_out.rows(entry.table, turn):
+                yield from batches.add(rows, hints[rows.table])
+        yield from batches.flush()
+        if run.arrow:
+            yield from realign_tables(run.tables, [t for t in entry.tables if t in batches.filled], hints,
+                                      batches.written)

@@ -33,7 +33,7 @@ def expand_names(names: Iterable[str]) -> tuple[list[str], list[str]]:
         elif name == EVERYTHING:
             wanted.update(BY_TABLE)
         elif name == DEFAULTS:
-            wanted.update(entry.table for entry in CATALOG if entry.default)
+            wanted.update(default_tables())
         elif name in GROUPS:
             wanted.update(table for table in GROUPS[name] if BY_TABLE[table].default or not costly(table))
         else:
