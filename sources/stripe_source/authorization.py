@@ -19,15 +19,13 @@ Refresh = Callable[[StripeCredentials], StripeCredentials]
 class Authorization:
     """The headers of one account's requests, renewed safely while many threads send them."""
 
-    def __init__(self, credentials: StripeCredentials, user_agent: str, refresh: Refresh | None = None,
-                 on_token_refresh: Callable[[StripeCredentials], None] | None = None) -> None:
+    def __init__(self, credentials: StripeCredentials, user_agent: str, refresh: Refresh | None = None) -> None:
         self.user_agent = user_agent
         self.refresh = refresh
-        self.on_token_refresh = on_token_refresh
         self._lock = threading.Lock()  # shared by every account's view: one renewal at a time
-        self.use(credentials, announce=False)
+        self.use(credentials)
 
-    def use(self, credentials: StripeCredentials, announce: bool = True) -> None:
+    def use(self, credentials: StripeCredentials) -> None:
         """Send these credentials from now on (a renewed or adopted token)."""
         self.credentials = credentials
         headers = {
@@ -39,8 +37,6 @@ class Authorization:
         if credentials.stripe_account:
             headers["Stripe-Account"] = credentials.stripe_account
         self.headers = headers  # replaced whole, never changed: a request in flight keeps what it sent
-        if announce and self.on_token_refresh:
-            self.on_token_refresh(credentials)
 
     def renew_after_refusal(self, refused: Mapping[str, str]) -> bool:
         """After a 401 to a request that sent `refused`: whether a new access token is in place
@@ -65,5 +61,5 @@ class Authorization:
         view = copy.copy(self)
         credentials = copy.copy(self.credentials)
         credentials.stripe_account = account
-        view.use(credentials, announce=False)
+        view.use(credentials)
         return view

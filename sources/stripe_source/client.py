@@ -103,7 +103,6 @@ class StripeApi:
         timeout: float | None = None,
         pool_size: int = 64,
         refresh: Callable[[StripeCredentials], StripeCredentials] | None = None,
-        on_token_refresh: Callable[[StripeCredentials], None] | None = None,
         user_agent_suffix: str | None = None,
     ) -> None:
         """`timeout`: seconds to wait for one answer (default: `configured_request_timeout()`); a
@@ -112,7 +111,7 @@ class StripeApi:
         `refresh`: for OAuth tokens, called with the credentials whose access token Stripe refused
         (or that is about to expire); returns credentials with one that works, or raises
         `ReauthenticationRequired`. The connection step provides it (`connection.tokens`); the
-        client only knows when to call it. `on_token_refresh` is told of every new token.
+        client only knows when to call it.
         """
         self.api_base = check_base_url(api_base, "api_base")
         self.connect_base = check_base_url(connect_base, "connect_base")
@@ -129,7 +128,7 @@ class StripeApi:
         self._answered = False  # any HTTP answer from api_base yet (else errors mean a wrong URL or no network)
         self.stats = RequestStats()
         self.server_time: int | None = None  # Stripe's clock, from the Date header
-        self.auth = Authorization(credentials, user_agent(user_agent_suffix), refresh, on_token_refresh)
+        self.auth = Authorization(credentials, user_agent(user_agent_suffix), refresh)
         self.transport = Transport(self.api_base, self.timeout, pool_size)
 
     @property
