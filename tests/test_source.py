@@ -200,6 +200,16 @@ def test_a_connected_account_lands_with_its_account_id(emulator, monkeypatch, tm
         assert rows(db, f"SELECT DISTINCT stripe_account_id FROM stripe.{table}") == [(account,)]
 
 
+
+def test_a_restricted_key_that_may_not_read_the_account_still_names_it_on_every_row(emulator, monkeypatch, tmp_path):
+    # Without rak_account_read, /v1/account is refused; Stripe's refusal names the account
+    # ("... on account 'acct_...'"), and rows of two accounts in one dataset stay apart only by it.
+    key = emulator.add_key(kind="restricted", permissions={"charges": "read", "events": "read"})
+    db = tmp_path / "restricted.duckdb"
+    assert run_pipeline(emulator, monkeypatch, db, "--resources", "charges", key=key) == 0
+    assert set(ids(db, "charges")) == {o["id"] for o in emulator.objects("charges")}
+    assert rows(db, "SELECT DISTINCT stripe_account_id FROM stripe.charges") == [(emulator.account_id,)]
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

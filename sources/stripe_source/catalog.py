@@ -132,118 +132,42 @@ CATALOG: tuple[StripeObject, ...] = (
     *_group(
         "payments",
         _entry("charges", "charge", "/v1/charges", "rak_charge_read", events=("charge.",), creations_announced=True),
-        _entry(
-            "payment_intents",
-            "payment_intent",
-            "/v1/payment_intents",
-            "rak_payment_intent_read",
-            events=("payment_intent.",),
-            creations_announced=True,
-            timestamps=("canceled_at",),
-        ),
+        _entry("payment_intents", "payment_intent", "/v1/payment_intents", "rak_payment_intent_read",
+               events=("payment_intent.",), creations_announced=True, timestamps=("canceled_at",)),
         _entry("refunds", "refund", "/v1/refunds", "rak_refund_read", events=("refund.", "charge.refund."),
                creations_announced=True),
-        _entry(
-            "disputes",
-            "dispute",
-            "/v1/disputes",
-            "rak_dispute_read",
-            events=("charge.dispute.",),
-            creations_announced=True,
-            timestamps=("evidence_details__due_by",),
-        ),
-        _entry(
-            "balance_transactions",
-            "balance_transaction",
-            "/v1/balance_transactions",
-            "rak_balance_transaction_source_read",
-            # Immutable except `status` (pending -> available), which Stripe announces in no event;
-            # the lookback window re-reads recent ones.
-            mutable=False,
-            timestamps=("available_on",),
-        ),
-        _entry(
-            "payouts",
-            "payout",
-            "/v1/payouts",
-            "rak_payout_read",
-            events=("payout.",),
-            creations_announced=True,
-            timestamps=("arrival_date",),
-            # Reconciliation: which balance transactions each automatic payout settled. Stripe answers
-            # `?payout=` only for automatic payouts (a manual one is refused).
-            sub_lists=(
-                SubList(
-                    "",
-                    "payout_balance_transactions",
-                    "/v1/balance_transactions",
-                    params=(("payout", "{id}"),),
-                    parent_column="payout",
-                    only_if=(("automatic", True),), only_for="automatic",
-                ),
-            ),
-        ),
-        _entry(
-            "payout_balance_transactions",
-            "balance_transaction",
-            None,
-            "rak_balance_transaction_source_read",
-            parent="payouts",
-            timestamps=("available_on",),
-        ),
-        _entry(
-            "checkout_sessions",
-            "checkout.session",
-            "/v1/checkout/sessions",
-            "rak_checkout_session_read",
-            events=("checkout.session.",),  # completed, expired, async payments (no event when one is made)
-            sub_lists=(
-                SubList(
-                    "line_items",
-                    "checkout_session_line_items",
-                    "/v1/checkout/sessions/{id}/line_items",
-                    parent_column="checkout_session",
-                    expand=True,
-                ),
-            ),
-            timestamps=("expires_at",),
-        ),
+        _entry("disputes", "dispute", "/v1/disputes", "rak_dispute_read", events=("charge.dispute.",),
+               creations_announced=True, timestamps=("evidence_details__due_by",)),
+        # Immutable except `status` (pending -> available), which Stripe announces in no event;
+        # the lookback window re-reads recent ones.
+        _entry("balance_transactions", "balance_transaction", "/v1/balance_transactions",
+               "rak_balance_transaction_source_read", mutable=False, timestamps=("available_on",)),
+        _entry("payouts", "payout", "/v1/payouts", "rak_payout_read", events=("payout.",), creations_announced=True,
+               timestamps=("arrival_date",),
+               # Reconciliation: which balance transactions each automatic payout settled. Stripe answers
+               # `?payout=` only for automatic payouts (a manual one is refused).
+               sub_lists=(SubList("", "payout_balance_transactions", "/v1/balance_transactions",
+                                  params=(("payout", "{id}"),), parent_column="payout",
+                                  only_if=(("automatic", True),), only_for="automatic"),)),
+        _entry("payout_balance_transactions", "balance_transaction", None, "rak_balance_transaction_source_read",
+               parent="payouts", timestamps=("available_on",)),
+        # completed, expired, async payments (no event when one is made)
+        _entry("checkout_sessions", "checkout.session", "/v1/checkout/sessions", "rak_checkout_session_read",
+               events=("checkout.session.",), timestamps=("expires_at",),
+               sub_lists=(SubList("line_items", "checkout_session_line_items", "/v1/checkout/sessions/{id}/line_items",
+                                  parent_column="checkout_session", expand=True),)),
         _entry("checkout_session_line_items", "item", None, "rak_checkout_session_read", parent="checkout_sessions"),
         # A payment link has no `created`, and its list no `created` filter: the list is read whole each run.
-        StripeObject(
-            "payment_links",
-            "payment_link",
-            "/v1/payment_links",
-            "rak_payment_link_read",
-            events=("payment_link.",),
-            created_filter=False,
-            sub_lists=(
-                SubList(
-                    "line_items",
-                    "payment_link_line_items",
-                    "/v1/payment_links/{id}/line_items",
-                    parent_column="payment_link",
-                    expand=True,
-                ),
-            ),
-            timestamps=(),
-        ),
+        StripeObject("payment_links", "payment_link", "/v1/payment_links", "rak_payment_link_read",
+                     events=("payment_link.",), created_filter=False, timestamps=(),
+                     sub_lists=(SubList("line_items", "payment_link_line_items", "/v1/payment_links/{id}/line_items",
+                                        parent_column="payment_link", expand=True),)),
         _entry("payment_link_line_items", "item", None, "rak_payment_link_read", parent="payment_links"),
-        _entry(
-            "setup_intents",
-            "setup_intent",
-            "/v1/setup_intents",
-            "rak_setup_intent_read",
-            events=("setup_intent.",),
-            creations_announced=True,
-            # each confirmation's attempt: listed per setup intent only
-            sub_lists=(
-                SubList(
-                    "", "setup_attempts", "/v1/setup_attempts", params=(("setup_intent", "{id}"),),
-                    parent_column="setup_intent",
-                ),
-            ),
-        ),
+        _entry("setup_intents", "setup_intent", "/v1/setup_intents", "rak_setup_intent_read",
+               events=("setup_intent.",), creations_announced=True,
+               # each confirmation's attempt: listed per setup intent only
+               sub_lists=(SubList("", "setup_attempts", "/v1/setup_attempts", params=(("setup_intent", "{id}"),),
+                                  parent_column="setup_intent"),)),
         _entry("setup_attempts", "setup_attempt", None, "rak_setup_intent_read", parent="setup_intents",
                default=False),
         # A customer's payment methods: attached, updated and detached (then naming no customer) each say
@@ -251,14 +175,9 @@ CATALOG: tuple[StripeObject, ...] = (
         _entry("payment_methods", "payment_method", None, "rak_payment_method_read", parent="customers",
                events=("payment_method.",), default=False),
         _entry("reviews", "review", "/v1/reviews", "rak_review_read", events=("review.",), creations_announced=True),
-        _entry(
-            "early_fraud_warnings",
-            "radar.early_fraud_warning",
-            "/v1/radar/early_fraud_warnings",
-            "rak_radar_early_fraud_warning_read",
-            events=("radar.early_fraud_warning.",),
-            creations_announced=True,
-        ),
+        _entry("early_fraud_warnings", "radar.early_fraud_warning", "/v1/radar/early_fraud_warnings",
+               "rak_radar_early_fraud_warning_read", events=("radar.early_fraud_warning.",),
+               creations_announced=True),
         _entry("topups", "topup", "/v1/topups", "rak_topup_read", events=("topup.",), creations_announced=True,
                timestamps=("expected_availability_date",)),
         # The account's funds as of each run: appended, so the table is a history of the balance.
@@ -272,199 +191,91 @@ CATALOG: tuple[StripeObject, ...] = (
     ),
     *_group(
         "billing",
-        _entry(
-            "invoices",
-            "invoice",
-            "/v1/invoices",
-            "rak_invoice_read",
-            events=("invoice.",),
-            creations_announced=True,
-            deletable=True,
-            sub_lists=(SubList("lines", "invoice_line_items", "/v1/invoices/{id}/lines", parent_column="invoice"),),
-            timestamps=(
-                "due_date",
-                "effective_at",
-                "period_start",
-                "period_end",
-                "next_payment_attempt",
-                "webhooks_delivered_at",
-                "status_transitions__finalized_at",
-                "status_transitions__paid_at",
-                "status_transitions__voided_at",
-                "status_transitions__marked_uncollectible_at",
-            ),
-        ),
-        _entry(
-            "invoice_line_items",
-            "line_item",
-            None,
-            "rak_invoice_read",
-            parent="invoices",
-            timestamps=("period__start", "period__end"),
-        ),
-        _entry(
-            "invoice_items",
-            "invoiceitem",
-            "/v1/invoiceitems",
-            "rak_invoice_read",
-            events=("invoiceitem.",),
-            creations_announced=True,
-            deletable=True,
-            created_field="date",  # invoice items have `date` where other objects have `created`
-            # Since 2024 Stripe sends no `invoiceitem.updated`. An item changes only while it is pending
-            # or on a draft invoice (whose change Stripe announces as `invoice.updated`): those are read again.
-            updates_announced=False,
-            rechecks=(
-                Recheck((("pending", "true"),)),
-                Recheck((("invoice", "{id}"),), per="invoices", states=("draft",)),
-            ),
-            timestamps=("date", "period__start", "period__end"),
-        ),
-        _entry(
-            "credit_notes",
-            "credit_note",
-            "/v1/credit_notes",
-            "rak_credit_note_read",
-            events=("credit_note.",),
-            creations_announced=True,
-            sub_lists=(
-                SubList(
-                    "lines", "credit_note_line_items", "/v1/credit_notes/{id}/lines", parent_column="credit_note"
-                ),
-            ),
-            timestamps=("effective_at", "voided_at"),
-        ),
-        _entry(
-            "credit_note_line_items", "credit_note_line_item", None, "rak_credit_note_read", parent="credit_notes"
-        ),
-        _entry(
-            "customers",
-            "customer",
-            "/v1/customers",
-            "rak_customer_read",
-            events=("customer.",),
-            creations_announced=True,
-            deletable=True,
-            sub_lists=(
-                # tax ids come embedded when the list asks (`expand[]`); their own events say when one changes
-                SubList("tax_ids", "customer_tax_ids", "/v1/customers/{id}/tax_ids", parent_column="customer",
-                        expand=True),
-                SubList("", "payment_methods", "/v1/customers/{id}/payment_methods", parent_column="customer"),
-                # no event of its own: a change of the balance is the customer's (`customer.updated`)
-                SubList("", "customer_balance_transactions", "/v1/customers/{id}/balance_transactions",
-                        parent_column="customer"),
-            ),
-        ),
+        _entry("invoices", "invoice", "/v1/invoices", "rak_invoice_read", events=("invoice.",),
+               creations_announced=True, deletable=True,
+               sub_lists=(SubList("lines", "invoice_line_items", "/v1/invoices/{id}/lines", parent_column="invoice"),),
+               timestamps=("due_date", "effective_at", "period_start", "period_end", "next_payment_attempt",
+                           "webhooks_delivered_at", "status_transitions__finalized_at", "status_transitions__paid_at",
+                           "status_transitions__voided_at", "status_transitions__marked_uncollectible_at")),
+        _entry("invoice_line_items", "line_item", None, "rak_invoice_read", parent="invoices",
+               timestamps=("period__start", "period__end")),
+        _entry("invoice_items", "invoiceitem", "/v1/invoiceitems", "rak_invoice_read", events=("invoiceitem.",),
+               creations_announced=True, deletable=True,
+               created_field="date",  # invoice items have `date` where other objects have `created`
+               # Since 2024 Stripe sends no `invoiceitem.updated`. An item changes only while it is pending
+               # or on a draft invoice (whose change Stripe announces as `invoice.updated`): those are read again.
+               updates_announced=False,
+               rechecks=(Recheck((("pending", "true"),)),
+                         Recheck((("invoice", "{id}"),), per="invoices", states=("draft",))),
+               timestamps=("date", "period__start", "period__end")),
+        _entry("credit_notes", "credit_note", "/v1/credit_notes", "rak_credit_note_read", events=("credit_note.",),
+               creations_announced=True, timestamps=("effective_at", "voided_at"),
+               sub_lists=(SubList("lines", "credit_note_line_items", "/v1/credit_notes/{id}/lines",
+                                  parent_column="credit_note"),)),
+        _entry("credit_note_line_items", "credit_note_line_item", None, "rak_credit_note_read", parent="credit_notes"),
+        _entry("customers", "customer", "/v1/customers", "rak_customer_read", events=("customer.",),
+               creations_announced=True, deletable=True,
+               sub_lists=(
+                   # tax ids come embedded when the list asks (`expand[]`); their own events say when one changes
+                   SubList("tax_ids", "customer_tax_ids", "/v1/customers/{id}/tax_ids", parent_column="customer",
+                           expand=True),
+                   SubList("", "payment_methods", "/v1/customers/{id}/payment_methods", parent_column="customer"),
+                   # no event of its own: a change of the balance is the customer's (`customer.updated`)
+                   SubList("", "customer_balance_transactions", "/v1/customers/{id}/balance_transactions",
+                           parent_column="customer"),
+               )),
         _entry("customer_tax_ids", "tax_id", None, "rak_customer_read", parent="customers",
                events=("customer.tax_id.",)),
         _entry("customer_balance_transactions", "customer_balance_transaction", None, "rak_customer_read",
                parent="customers", default=False),
-        _entry(
-            "subscriptions",
-            "subscription",
-            "/v1/subscriptions",
-            "rak_subscription_read",
-            events=("customer.subscription.",),
-            creations_announced=True,
-            list_params=(("status", "all"),),  # without it Stripe hides canceled ones
-            sub_lists=(
-                SubList(
-                    "items",
-                    "subscription_items",
-                    "/v1/subscription_items",
-                    params=(("subscription", "{id}"),),
-                    parent_column="subscription",
-                    embeds=(("price__id", "prices"), ("plan__id", "plans")),
-                ),
-            ),
-            timestamps=(
-                "billing_cycle_anchor",
-                "cancel_at",
-                "canceled_at",
-                "ended_at",
-                "start_date",
-                "trial_start",
-                "trial_end",
-            ),
-        ),
-        _entry(
-            "subscription_items",
-            "subscription_item",
-            None,
-            "rak_subscription_read",
-            parent="subscriptions",
-            timestamps=("current_period_start", "current_period_end"),
-        ),
+        _entry("subscriptions", "subscription", "/v1/subscriptions", "rak_subscription_read",
+               events=("customer.subscription.",), creations_announced=True,
+               list_params=(("status", "all"),),  # without it Stripe hides canceled ones
+               sub_lists=(SubList("items", "subscription_items", "/v1/subscription_items",
+                                  params=(("subscription", "{id}"),), parent_column="subscription",
+                                  embeds=(("price__id", "prices"), ("plan__id", "plans"))),),
+               timestamps=("billing_cycle_anchor", "cancel_at", "canceled_at", "ended_at", "start_date", "trial_start",
+                           "trial_end")),
+        _entry("subscription_items", "subscription_item", None, "rak_subscription_read", parent="subscriptions",
+               timestamps=("current_period_start", "current_period_end")),
         _entry("products", "product", "/v1/products", "rak_product_read", events=("product.",), deletable=True,
-               creations_announced=True,
-               timestamps=("updated",),
+               creations_announced=True, timestamps=("updated",),
                sub_lists=(SubList("", "product_features", "/v1/products/{id}/features", parent_column="product",
                                   every_run=True),)),
         StripeObject("product_features", "product_feature", None, "rak_product_read", parent="products",
                      default=False, timestamps=()),
         # Tiers come only when expanded: asked for, they land in prices__tiers / plans__tiers.
         _entry("prices", "price", "/v1/prices", "rak_price_read", events=("price.",), deletable=True,
-               creations_announced=True,
-               expand=("tiers",)),
-        _entry("plans", "plan", "/v1/plans", "rak_plan_read", events=("plan.",), deletable=True, expand=("tiers",),
-               creations_announced=True),
+               creations_announced=True, expand=("tiers",)),
+        _entry("plans", "plan", "/v1/plans", "rak_plan_read", events=("plan.",), deletable=True,
+               creations_announced=True, expand=("tiers",)),
         _entry("coupons", "coupon", "/v1/coupons", "rak_coupon_read", events=("coupon.",), deletable=True,
-               creations_announced=True,
-               timestamps=("redeem_by",)),
-        _entry(
-            "promotion_codes",
-            "promotion_code",
-            "/v1/promotion_codes",
-            "rak_promotion_code_read",
-            events=("promotion_code.",),
-            creations_announced=True,
-            timestamps=("expires_at",),
-        ),
+               creations_announced=True, timestamps=("redeem_by",)),
+        _entry("promotion_codes", "promotion_code", "/v1/promotion_codes", "rak_promotion_code_read",
+               events=("promotion_code.",), creations_announced=True, timestamps=("expires_at",)),
         _entry("tax_rates", "tax_rate", "/v1/tax_rates", "rak_tax_rate_read", events=("tax_rate.",),
                creations_announced=True),
-        _entry(
-            "subscription_schedules",
-            "subscription_schedule",
-            "/v1/subscription_schedules",
-            "rak_subscription_schedule_read",
-            events=("subscription_schedule.",),
-            creations_announced=True,
-            timestamps=("canceled_at", "completed_at", "released_at", "current_phase__start_date",
-                        "current_phase__end_date"),
-            json=("phases",),  # phases of items of prices, three lists deep: read as a whole
-        ),
+        _entry("subscription_schedules", "subscription_schedule", "/v1/subscription_schedules",
+               "rak_subscription_schedule_read", events=("subscription_schedule.",), creations_announced=True,
+               timestamps=("canceled_at", "completed_at", "released_at", "current_phase__start_date",
+                           "current_phase__end_date"),
+               json=("phases",)),  # phases of items of prices, three lists deep: read as a whole
         # A quote's list takes no `created`: read whole on a first load, then through events (and drafts).
-        _entry(
-            "quotes",
-            "quote",
-            "/v1/quotes",
-            "rak_quote_read",
-            events=("quote.",),
-            created_filter=False,
-            sub_lists=(
-                SubList("line_items", "quote_line_items", "/v1/quotes/{id}/line_items", parent_column="quote",
-                        expand=True),
-            ),
-            # Stripe announces no change of a draft (`quote.updated` does not exist): drafts are read again
-            rechecks=(Recheck((("status", "draft"),)),),
-            timestamps=("expires_at", "status_transitions__accepted_at", "status_transitions__canceled_at",
-                        "status_transitions__finalized_at"),
-        ),
+        _entry("quotes", "quote", "/v1/quotes", "rak_quote_read", events=("quote.",), created_filter=False,
+               sub_lists=(SubList("line_items", "quote_line_items", "/v1/quotes/{id}/line_items",
+                                  parent_column="quote", expand=True),),
+               # Stripe announces no change of a draft (`quote.updated` does not exist): drafts are read again
+               rechecks=(Recheck((("status", "draft"),)),),
+               timestamps=("expires_at", "status_transitions__accepted_at", "status_transitions__canceled_at",
+                           "status_transitions__finalized_at")),
         _entry("quote_line_items", "item", None, "rak_quote_read", parent="quotes"),
-        _entry(
-            "invoice_payments",
-            "invoice_payment",
-            "/v1/invoice_payments",
-            "rak_invoice_read",
-            events=("invoice_payment.",),  # paid
-            # an attempt's open payment is canceled, unannounced, when the invoice is paid: read again then
-            # Stripe makes one when an invoice is finalized (`invoice.finalized`) and cancels an attempt's
-            # open one, unannounced, when the invoice is paid, voided or written off: both read per invoice.
-            creations_announced=True,
-            rechecks=(Recheck((("invoice", "{id}"),), per="invoices",
-                              states=("open", "paid", "void", "uncollectible")),),
-            timestamps=("status_transitions__paid_at", "status_transitions__canceled_at"),
-        ),
+        # Stripe makes one when an invoice is finalized (`invoice.finalized`) and cancels an attempt's open
+        # one, unannounced, when the invoice is paid, voided or written off: both read per invoice.
+        _entry("invoice_payments", "invoice_payment", "/v1/invoice_payments", "rak_invoice_read",
+               events=("invoice_payment.",), creations_announced=True,
+               rechecks=(Recheck((("invoice", "{id}"),), per="invoices",
+                                 states=("open", "paid", "void", "uncollectible")),),
+               timestamps=("status_transitions__paid_at", "status_transitions__canceled_at")),
         # Shipping rates change (archived) without an event: the list, short, is read whole each run.
         _entry("shipping_rates", "shipping_rate", "/v1/shipping_rates", "rak_shipping_rate_read",
                created_filter=False),
@@ -477,31 +288,17 @@ CATALOG: tuple[StripeObject, ...] = (
     ),
     *_group(
         "connect",
-        _entry(
-            "transfers",
-            "transfer",
-            "/v1/transfers",
-            "rak_transfer_read",
-            events=("transfer.",),
-            creations_announced=True,
-            # `transfer.reversed` / `transfer.updated` announce a new reversal: the transfer's list is read again
-            sub_lists=(
-                SubList("reversals", "transfer_reversals", "/v1/transfers/{id}/reversals", parent_column="transfer"),
-            ),
-        ),
+        # `transfer.reversed` / `transfer.updated` announce a new reversal: the transfer's list is read again
+        _entry("transfers", "transfer", "/v1/transfers", "rak_transfer_read", events=("transfer.",),
+               creations_announced=True,
+               sub_lists=(SubList("reversals", "transfer_reversals", "/v1/transfers/{id}/reversals",
+                                  parent_column="transfer"),)),
         _entry("transfer_reversals", "transfer_reversal", None, "rak_transfer_read", parent="transfers"),
         # what the platform collects on its connected accounts' payments, and the refunds of it
-        _entry(
-            "application_fees",
-            "application_fee",
-            "/v1/application_fees",
-            "rak_application_fee_read",
-            events=("application_fee.",),  # created, refunded
-            creations_announced=True,
-            sub_lists=(
-                SubList("refunds", "application_fee_refunds", "/v1/application_fees/{id}/refunds", parent_column="fee"),
-            ),
-        ),
+        _entry("application_fees", "application_fee", "/v1/application_fees", "rak_application_fee_read",
+               events=("application_fee.",), creations_announced=True,  # created, refunded
+               sub_lists=(SubList("refunds", "application_fee_refunds", "/v1/application_fees/{id}/refunds",
+                                  parent_column="fee"),)),
         _entry("application_fee_refunds", "fee_refund", None, "rak_application_fee_read", parent="application_fees",
                events=("application_fee.refund.",)),  # a refund changed alone: its fee's refunds read again
         # The platform's connected accounts, read with its key (empty for an account that is not a platform).
@@ -510,23 +307,18 @@ CATALOG: tuple[StripeObject, ...] = (
         # it reads to find them); persons and external accounts past the 10 embedded are read again for
         # the accounts whose own events announce a change (read in a run of the connected accounts, for
         # their tables), or, in a run of the platform alone, which cannot see those events, every run.
-        _entry(
-            "accounts",
-            "account",
-            "/v1/accounts",
-            "rak_connected_account_read",
-            connected_events=(("account.updated", "accounts"), ("account.external_account.", "external_accounts"),
-                              ("person.", "persons")),
-            # Stripe shows both only to a platform that controls the account (one it created): an account
-            # connected through Connect OAuth keeps them to itself
-            sub_lists=(
-                SubList("external_accounts", "external_accounts", "/v1/accounts/{id}/external_accounts",
-                        parent_column="account", only_if=CONTROLLED, only_for="platform-controlled"),
-                SubList("", "persons", "/v1/accounts/{id}/persons", parent_column="account", only_if=CONTROLLED,
-                        only_for="platform-controlled"),
-            ),
-            timestamps=("tos_acceptance__date",),
-        ),
+        _entry("accounts", "account", "/v1/accounts", "rak_connected_account_read",
+               connected_events=(("account.updated", "accounts"), ("account.external_account.", "external_accounts"),
+                                 ("person.", "persons")),
+               # Stripe shows both only to a platform that controls the account (one it created): an account
+               # connected through Connect OAuth keeps them to itself
+               sub_lists=(
+                   SubList("external_accounts", "external_accounts", "/v1/accounts/{id}/external_accounts",
+                           parent_column="account", only_if=CONTROLLED, only_for="platform-controlled"),
+                   SubList("", "persons", "/v1/accounts/{id}/persons", parent_column="account", only_if=CONTROLLED,
+                           only_for="platform-controlled"),
+               ),
+               timestamps=("tos_acceptance__date",)),
         # bank accounts and debit cards (`object` says which) the account's payouts go to; no `created`
         StripeObject("external_accounts", "bank_account", None, "rak_connected_account_read", parent="accounts",
                      timestamps=()),

@@ -29,9 +29,8 @@ from .plan import RunBounds, Window, is_gap
 from .workers import WorkerPool
 
 # What the reads feeding a backfill's bounding endpoint may hold beyond their hand-over's bound, all
-# reads together, in bytes of the pages Stripe sent (~1,200 pages of balance transactions, ~90 of
-# invoices); their Arrow rows take about as much again. The catalog backfill reached 91-92% of the
-# rate-limit ceiling with 48 MiB, 86-89% with 16 MiB, 88-89% with none (benchmarks/bench_backfill.py).
+# reads together, in bytes of the pages Stripe sent (their Arrow rows take about as much again): enough
+# that the endpoint never idles while dlt serves other resources (sized in benchmarks/bench_backfill.py).
 READ_AHEAD_BYTES = 48 * 2**20
 SUB_LIST_WORKERS = 40  # one endpoint's worth at ~25 req/s and ~300 ms, with room for waits
 

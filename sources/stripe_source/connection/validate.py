@@ -144,7 +144,7 @@ def check_connection(
         if "events" not in selection and any(entry.follows_events for entry in entries):
             entries.append(BY_TABLE["events"])  # runs after the first follow changes through /v1/events
     access = check_access(api, credentials, entries, strict=True)
-    account_id = access.account.get("id") or api.credentials.stripe_account
+    account_id = access.account.get("id") or api.credentials.stripe_account or access.account_in_message
     if access.unreadable:
         raise PermissionMissing(access.unreadable, account_id, follows_changes="events" not in selection)
     return account_id, access.account.get("created"), access.account
