@@ -19,20 +19,21 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import dlt
+from dlt.common.pipeline import get_dlt_pipelines_dir
 
 from stripe_source import API_VERSION, AccountsReport, __version__, stripe_source
+from stripe_source.catalog import BY_TABLE
 from stripe_source.client import check_request_timeout, check_user_agent_suffix
-from stripe_source.errors import (
-    EXIT_OK,
-    InvalidInput,
-    ReauthenticationRequired,
-)
+from stripe_source.errors import EXIT_OK, InvalidInput, ReauthenticationRequired
+from stripe_source.listing import render_text, why_off
 from stripe_source.loading import is_duckdb, load
+from stripe_source.options import select_tables
+from stripe_source.selection import left_out
 
 from .accounts import (
     ProgressLines,
@@ -43,6 +44,7 @@ from .accounts import (
     print_accounts_summary,
     write_summary,
 )
+from .connect import add_commands
 from .failures import SIGNAL_CODES, interrupted, signals_interrupt, user_error
 from .pipeline import (
     DEFAULT_DATASET,
@@ -76,11 +78,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_pipeline_name(args.pipeline_name)
     if not 0 <= args.wait <= MAX_WAIT_SECONDS:
         raise InvalidInput(f"--wait must be from 0 to {MAX_WAIT_SECONDS} seconds, got {args.wait:g}")
-    from dlt.common.pipeline import get_dlt_pipelines_dir
-
     # Held for the whole run: a second run of this pipeline (cron overlap) waits or refuses, never
     # shares the working dir, whatever DuckDB file it writes to.
-    with run_lock(get_dlt_pipelines_dir(), args.pipeline_name, args.wait), _request_timeout(args.request_timeout), \
+    with run_lock(get_dlt_pipelines_dir(), args.pipeline_name, args.wait), \
+            _source_config("REQUEST_TIMEOUT", args.request_timeout, check_request_timeout), \
             _source_config("USER_AGENT_SUFFIX", args.user_agent_suffix, check_user_agent_suffix):
         return _run(args)
 
@@ -92,8 +93,10 @@ def _run(args: argparse.Namespace) -> int:
     report = AccountsReport()
     report.on_account = ProgressLines(report)  # a line per account as it ends, when it reads a platform's
     options = {"resources": args.resources, "start_date": args.start_date, "end_date": args.end_date,
-               "api_base": args.api_base, "full_refresh": args.full_refresh or None, **_tuning(args), **platform,
-               "report": report}
+               "api_base": args.api_base, "full_refresh": args.full_refresh or None,
+               "lookback_seconds": args.lookback_seconds, "max_requests_per_second": args.max_rps,
+               "max_requests_per_endpoint": args.max_rps_per_endpoint, "workers": args.workers,
+               "flatten_processes": args.flatten_processes, **platform, "report": report}
     # The destination first: a wrong name or missing credentials fail before any request to Stripe.
     pipeline = build_pipeline(args.destination, args.dataset, args.duckdb_path, args.pipeline_name,
                               duckdb_memory_limit=args.duckdb_memory_limit)
@@ -141,11 +144,6 @@ def _load(args: argparse.Namespace, pipeline: dlt.Pipeline, options: dict[str, A
 
 def print_left_out(resources: str | None) -> None:
     """Name the tables off by default this run could have loaded, why they are off, and how to load them."""
-    from stripe_source.catalog import BY_TABLE
-    from stripe_source.listing import why_off
-    from stripe_source.options import select_tables
-    from stripe_source.selection import left_out
-
     skipped = left_out(select_tables(resources), given=bool(resources))
     if skipped:
         print("Off by default: " + "; ".join(f"{t} ({why_off(BY_TABLE[t])})" for t in skipped)
@@ -153,15 +151,11 @@ def print_left_out(resources: str | None) -> None:
 
 
 def cmd_tables(args: argparse.Namespace) -> int:
-    from stripe_source.listing import render_text
-
     print(render_text())
     return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from dlt.common.pipeline import get_dlt_pipelines_dir
-
     with run_lock(get_dlt_pipelines_dir(), "stripe_demo"):
         return _demo(args)
 
@@ -194,27 +188,10 @@ def _demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _tuning(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "lookback_seconds": args.lookback_seconds,
-        "max_requests_per_second": args.max_rps,
-        "max_requests_per_endpoint": args.max_rps_per_endpoint,
-        "workers": args.workers,
-        "flatten_processes": args.flatten_processes,
-    }
-
-
 @contextlib.contextmanager
-def _request_timeout(seconds: float | None) -> Iterator[None]:
-    """--request-timeout for every client of this run, through dlt config (as `request_timeout`
-    under `[sources.stripe]` would give it), restored after the run."""
-    with _source_config("REQUEST_TIMEOUT", seconds, lambda value: repr(check_request_timeout(value))):
-        yield
-
-
-@contextlib.contextmanager
-def _source_config(name: str, value: Any, check: Any) -> Iterator[None]:
-    """A command-line value as `[sources.stripe] <name>` for this run (SOURCES__STRIPE__<NAME>), restored after."""
+def _source_config(name: str, value: Any, check: Callable[[Any], object]) -> Iterator[None]:
+    """A command-line value as `[sources.stripe] <name>` for this run (SOURCES__STRIPE__<NAME>), so every
+    client of the run sees it; restored after."""
     if value is None:
         yield
         return
@@ -281,12 +258,7 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--dataset", default=DEFAULT_DATASET)
     demo.set_defaults(handler=cmd_demo)
 
-    try:
-        from .connect import add_commands
-    except ImportError:  # the connection step is optional for embedding the loader alone
-        pass
-    else:
-        add_commands(sub)
+    add_commands(sub)
     return root
 
 
@@ -296,14 +268,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     for handler in logging.getLogger().handlers:
-        if redact_record not in handler.filters:
-            handler.addFilter(redact_record)
+        handler.addFilter(redact_record)  # added once: addFilter skips a filter it holds
     with signals_interrupt() as received:
         try:
             code = args.handler(args)
+        except SystemExit:
+            raise
         except BaseException as exc:  # one line for the user, the traceback only with DEBUG
-            if isinstance(exc, SystemExit):
-                raise
             message, code = user_error(exc)
             if received:  # whatever the interrupted step made of it
                 message, code = interrupted(received[0])

@@ -16,6 +16,8 @@ import webbrowser
 from collections.abc import Callable
 from typing import Any
 
+import dlt
+
 from stripe_source.client import API_BASE_ENV, CONNECT_BASE_ENV, DEFAULT_API_BASE, DEFAULT_CONNECT_BASE
 from stripe_source.connection import (
     CALLBACK_PATH,
@@ -62,7 +64,7 @@ def add_commands(subparsers: Any) -> None:
                      help="install your Stripe App (stripe_api_access_type: oauth) through its install link; its "
                           "tokens expire hourly and are renewed automatically")
     app.add_argument("--app-id", metavar="app_...", help="the app's id, kept so `disconnect` can uninstall the app")
-    app.add_argument("--marketplace-base", default=argparse.SUPPRESS, metavar="URL",
+    app.add_argument("--marketplace-base", metavar="URL",
                      help=f"where the install link points (default {DEFAULT_MARKETPLACE_BASE})")
     oauth = connect.add_argument_group("Connect OAuth (\"Connect with Stripe\", for platforms that have it)")
     oauth.add_argument("--oauth", action="store_true", help="authorize in the browser instead of pasting a key")
@@ -95,11 +97,8 @@ def add_commands(subparsers: Any) -> None:
 
 
 def _add_base_options(parser: argparse.ArgumentParser) -> None:
-    # SUPPRESS: when the main CLI defines the same options before the subcommand, keep its value.
-    parser.add_argument("--api-base", default=argparse.SUPPRESS, metavar="URL", help="Stripe API base URL")
-    parser.add_argument(
-        "--connect-base", default=argparse.SUPPRESS, metavar="URL", help="Stripe Connect (OAuth) base URL"
-    )
+    parser.add_argument("--api-base", metavar="URL", help="Stripe API base URL")
+    parser.add_argument("--connect-base", metavar="URL", help="Stripe Connect (OAuth) base URL")
 
 
 def connect_command(args: argparse.Namespace) -> int:
@@ -108,7 +107,7 @@ def connect_command(args: argparse.Namespace) -> int:
             api_base, connect_base = _bases(args)
             credentials = load_credentials()
             report = validate(credentials, api_base, connect_base=connect_base)
-            _print_report(report.lines(), sys.stdout)
+            print("\n".join(report.lines()))
             return EXIT_OK
         # A new connection goes to Stripe unless told otherwise here: not to a server (the
         # emulator) an earlier `connect --api-base` stored.
@@ -117,7 +116,7 @@ def connect_command(args: argparse.Namespace) -> int:
         report = validate(credentials, api_base, connect_base=connect_base)
         if args.print_env:
             # The report goes to stderr so `eval "$(stripe-pipeline connect --print-env)"` works.
-            _print_report(report.lines(), sys.stderr)
+            print("\n".join(report.lines()), file=sys.stderr)
             for name, value in credentials_env(credentials).items():
                 print(f"export {name}={shlex.quote(value)}")
             if credentials.is_app:  # its refresh token rotates: env vars alone would strand it after an hour
@@ -130,9 +129,9 @@ def connect_command(args: argparse.Namespace) -> int:
             print(f"export SOURCES__STRIPE__CONNECT_BASE={shlex.quote(connect_base)}")
             return EXIT_OK
         path = save_credentials(credentials)
-        _print_report(report.lines(), sys.stdout)
+        print("\n".join(report.lines()))
         print(f"Saved to {_shown(path)} [sources.stripe.credentials]; `stripe-pipeline run` will use it.")
-        config = save_endpoints(getattr(args, "api_base", None), getattr(args, "connect_base", None))
+        config = save_endpoints(args.api_base, args.connect_base)
         if config:
             print(f"Saved the endpoints (API {api_base}, Connect {connect_base}) to {_shown(config)} [sources.stripe].")
         return EXIT_OK
@@ -150,23 +149,19 @@ def disconnect_command(args: argparse.Namespace) -> int:
             credentials = None
         not_deauthorized: StripeSourceError | None = None
         dashboard = "revoke it in the Stripe Dashboard (Settings > Connect > Connected accounts)"
-        if credentials is not None and credentials.is_app:
-            dashboard = (f"uninstall the app from its settings page in the Stripe Dashboard of "
-                         f"{credentials.stripe_account or 'the account'}")
-            if not credentials.app_id:  # Stripe's Install API finds an install by the app's id only
-                print(f"The app stays installed on {credentials.stripe_account or 'the account'}: {dashboard} "
-                      "(or connect with --app-id app_... so that `disconnect` can uninstall it).")
-            else:
-                try:
+        try:
+            if credentials is not None and credentials.is_app:
+                dashboard = (f"uninstall the app from its settings page in the Stripe Dashboard of "
+                             f"{credentials.stripe_account or 'the account'}")
+                if not credentials.app_id:  # Stripe's Install API finds an install by the app's id only
+                    print(f"The app stays installed on {credentials.stripe_account or 'the account'}: {dashboard} "
+                          "(or connect with --app-id app_... so that `disconnect` can uninstall it).")
+                else:
                     print(f"Uninstalled the app from {uninstall(credentials, api_base=api_base)}.")
-                except StripeSourceError as exc:  # the stored credentials go anyway: that is what was asked
-                    not_deauthorized = exc
-        elif credentials is not None and credentials.refresh_token and credentials.client_id:
-            try:
-                account = deauthorize(credentials, connect_base=connect_base)
-                print(f"Deauthorized {account} from the platform.")
-            except StripeSourceError as exc:  # the stored credentials go anyway: that is what was asked
-                not_deauthorized = exc
+            elif credentials is not None and credentials.refresh_token and credentials.client_id:
+                print(f"Deauthorized {deauthorize(credentials, connect_base=connect_base)} from the platform.")
+        except StripeSourceError as exc:  # the stored credentials go anyway: that is what was asked
+            not_deauthorized = exc
         removed = remove_credentials()
         if removed:
             print(f"Removed the Stripe credentials from {_shown(path)}.")
@@ -205,7 +200,8 @@ def _obtain_credentials(args: argparse.Namespace, api_base: str, connect_base: s
             args.client_id,
             app_key,
             api_base=api_base,
-            marketplace_base=_marketplace_base(args),
+            marketplace_base=(args.marketplace_base or os.environ.get(MARKETPLACE_BASE_ENV)
+                              or DEFAULT_MARKETPLACE_BASE),
             app_id=args.app_id,
             open_browser=None if args.no_browser else webbrowser.open,
             announce=_announcer("Open this link to install the app on your Stripe account:"),
@@ -256,30 +252,16 @@ def _read_key(args: argparse.Namespace, prompt: str) -> str:
     return key
 
 
-def _marketplace_base(args: argparse.Namespace) -> str:
-    return (getattr(args, "marketplace_base", None) or os.environ.get(MARKETPLACE_BASE_ENV)
-            or DEFAULT_MARKETPLACE_BASE)
-
-
 def _bases(args: argparse.Namespace, stored: bool = True) -> tuple[str, str]:
     return (
-        _base(getattr(args, "api_base", None), "api_base", API_BASE_ENV, DEFAULT_API_BASE, stored),
-        _base(getattr(args, "connect_base", None), "connect_base", CONNECT_BASE_ENV, DEFAULT_CONNECT_BASE, stored),
+        _base(args.api_base, "api_base", API_BASE_ENV, DEFAULT_API_BASE, stored),
+        _base(args.connect_base, "connect_base", CONNECT_BASE_ENV, DEFAULT_CONNECT_BASE, stored),
     )
 
 
 def _base(flag: str | None, config_key: str, env: str, default: str, stored: bool) -> str:
     """--flag, then (if `stored`) dlt config `sources.stripe.<key>`, then the env var, then Stripe's own host."""
-    if flag:
-        return flag
-    import dlt
-
-    return (stored and dlt.config.get(f"sources.stripe.{config_key}")) or os.environ.get(env) or default
-
-
-def _print_report(lines: list[str], stream: Any) -> None:
-    for line in lines:
-        print(line, file=stream)
+    return flag or (stored and dlt.config.get(f"sources.stripe.{config_key}")) or os.environ.get(env) or default
 
 
 def _shown(path: os.PathLike[str]) -> str:
@@ -290,7 +272,6 @@ def _shown(path: os.PathLike[str]) -> str:
 
 
 def _fail(exc: StripeSourceError) -> int:
-
     print(f"Error: {redact(str(exc))}", file=sys.stderr)
     return exc.exit_code
 
@@ -299,7 +280,6 @@ def _announcer(intro: str) -> Callable[[str], None]:
     """Prints the consent link on stderr, where the prompts go."""
 
     def announce(url: str) -> None:
-        print(intro, file=sys.stderr)
-        print(f"  {url}", file=sys.stderr)
+        print(f"{intro}\n  {url}", file=sys.stderr)
 
     return announce

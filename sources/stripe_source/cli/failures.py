@@ -6,11 +6,16 @@ import contextlib
 import os
 import re
 import signal
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import stripe
 from dlt.common.configuration.exceptions import ConfigFieldMissingException, ConfigurationException
+from dlt.common.destination.exceptions import UnknownDestinationModule
+from dlt.common.runtime import signals as dlt_signals
+from dlt.load.exceptions import LoadClientJobFailed, LoadClientJobTerminalRetry
+from dlt.pipeline.exceptions import PipelineStepFailed
 
 from stripe_source.errors import (
     EXIT_BAD_INPUT,
@@ -35,13 +40,10 @@ def signals_interrupt() -> Iterator[list[int]]:
     """SIGINT and SIGTERM stop the run: raised as KeyboardInterrupt where the main thread is, and
     flagged for dlt, whose steps check the flag between items (a KeyboardInterrupt can land in a
     finalizer, where Python ignores it). A second signal ends the process at once."""
-    import threading
-
     received: list[int] = []
     if threading.current_thread() is not threading.main_thread():  # only the main thread gets signals
         yield received
         return
-    from dlt.common.runtime import signals as dlt_signals
 
     def on_signal(signum: int, frame: Any) -> None:
         received.append(signum)
@@ -65,8 +67,7 @@ def signals_interrupt() -> Iterator[list[int]]:
 
 
 def first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
@@ -95,10 +96,6 @@ def user_error(exc: BaseException) -> tuple[str, int]:
             needs = f" (needs '{named.group(1)}')" if named else ""
             return (f"the Stripe key was refused a read during the run{needs}: grant the permission in the "
                     "Stripe Dashboard and run `stripe-pipeline connect --check`"), EXIT_PERMISSION
-    from dlt.common.destination.exceptions import UnknownDestinationModule
-    from dlt.load.exceptions import LoadClientJobFailed, LoadClientJobTerminalRetry
-    from dlt.pipeline.exceptions import PipelineStepFailed
-
     if isinstance(exc, UnknownDestinationModule):
         return (f"unknown destination '{exc.ref}': use duckdb (the default) or a dlt "
                 "destination name such as postgres, bigquery, snowflake or filesystem"), EXIT_BAD_INPUT
@@ -123,10 +120,8 @@ def user_error(exc: BaseException) -> tuple[str, int]:
             "traceback)"), EXIT_LOAD_FAILED
 
 
-def _failed_load(failed: Any) -> str:
+def _failed_load(failed: LoadClientJobFailed | LoadClientJobTerminalRetry) -> str:
     """The database's own error from the job's traceback, and what to do about it."""
-    from dlt.load.exceptions import LoadClientJobFailed
-
     lines = [line.strip() for line in str(failed.failed_message).splitlines() if line.strip()]
     errors = [line for line in lines if _EXCEPTION_LINE.match(line)]
     reason = _EXCEPTION_LINE.sub("", errors[-1] if errors else (lines[-1] if lines else "no message"))

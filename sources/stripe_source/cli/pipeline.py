@@ -20,8 +20,7 @@ PIPELINE_NAME = "stripe"
 DEFAULT_DATASET = "stripe"
 DEFAULT_DUCKDB_PATH = "stripe_data.duckdb"
 # DuckDB's own default is 80% of the machine's RAM, and a load holds what it inserts in memory up
-# to that: a 1M-object load peaked at 1.2 GB. With 256 MB it spills to disk instead (1M objects:
-# 584 MB peak for the load step alone, in about the same time).
+# to that; with a limit it spills to disk instead, in about the same time.
 DEFAULT_DUCKDB_MEMORY_LIMIT = "256MB"
 _MEMORY_SIZE = re.compile(r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
 # It names a directory (dlt's working dir) and a lock file: nothing that could leave the pipelines dir.
@@ -79,19 +78,6 @@ def check_destination_merges(pipeline: dlt.Pipeline) -> None:
         )
 
 
-def check_memory_limit(value: str) -> None:
-    if not _MEMORY_SIZE.match(value.strip()):
-        raise InvalidInput(f"--duckdb-memory-limit {value!r} is not a size: give it like 256MB or 2GB")
-
-
-def postgres_destination(pipeline_name: str) -> Any:
-    try:
-        from stripe_source.postgres import postgres_destination
-    except ImportError:
-        raise InvalidInput("--destination postgres needs psycopg2: pip install 'dlt-source-stripe[postgres]'") from None
-    return postgres_destination(pipeline_name)
-
-
 def build_pipeline(
     destination: str = "duckdb",
     dataset: str = DEFAULT_DATASET,
@@ -102,18 +88,28 @@ def build_pipeline(
 ) -> dlt.Pipeline:
     """A pipeline writing parquet load files when the destination takes them (DuckDB loads them far faster)."""
     if destination == "duckdb":
-        check_memory_limit(duckdb_memory_limit)
-        if Path(duckdb_path or DEFAULT_DUCKDB_PATH).stem == dataset:
+        limit = duckdb_memory_limit.strip()
+        if not _MEMORY_SIZE.match(limit):
+            raise InvalidInput(
+                f"--duckdb-memory-limit {duckdb_memory_limit!r} is not a size: give it like 256MB or 2GB"
+            )
+        path = Path(duckdb_path or DEFAULT_DUCKDB_PATH)
+        if path.stem == dataset:
             # DuckDB names the catalog after the file; a dataset of the same name makes queries ambiguous
             raise InvalidInput(
                 f"The DuckDB file name and the dataset are both '{dataset}': pick another --dataset or --duckdb-path"
             )
         # Absolute: dlt would otherwise resolve a relative file against its own dirs, and a pipeline
         # that ran before from another directory kept loading into that directory's file.
-        path = str(Path(duckdb_path or DEFAULT_DUCKDB_PATH).resolve())
-        credentials = DuckDbCredentials(path, global_config={"memory_limit": duckdb_memory_limit.strip()})
+        credentials = DuckDbCredentials(str(path.resolve()), global_config={"memory_limit": limit})
         target: Any = dlt.destinations.duckdb(credentials, preferred_loader_file_format="parquet")
     elif destination == "postgres":
+        try:
+            from stripe_source.postgres import postgres_destination
+        except ImportError:
+            raise InvalidInput(
+                "--destination postgres needs psycopg2: pip install 'dlt-source-stripe[postgres]'"
+            ) from None
         # runs of several accounts may write one dataset at once (stripe_source/postgres.py)
         target = postgres_destination(pipeline_name)
     else:
@@ -152,11 +148,9 @@ def last_account(pipeline_name: str) -> str | None:
 
 def table_totals(pipeline: dlt.Pipeline) -> dict[str, int]:
     """Rows per data table now in the destination."""
-    schema = pipeline.default_schema
-    tables = [t for t in schema.data_table_names() if not t.startswith("_dlt")]
     totals: dict[str, int] = {}
     with pipeline.sql_client() as client:
-        for table in sorted(tables):
+        for table in sorted(pipeline.default_schema.data_table_names()):  # without dlt's own tables
             try:
                 rows = client.execute_sql(f"SELECT count(*) FROM {client.make_qualified_table_name(table)}")
             except Exception:  # a table declared in the schema but not created (no rows yet)
