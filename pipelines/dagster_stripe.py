@@ -58,7 +58,7 @@ def stripe_assets(context: dg.AssetExecutionContext, dlt: DagsterDltResource) ->
     yield from dlt.run(context=context, dlt_source=source, dlt_pipeline=account_pipeline(account, DESTINATION, DATASET))
 
 
-stripe_job = dg.define_asset_job("stripe_accounts_job", selection=[stripe_assets], partitions_def=ACCOUNTS)
+stripe_job = dg.define_asset_job("stripe_accounts_job", selection=[stripe_assets])  # partitioned as its assets are
 
 
 @dg.sensor(job=stripe_job, minimum_interval_seconds=600)
