@@ -59,9 +59,10 @@ def _serve(conn, options: dict) -> None:
                 conn.send(make_changes(emu, command[1]))
 
 
-def world_needs(emu) -> dict:
-    """Objects per table a default run loads and the minimal pages (requests) each endpoint needs:
-    a list's pages, the pages of sub-lists beyond the ten embedded, a fan-out's page per parent."""
+def world_needs(emu, account: str | None = None) -> dict:
+    """Objects per table a default run loads of `account` (None: the emulator's own) and the minimal
+    pages (requests) each endpoint needs: a list's pages, the pages of sub-lists beyond the ten
+    embedded, a fan-out's page per parent."""
     from stripe_source.catalog import BY_TABLE, CATALOG, sub_list_of
     from stripe_source.shaping import has_sub_list
     from tests.helpers import expected_objects
@@ -70,13 +71,19 @@ def world_needs(emu) -> dict:
     # Events age out of Stripe's 30 days while a run reads them: count only those still there
     # ten minutes from now, and treat loading more of them as no loss.
     horizon = emu.now() - 30 * 86400 + 600
+    connected = account not in (None, emu.account_id)
     for entry in CATALOG:
         if not entry.default:
+            continue
+        # the platform's Connect lists are read with its own key, never as a connected account, and a
+        # connected account's own object comes in that list
+        if connected and (entry.connected_events or BY_TABLE[entry.parent or entry.table].connected_events
+                          or entry.path == "/v1/account"):
             continue
         if entry.singleton:
             pages[entry.path] += 1
             continue
-        found = expected_objects(emu, entry.table)
+        found = expected_objects(emu, entry.table, account)
         objects[entry.table] = len(found) if entry.table != "events" else sum(
             1 for e in found if e["created"] >= horizon)
         if entry.path:
@@ -85,7 +92,7 @@ def world_needs(emu) -> dict:
         sub = sub_list_of(entry)
         per_parent = Counter(item[sub.parent_column] for item in found)
         if sub.fan_out:  # one request per parent at least, empty or not
-            parents = [p for p in expected_objects(emu, BY_TABLE[entry.parent].table) if has_sub_list(sub, p)]
+            parents = [p for p in expected_objects(emu, BY_TABLE[entry.parent].table, account) if has_sub_list(sub, p)]
             pages[sub.path] += sum(max(1, math.ceil(per_parent[p["id"]] / 100)) for p in parents)
         else:
             pages[sub.path] += sum(math.ceil((n - 10) / 100) for n in per_parent.values() if n > 10)

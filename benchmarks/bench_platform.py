@@ -10,9 +10,9 @@ source paces every account's requests under one budget, the platform's (its defa
 numbers; so the ceiling of a run is the least time that budget allows for its requests:
 max(requests / 100, max over endpoints of that endpoint's requests / 25), for the first load from the
 pages the world needs (every list page at 100 objects, every sub-list page), for the incremental run
-from the requests it made (1,000 unchanged accounts ask the events, balance transactions and invoice
-items endpoints once each: 40 s at 25 per endpoint). "Share of ceiling" is that least time / the
-run's extract time.
+from the requests it made (each unchanged account asks once each endpoint whose changes no event
+announces, and its events: 1,000 requests on one endpoint are 40 s at 25 per endpoint). "Share of
+ceiling" is that least time / the run's extract time.
 
 1. first load, `accounts="all"`: requests, share of ceiling, CPU and wall per account, peak RSS.
 2. incremental, an hour later, after a few changes in 5% of the accounts: requests, requests per unchanged account
@@ -28,7 +28,6 @@ it does not share our interpreter's GIL.
 from __future__ import annotations
 
 import argparse
-import math
 import multiprocessing as mp
 import os
 import random
@@ -45,7 +44,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "sources"), str(ROOT)]
 
-from benchmarks.bench_backfill import ENDPOINT_RPS, GLOBAL_RPS, TreeMemory, ceiling_seconds  # noqa: E402
+from benchmarks.bench_backfill import ENDPOINT_RPS, GLOBAL_RPS, TreeMemory, ceiling_seconds, world_needs  # noqa: E402
 
 SMALL, LARGE = 60, 5_000
 PLATFORM_SCALE = 2_000
@@ -71,21 +70,10 @@ def _serve(conn, options: dict) -> None:
 
 def platform_needs(emu) -> dict[str, int]:
     """The pages every account's first load needs per endpoint (one endpoint's pages of all accounts
-    share its budget), and the platform's list of accounts."""
-    from stripe_source.catalog import CATALOG
-
-    pages: Counter[str] = Counter({"/v1/account": 1, "/v1/accounts": math.ceil(len(emu.connected_account_ids) / 100)})
-    horizon = emu.now() - 30 * 86400 + 600  # events that age out while the run reads them count as none
+    share its budget): the platform's, its list of accounts included, and each connected account's."""
+    pages: Counter[str] = Counter()
     for account in [emu.account_id, *emu.connected_account_ids]:
-        for entry in CATALOG:
-            if entry.singleton or not entry.path:
-                continue
-            found = emu.objects("invoiceitems" if entry.table == "invoice_items" else entry.table, account=account)
-            count = len(found) if entry.table != "events" else sum(1 for e in found if e["created"] >= horizon)
-            pages[entry.path] += max(1, math.ceil(count / 100))
-            for sub in entry.sub_lists:
-                per_parent = Counter(item.get(sub.parent_column) for item in emu.objects(sub.table, account=account))
-                pages[sub.path.split("?")[0]] += sum(math.ceil((n - 10) / 100) for n in per_parent.values() if n > 10)
+        pages.update(world_needs(emu, account)["pages"])
     return dict(pages)
 
 
