@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections import Counter
 from pathlib import Path
@@ -209,6 +210,36 @@ def test_a_restricted_key_that_may_not_read_the_account_still_names_it_on_every_
     assert run_pipeline(emulator, monkeypatch, db, "--resources", "charges", key=key) == 0
     assert set(ids(db, "charges")) == {o["id"] for o in emulator.objects("charges")}
     assert rows(db, "SELECT DISTINCT stripe_account_id FROM stripe.charges") == [(emulator.account_id,)]
+
+
+def test_a_dataset_loaded_before_the_account_was_named_goes_on_without_loading_it_twice(fresh_emulator, monkeypatch,
+                                                                                        tmp_path, caplog):
+    # Versions before the account was read from the refusal loaded such a key's rows with an empty
+    # stripe_account_id and kept its cursors under "": naming the account now would read everything
+    # again as a new account's, beside those rows (every row twice).
+    validate = importlib.import_module("stripe_source.connection.validate")  # the module, not its function
+    emu = fresh_emulator
+    key = emu.add_key(kind="restricted", permissions={"charges": "read", "customers": "read", "events": "read"})
+    db = tmp_path / "unnamed.duckdb"
+    args = ("--resources", "charges,customers")
+    with monkeypatch.context() as before:
+        before.setattr(validate, "_account_in_message", lambda exc: None)  # as those versions read it
+        assert run_pipeline(emu, monkeypatch, db, *args, key=key) == 0
+    assert rows(db, "SELECT DISTINCT stripe_account_id FROM stripe.charges") == [("",)]
+    customers = emu.objects("customers")
+    emu.advance(seconds=3600)
+    emu.update("customers", customers[0]["id"], email="moved@example.com")
+    emu.create("charges", customer=customers[-1]["id"], amount=4200, currency="usd")
+    with caplog.at_level("WARNING"):
+        assert run_pipeline(emu, monkeypatch, db, *args, key=key) == 0
+    assert "loaded before its account was known" in caplog.text
+    for table in ("charges", "customers"):
+        loaded = ids(db, table)
+        assert_no_duplicates(loaded)
+        assert set(loaded) == {o["id"] for o in emu.objects(table)}
+    assert rows(db, f"SELECT email FROM stripe.customers WHERE id = '{customers[0]['id']}'") == [("moved@example.com",)]
+    assert rows(db, "SELECT DISTINCT stripe_account_id FROM stripe.customers") == [("",)]
+
 
 @pytest.mark.parametrize(
     ("args", "message"),

@@ -33,6 +33,7 @@ from .client import (
 )
 from .connection import check_connection
 from .credentials import StripeCredentials, resolve_credentials
+from .cursors import loaded_without_account
 from .fan_out import ACCOUNTS_IN_FLIGHT, FanOut
 from .listing import why_off
 from .options import DateLike, check_start_is_past, check_tuning, check_window, parse_date, select_tables
@@ -132,6 +133,12 @@ def stripe_source(
     api = StripeApi(creds, api_base, connect_base=connect_base, limits=limits, pool_size=pool_size)
 
     account_id, account_created, account = check_connection(api, creds, selection)  # the same check as `connect`
+    if account_id and not account.get("id") and not creds.stripe_account and loaded_without_account(_source_state()):
+        # Named now, the account would be read again as a new one, beside the rows it already has.
+        logger.warning("This dataset was loaded before its account was known (a restricted key without "
+                       "rak_account_read): its rows keep an empty stripe_account_id. Load into a new dataset "
+                       "to have %s on every row.", account_id)
+        account_id = ""
     now = api.server_time or int(time.time())
     check_start_is_past(start, now)
     bounds = RunBounds(now=now, start=start, end=end, lookback=lookback_seconds, full_refresh=full_refresh)
@@ -145,7 +152,7 @@ def stripe_source(
         report.platform = True
         run.expect_many_accounts()
         scopes = platform_scopes(run, api, wanted_accounts, account, account_created, limits, pace, report,
-                                 loaded_before=_accounts_loaded_before())
+                                 loaded_before=list(_source_state().get("accounts", ())))
         fan_out = FanOut(report, run.thread_prefix)
     report.expect(scopes, list(selection), base=api)
     for root, tables in selection.items():
@@ -163,9 +170,9 @@ def _resource(run: Extraction, entry: StripeObject, tables: frozenset[str], scop
     return dlt.resource(items, name=entry.table, table_name=entry.table)
 
 
-def _accounts_loaded_before() -> list[str]:
-    """The accounts earlier runs of this pipeline loaded (from its state), when there is a pipeline."""
+def _source_state() -> dict:
+    """This pipeline's state of the source (what earlier runs left); empty outside a pipeline."""
     try:
-        return list(dlt.current.source_state().get("accounts", ()))
+        return dlt.current.source_state()
     except Exception:  # the source iterated outside a pipeline
-        return []
+        return {}

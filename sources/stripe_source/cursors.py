@@ -55,3 +55,9 @@ def save_cursors(state: dict, account: str, tables: Iterable[str], created: int,
     per_table = state["cursors"].setdefault(account, {})
     for table in tables:
         per_table[table] = {"created": created, "events": events}
+
+
+def loaded_without_account(source_state: dict) -> bool:
+    """Whether earlier runs loaded an account whose id they did not know (cursors kept under ""): a
+    restricted key without `rak_account_read`, before its id was read from Stripe's refusal."""
+    return any("" in (state.get("cursors") or {}) for state in source_state.get("resources", {}).values())
