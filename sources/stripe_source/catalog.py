@@ -151,7 +151,7 @@ CATALOG: tuple[StripeObject, ...] = (
                                   only_if=(("automatic", True),), only_for="automatic"),)),
         _entry("payout_balance_transactions", "balance_transaction", None, "rak_balance_transaction_source_read",
                parent="payouts", timestamps=("available_on",)),
-        # completed, expired, async payments (no event when one is made)
+        # its events: completed, expired, async payments (no event when one is made)
         _entry("checkout_sessions", "checkout.session", "/v1/checkout/sessions", "rak_checkout_session_read",
                events=("checkout.session.",), timestamps=("expires_at",),
                sub_lists=(SubList("line_items", "checkout_session_line_items", "/v1/checkout/sessions/{id}/line_items",
@@ -272,7 +272,7 @@ CATALOG: tuple[StripeObject, ...] = (
         # Stripe makes one when an invoice is finalized (`invoice.finalized`) and cancels an attempt's open
         # one, unannounced, when the invoice is paid, voided or written off: both read per invoice.
         _entry("invoice_payments", "invoice_payment", "/v1/invoice_payments", "rak_invoice_read",
-               events=("invoice_payment.",), creations_announced=True,
+               events=("invoice_payment.",), creations_announced=True,  # its event: paid
                rechecks=(Recheck((("invoice", "{id}"),), per="invoices",
                                  states=("open", "paid", "void", "uncollectible")),),
                timestamps=("status_transitions__paid_at", "status_transitions__canceled_at")),
@@ -296,7 +296,7 @@ CATALOG: tuple[StripeObject, ...] = (
         _entry("transfer_reversals", "transfer_reversal", None, "rak_transfer_read", parent="transfers"),
         # what the platform collects on its connected accounts' payments, and the refunds of it
         _entry("application_fees", "application_fee", "/v1/application_fees", "rak_application_fee_read",
-               events=("application_fee.",), creations_announced=True,  # created, refunded
+               events=("application_fee.",), creations_announced=True,  # its events: created, refunded
                sub_lists=(SubList("refunds", "application_fee_refunds", "/v1/application_fees/{id}/refunds",
                                   parent_column="fee"),)),
         _entry("application_fee_refunds", "fee_refund", None, "rak_application_fee_read", parent="application_fees",
