@@ -244,13 +244,16 @@ CATALOG: tuple[StripeObject, ...] = (
                                   every_run=True),)),
         StripeObject("product_features", "product_feature", None, "rak_product_read", parent="products",
                      default=False, timestamps=()),
-        # Tiers come only when expanded: asked for, they land in prices__tiers / plans__tiers.
+        # Tiers and a price's other currencies come only when expanded: asked for, tiers land in
+        # prices__tiers / plans__tiers, the amounts per currency (keyed by currency) as one JSON column.
         _entry("prices", "price", "/v1/prices", "rak_price_read", events=("price.",), deletable=True,
-               creations_announced=True, expand=("tiers",)),
+               creations_announced=True, expand=("tiers", "currency_options"), json=("currency_options",)),
         _entry("plans", "plan", "/v1/plans", "rak_plan_read", events=("plan.",), deletable=True,
                creations_announced=True, expand=("tiers",)),
+        # Which products a coupon applies to, and its amount off in other currencies, come only when expanded.
         _entry("coupons", "coupon", "/v1/coupons", "rak_coupon_read", events=("coupon.",), deletable=True,
-               creations_announced=True, timestamps=("redeem_by",)),
+               creations_announced=True, timestamps=("redeem_by",), expand=("applies_to", "currency_options"),
+               json=("currency_options",)),
         _entry("promotion_codes", "promotion_code", "/v1/promotion_codes", "rak_promotion_code_read",
                events=("promotion_code.",), creations_announced=True, timestamps=("expires_at",)),
         _entry("tax_rates", "tax_rate", "/v1/tax_rates", "rak_tax_rate_read", events=("tax_rate.",),
