@@ -265,3 +265,22 @@ def test_a_deletion_seen_again_after_the_table_emptied_adds_no_row(fresh_emulato
     emu.advance(seconds=10)  # the deletions are still inside the next run's lookback
     assert run_pipeline(emu, monkeypatch, db, "--resources", "coupons") == 0
     assert ids(db, "coupons") == []
+
+
+def test_balance_transactions_that_settled_since_the_last_run_are_available(fresh_emulator, monkeypatch, tmp_path):
+    # Stripe makes a pending balance transaction available on its `available_on` and announces that in
+    # no event: a run reads the list again from the oldest row that should have settled since
+    emu = fresh_emulator
+    db = tmp_path / "settled.duckdb"
+    assert run_pipeline(emu, monkeypatch, db, "--resources", "balance_transactions") == 0
+    assert rows(db, "SELECT count(*) FROM stripe.balance_transactions WHERE status = 'pending'")[0][0] > 0
+    emu.advance(days=3)
+    expected = {t["id"]: t["status"] for t in emu.objects("balance_transactions")}
+    assert "pending" not in expected.values()
+    emu.reset_stats()
+    assert run_pipeline(emu, monkeypatch, db, "--resources", "balance_transactions") == 0
+    assert dict(rows(db, "SELECT id, status FROM stripe.balance_transactions")) == expected
+    assert emu.stats()["requests"]["GET /v1/balance_transactions"] <= 2  # the last days' page or two, not all
+    emu.reset_stats()
+    assert run_pipeline(emu, monkeypatch, db, "--resources", "balance_transactions") == 0
+    assert emu.stats()["requests"]["GET /v1/balance_transactions"] == 1  # nothing left to settle: the cursor's page

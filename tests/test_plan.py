@@ -65,6 +65,21 @@ def test_plan(table, cursors, run, holds_rows, expected):
     assert plan_resource(BY_TABLE[table], cursors, run, holds_rows) == expected
 
 
+@pytest.mark.parametrize(("settling", "run", "start"), [
+    # a pending balance transaction now due (its available_on passed): the list is read again from it
+    (NOW - 5 * DAY, bounds(), NOW - 5 * DAY),
+    # none due: the window starts behind the cursor, as always
+    (None, bounds(), NOW - DAY - LOOKBACK),
+    # one due inside the lookback changes nothing
+    (NOW - 60, bounds(), NOW - DAY - LOOKBACK),
+    # a start date still bounds the window
+    (NOW - 5 * DAY, bounds(start=NOW - 2 * DAY), NOW - 2 * DAY),
+])
+def test_rows_that_settle_unannounced_are_read_again(settling, run, start):
+    plan = plan_resource(BY_TABLE["balance_transactions"], Cursors(NOW - DAY, None), run, True, settling)
+    assert plan == ResourcePlan("merge", Window(start, NOW + 1))
+
+
 def test_the_lookback_reaches_behind_the_cursor_at_the_edge_of_the_retention():
     # an events cursor just inside the 30 days, but its lookback outside: the events needed are gone
     cursors = Cursors(NOW - DAY, NOW - EVENTS_RETENTION_SECONDS + LOOKBACK // 2)

@@ -22,6 +22,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from .accounts import account_object, balance_object
@@ -142,6 +143,21 @@ class Emulator:
 
     def advance(self, seconds: int = 0, days: int = 0) -> None:
         self._offset += seconds + days * 86400
+        self._settle_balance_transactions()
+
+    def _settle_balance_transactions(self) -> None:
+        """Stripe makes a balance transaction `available` once its `available_on` has passed, and
+        announces it in no event."""
+        now = self.now()
+        for store in self.stores.values():
+            with store.lock:
+                due = [txn for txn in map(partial(store.get, "balance_transactions"),
+                                          store.ordered_ids("balance_transactions"))
+                       if txn["status"] == "pending" and txn["available_on"] <= now]
+                if due:
+                    builder = self._builder(store)
+                    for txn in due:
+                        builder.change("balance_transactions", txn, now, (), status="available")
 
     # --- keys
     def add_key(

@@ -43,7 +43,10 @@ class AccountRead:
         with run.state_lock:
             cursors = cursors_of(self.state, self.account, self.tables, self.scope.legacy_account())
             known = set(self.state.get("known_fields", ()))
-        plan = plan_resource(entry, cursors, run.bounds, run.destination().holds_rows(self.tables, self.account))
+        settling = run.destination().oldest_pending(entry.table, self.account, entry.created_field, entry.settles_at,
+                                                    run.bounds.now) if entry.settles_at and cursors.created else None
+        plan = plan_resource(entry, cursors, run.bounds, run.destination().holds_rows(self.tables, self.account),
+                             settling)
         if plan.gap:
             logger.warning("%s%s: the last sync is older than the 30 days Stripe keeps events; reading all %s "
                            "again so no update or delete is missed", self._of_account(), entry.table, entry.table)

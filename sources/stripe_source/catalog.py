@@ -82,6 +82,9 @@ class StripeObject:
     # be stale; `rechecks` read what can still change, and the list reads what is new.
     updates_announced: bool = True
     rechecks: tuple[Recheck, ...] = ()  # lists read again each incremental run (unannounced changes)
+    # A row whose `status` is pending changes, unannounced, once this timestamp has passed (a balance
+    # transaction turns available on `available_on`): a run reads the list again from the oldest such row.
+    settles_at: str = ""
     # Stripe sends an event when one is created (`customer.created`; a charge's `charge.succeeded`,
     # `.failed` or `.pending`): after the first load, new ones arrive with the events feed and the
     # list is not read again (see plan.py).
@@ -138,10 +141,10 @@ CATALOG: tuple[StripeObject, ...] = (
                creations_announced=True),
         _entry("disputes", "dispute", "/v1/disputes", "rak_dispute_read", events=("charge.dispute.",),
                creations_announced=True, timestamps=("evidence_details__due_by",)),
-        # Immutable except `status` (pending -> available), which Stripe announces in no event;
-        # the lookback window re-reads recent ones.
+        # Immutable except `status` (pending -> available on `available_on`), which Stripe announces in no event.
         _entry("balance_transactions", "balance_transaction", "/v1/balance_transactions",
-               "rak_balance_transaction_source_read", mutable=False, timestamps=("available_on",)),
+               "rak_balance_transaction_source_read", mutable=False, settles_at="available_on",
+               timestamps=("available_on",)),
         _entry("payouts", "payout", "/v1/payouts", "rak_payout_read", events=("payout.",), creations_announced=True,
                timestamps=("arrival_date",),
                # Reconciliation: which balance transactions each automatic payout settled. Stripe answers

@@ -138,6 +138,20 @@ class DestinationView:
             found = self.sql.query(client, table, sql, *args)
         return None if found is None else {row[0] for row in found}
 
+    def oldest_pending(self, table: str, account: str, created_column: str, settles_column: str,
+                       now: int) -> int | None:
+        """The creation (Unix seconds) of `account`'s oldest row of `table` whose `status` is still
+        pending though its `settles_column` time has passed; None when there is none or it cannot be known."""
+        if not self.queryable:
+            return None
+        with self.sql.client() as client:
+            created, settles = client.escape_column_name(created_column), client.escape_column_name(settles_column)
+            sql = (f"SELECT min({created}) FROM {{table}} WHERE stripe_account_id = %s "
+                   f"AND {client.escape_column_name('status')} = 'pending' AND {settles} <= to_timestamp(%s)")
+            found = self.sql.query(client, table, sql, account, now)
+        oldest = found[0][0] if found else None
+        return None if oldest is None else int(oldest.timestamp())
+
     def column_of(self, table: str, account: str, ids: Iterable[str], column: str) -> dict[str, str]:
         """`column` (a sub-list item's parent) of the rows of `account` in `table` with these ids; {}
         when it cannot be known."""

@@ -62,6 +62,8 @@ def sync_mode(entry: StripeObject) -> str:
         return how + (" + its own events" if entry.events else "")
     if not entry.created_filter:  # its list takes no `created`
         return "whole list, then events" if entry.follows_events else "whole list each run"
+    if entry.settles_at:  # pending rows change, unannounced, when they settle
+        return "incremental, from the oldest row due to settle"
     return "incremental + events" if entry.follows_events else "incremental"
 
 

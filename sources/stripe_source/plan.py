@@ -97,9 +97,11 @@ def changes_since(cursors: Cursors, bounds: RunBounds) -> int | None:
     return None if is_gap(cursors.events, bounds) else cursors.events - bounds.lookback
 
 
-def plan_resource(entry: StripeObject, cursors: Cursors, bounds: RunBounds, holds_rows: bool) -> ResourcePlan:
+def plan_resource(entry: StripeObject, cursors: Cursors, bounds: RunBounds, holds_rows: bool,
+                  settling: int | None = None) -> ResourcePlan:
     """The plan for `entry`'s list this run. `holds_rows`: the destination holds rows of this
-    account in the resource's tables (so they merge, and a whole read sweeps)."""
+    account in the resource's tables (so they merge, and a whole read sweeps). `settling`: the
+    creation of the oldest row still pending whose `entry.settles_at` has passed (read again)."""
     created, events = (None, None) if bounds.full_refresh or not bounds.stateful else (cursors.created,
                                                                                        cursors.events)
     gap = entry.follows_events and created is not None and (events is None or is_gap(events, bounds))
@@ -116,6 +118,8 @@ def plan_resource(entry: StripeObject, cursors: Cursors, bounds: RunBounds, hold
     if entry.table == "events":  # the log itself: Stripe holds none older than its horizon
         since = max(start, bounds.events_horizon)
         return ResourcePlan(disposition, Window(since, bounds.list_end), events_since=since)
+    if settling is not None:
+        start = min(start, max(settling, bounds.start or 0))
     since = changes_since(cursors, bounds) if entry.follows_events else None
     return ResourcePlan(disposition, Window(start, bounds.list_end), changes_since=since,
                         creations_from_events=since is not None and entry.creations_announced)
