@@ -91,6 +91,21 @@ def test_pacing_at_the_accounts_limits_meets_no_429(monkeypatch: pytest.MonkeyPa
         assert_equals_emulator(emu, db)
 
 
+def test_a_test_mode_key_is_paced_at_stripes_test_mode_limits_by_default(monkeypatch: pytest.MonkeyPatch,
+                                                                          tmp_path: Path) -> None:
+    # Stripe allows a test-mode key 25 requests a second overall, not live mode's 100 (a peer connector
+    # had the two swapped): with no --max-rps the run must still meet no 429
+    for name in ("MAX_REQUESTS_PER_SECOND", "MAX_REQUESTS_PER_ENDPOINT"):  # the suite's own, for speed
+        monkeypatch.delenv(f"SOURCES__STRIPE__{name}")
+    with Emulator(seed=5, scale=300, rate_limits=EmulatorLimits.test()) as emu:
+        db = tmp_path / "test_mode.duckdb"
+        assert run_pipeline(emu, monkeypatch, db) == 0
+        stats = emu.stats()
+        assert stats["rate_limited"] == 0
+        assert stats["requests_total"] > 2 * 25  # enough requests for the limit to bind (~3 s of them)
+        assert_equals_emulator(emu, db)
+
+
 def test_429s_5xx_and_dropped_connections_never_fail_a_load(monkeypatch: pytest.MonkeyPatch,
                                                             tmp_path: Path) -> None:
     # The account's limits are far below what the source is told (it meets 429s: a merchant's own
