@@ -228,3 +228,18 @@ def test_a_connected_account_with_history_older_than_its_connection_loads_whole(
         db = tmp_path / "platform.duckdb"
         assert run_pipeline(emu, monkeypatch, db, "--accounts", account) == EXIT_OK
         assert_account_equals_emulator(emu, db, account)
+
+
+def test_a_platform_with_more_than_a_page_of_connected_accounts_loads_them_all(monkeypatch, tmp_path):
+    # Stripe lists 100 connected accounts a page at most; a peer connector read only the newest 100
+    with Emulator(seed=4, scale=60, connected_scales=[1] * 105) as emu:
+        db = tmp_path / "many.duckdb"
+        assert run_pipeline(emu, monkeypatch, db, "--all-accounts", "--resources", "accounts,customers") == EXIT_OK
+        connected = set(emu.connected_account_ids)
+        assert len(connected) == 105
+        assert {r[0] for r in rows(db, "SELECT id FROM stripe.accounts")} == connected
+        assert accounts_in(db, "customers") == connected | {emu.account_id}
+        assert emu.stats()["requests"]["GET /v1/accounts"] == 2  # two pages, read once: the list reused
+        for account in connected | {emu.account_id}:
+            assert sorted(ids_of(db, "customers", account)) == sorted(
+                c["id"] for c in emu.objects("customers", account=account))
