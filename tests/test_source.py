@@ -261,6 +261,21 @@ def test_fields_stripe_returns_only_when_asked_land(emulator, monkeypatch, tmp_p
     assert expected_products and sorted(applies_to) == sorted(expected_products)
 
 
+
+def test_every_request_pins_the_api_version_whatever_the_accounts_default(monkeypatch, tmp_path):
+    # Stripe answers a request without `Stripe-Version` in the account's default version, for many accounts
+    # years older than ours (2022: an invoice's subscription at the top, not under `parent`)
+    from stripe_emulator import Emulator
+    from stripe_emulator.versions import V2022
+
+    with Emulator(seed=9, scale=300, default_api_version=V2022) as emu:
+        db = tmp_path / "pinned.duckdb"
+        assert run_pipeline(emu, monkeypatch, db, "--resources", "invoices") == 0
+        loaded = dict(rows(db, "SELECT id, parent__subscription_details__subscription FROM stripe.invoices"))
+        expected = {i["id"]: ((i.get("parent") or {}).get("subscription_details") or {}).get("subscription")
+                    for i in emu.objects("invoices")}
+        assert loaded == expected and any(expected.values())
+
 # Fields Stripe returns only when expanded that the catalog does not ask for, and why.
 NOT_EXPANDED = {
     ("customer", "sources"): "the legacy Sources API; a customer's cards are in payment_methods",

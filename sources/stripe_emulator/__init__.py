@@ -54,10 +54,14 @@ class Emulator:
         counts: dict[str, int] | None = None,
         api_key: str | None = None,
         connected_scales: Sequence[int] | None = None,
+        default_api_version: str = API_VERSION,
     ) -> None:
         """`connected_accounts` connected accounts, each of scale `max(60, scale // 10)`; or one per
-        entry of `connected_scales`, of that scale (a platform of many small accounts and a few large)."""
+        entry of `connected_scales`, of that scale (a platform of many small accounts and a few large).
+        `default_api_version`: what a request without `Stripe-Version` gets (at Stripe, the version the
+        account was created with, often older than the one a client pins)."""
         self.seed, self.latency_ms, self.jitter_ms = seed, latency_ms, jitter_ms
+        self.default_api_version = default_api_version
         self.rate_limits = rate_limits
         self.faults = faults or FaultConfig()
         self._offset = 0

@@ -220,12 +220,11 @@ class Api:
             store = self.emu.stores[target]
         return store, dict(info, key=key)
 
-    @staticmethod
-    def version(headers: Any) -> str:
-        """The version to render: the request's `Stripe-Version`, or the account's default (the pinned one)."""
+    def version(self, headers: Any) -> str:
+        """The version to render: the request's `Stripe-Version`, or the account's default."""
         asked = (headers.get("Stripe-Version") or "").strip()
         if not asked:
-            return API_VERSION
+            return self.emu.default_api_version
         if asked not in SUPPORTED:
             raise ApiError(400, f"Invalid Stripe API version: {asked}")
         return asked
@@ -639,7 +638,7 @@ class Handler(BaseHTTPRequestHandler):
         endpoint = emu.api.route(url.path)[0] if method == "GET" else f"POST {url.path}"
         self.request_id = "req_" + secrets.token_hex(7)
         asked = (self.headers.get("Stripe-Version") or "").strip()
-        self.version = asked if asked in SUPPORTED else API_VERSION  # what the response says it speaks
+        self.version = asked if asked in SUPPORTED else emu.default_api_version  # what the response says it speaks
         emu.count_account(endpoint, emu.account_asked(self.headers))
         number = emu.count_request(endpoint)
         fault = emu.fault_for(number)
