@@ -133,7 +133,8 @@ def stripe_source(
     api = StripeApi(creds, api_base, connect_base=connect_base, limits=limits, pool_size=pool_size)
 
     account_id, account_created, account = check_connection(api, creds, selection)  # the same check as `connect`
-    if account_id and not account.get("id") and not creds.stripe_account and loaded_without_account(_source_state()):
+    state = _source_state()
+    if account_id and not account.get("id") and not creds.stripe_account and loaded_without_account(state):
         # Named now, the account would be read again as a new one, beside the rows it already has.
         logger.warning("This dataset was loaded before its account was known (a restricted key without "
                        "rak_account_read): its rows keep an empty stripe_account_id. Load into a new dataset "
@@ -152,7 +153,7 @@ def stripe_source(
         report.platform = True
         run.expect_many_accounts()
         scopes = platform_scopes(run, api, wanted_accounts, account, account_created, limits, pace, report,
-                                 loaded_before=list(_source_state().get("accounts", ())))
+                                 loaded_before=list(state.get("accounts", ())))
         fan_out = FanOut(report, run.thread_prefix)
     report.expect(scopes, list(selection), base=api)
     for root, tables in selection.items():

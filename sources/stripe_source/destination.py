@@ -65,6 +65,7 @@ class DestinationView:
         self.many_accounts = many_accounts
         self._cache_lock = threading.Lock()
         self._with_rows: dict[str, set[str] | None] = {}  # account -> its tables with rows
+        self._pending: dict[str, dict[str, int]] = {}  # table -> account -> its oldest row due to settle
 
     @property
     def queryable(self) -> bool:
@@ -141,16 +142,21 @@ class DestinationView:
     def oldest_pending(self, table: str, account: str, created_column: str, settles_column: str,
                        now: int) -> int | None:
         """The creation (Unix seconds) of `account`'s oldest row of `table` whose `status` is still
-        pending though its `settles_column` time has passed; None when there is none or it cannot be known."""
+        pending though its `settles_column` time has passed; None when there is none or it cannot be known.
+        Asked once a run for every account (a platform's run reads hundreds)."""
         if not self.queryable:
             return None
-        with self.sql.client() as client:
-            created, settles = client.escape_column_name(created_column), client.escape_column_name(settles_column)
-            sql = (f"SELECT min({created}) FROM {{table}} WHERE stripe_account_id = %s "
-                   f"AND {client.escape_column_name('status')} = 'pending' AND {settles} <= to_timestamp(%s)")
-            found = self.sql.query(client, table, sql, account, now)
-        oldest = found[0][0] if found else None
-        return None if oldest is None else int(oldest.timestamp())
+        with self._cache_lock:
+            if table not in self._pending:
+                with self.sql.client() as client:
+                    created = client.escape_column_name(created_column)
+                    sql = (f"SELECT stripe_account_id, min({created}) FROM {{table}} "
+                           f"WHERE {client.escape_column_name('status')} = 'pending' "
+                           f"AND {client.escape_column_name(settles_column)} <= to_timestamp(%s) "
+                           "GROUP BY stripe_account_id")
+                    found = self.sql.query(client, table, sql, now)
+                self._pending[table] = {row[0]: int(row[1].timestamp()) for row in found or [] if row[1] is not None}
+            return self._pending[table].get(account)
 
     def column_of(self, table: str, account: str, ids: Iterable[str], column: str) -> dict[str, str]:
         """`column` (a sub-list item's parent) of the rows of `account` in `table` with these ids; {}
